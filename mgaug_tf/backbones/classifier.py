@@ -1,0 +1,50 @@
+"""A backbone followed by a linear head: the network of MAML-family learners."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="mgaug_tf")
+class FewShotClassifier(keras.Model):
+    """`backbone` then a dense head with one logit per way.
+
+    The split into `backbone` and `head` is what ANIL adapts (the head only)
+    and what the fast-weights call relies on: the classifier's trainable
+    weights are the backbone's followed by the head's.
+
+    Args:
+        backbone: A Keras model mapping images to feature vectors.
+        n_way: Number of classes per episode.
+        **kwargs: Standard model arguments (`name`, `dtype`).
+
+    Example:
+        >>> network = FewShotClassifier(Conv4(), n_way=5)
+        >>> logits = network(tf.zeros([2, 84, 84, 3]))  # shape [2, 5]
+    """
+
+    def __init__(self, backbone, n_way, **kwargs):
+        # The head computes in the backbone's precision unless told otherwise.
+        kwargs.setdefault("dtype", backbone.dtype_policy)
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.n_way = n_way
+        self.head = keras.layers.Dense(n_way, dtype=self.dtype_policy, name="head")
+
+    def build(self, input_shape):
+        self.backbone.build(tuple(input_shape))
+        self.head.build(self.backbone.compute_output_shape(tuple(input_shape)))
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return self.head(self.backbone(inputs, training=training))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(backbone=keras.saving.serialize_keras_object(self.backbone),
+                      n_way=self.n_way)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)

@@ -1,0 +1,106 @@
+"""ResNet-12: the field's second standard few-shot backbone."""
+
+import keras
+import tensorflow as tf
+
+from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
+
+
+@keras.saving.register_keras_serializable(package="mgaug_tf")
+class ResidualBlock(keras.layers.Layer):
+    """Three 3x3 conv + BN (leaky ReLU 0.1 between), 1x1 conv shortcut, max-pool 2."""
+
+    def __init__(self, width, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+        policy = self.dtype_policy
+        self.convs = [keras.layers.Conv2D(width, 3, padding="same", use_bias=False,
+                                          dtype=policy, name=f"conv{i}") for i in range(3)]
+        self.norms = [MetaBatchNormalization(dtype=policy, name=f"bn{i}") for i in range(3)]
+        self.shortcut_conv = keras.layers.Conv2D(width, 1, use_bias=False, dtype=policy,
+                                                 name="shortcut_conv")
+        self.shortcut_norm = MetaBatchNormalization(dtype=policy, name="shortcut_bn")
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for conv, norm in zip(self.convs, self.norms):
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+            norm.build(shape)
+        self.shortcut_conv.build(tuple(input_shape))
+        self.shortcut_norm.build(shape)
+        self.built = True
+
+    def call(self, inputs, training=False):
+        x = inputs
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = norm(conv(x), training=training)
+            if index < 2:
+                x = tf.nn.leaky_relu(x, alpha=0.1)
+        shortcut = self.shortcut_norm(self.shortcut_conv(inputs), training=training)
+        x = tf.nn.leaky_relu(x + shortcut, alpha=0.1)
+        return tf.nn.max_pool2d(x, 2, 2, "VALID")
+
+    def compute_output_shape(self, input_shape):
+        height = None if input_shape[1] is None else input_shape[1] // 2
+        width = None if input_shape[2] is None else input_shape[2] // 2
+        return (input_shape[0], height, width, self.width)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(width=self.width)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mgaug_tf")
+class ResNet12(keras.Model):
+    """The standard few-shot ResNet-12 (widths 64-160-320-640).
+
+    Args:
+        widths: Output channels of the four residual blocks.
+        pooling: `"avg"` (global average pooling, the usual choice: 640
+            features) or `"flatten"`.
+        **kwargs: Standard model arguments (`name`, `dtype`).
+
+    Example:
+        >>> backbone = ResNet12()
+        >>> features = backbone(tf.zeros([2, 84, 84, 3]))  # shape [2, 640]
+    """
+
+    def __init__(self, widths=(64, 160, 320, 640), pooling="avg", **kwargs):
+        super().__init__(**kwargs)
+        if pooling not in ("flatten", "avg"):
+            raise ValueError(f"ResNet12 pooling must be 'flatten' or 'avg', got {pooling!r}.")
+        self.widths = tuple(widths)
+        self.pooling = pooling
+        self.blocks = [ResidualBlock(width, dtype=self.dtype_policy, name=f"block{i}")
+                       for i, width in enumerate(self.widths)]
+        if pooling == "flatten":
+            self.pool = keras.layers.Flatten(dtype=self.dtype_policy)
+        else:
+            self.pool = keras.layers.GlobalAveragePooling2D(dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for block in self.blocks:
+            block.build(shape)
+            shape = block.compute_output_shape(shape)
+        self.pool.build(shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for block in self.blocks:
+            shape = block.compute_output_shape(shape)
+        return self.pool.compute_output_shape(shape)
+
+    def call(self, inputs, training=False):
+        x = inputs
+        for block in self.blocks:
+            x = block(x, training=training)
+        return self.pool(x)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(widths=list(self.widths), pooling=self.pooling)
+        return config

@@ -1,0 +1,361 @@
+"""The learner base: a `keras.Model` whose `train_step` is one meta-step.
+
+A learner owns the per-task computation (`_query_logits`: adapt on the
+support set, classify the query set); everything else lives here once:
+episode checks, the meta-gradient over a meta-batch, MGAug's sub-network
+passes (through the `augmentation` object), metrics, `fit`/`evaluate`
+integration and single-episode inference.
+"""
+
+import keras
+import tensorflow as tf
+
+from mgaug_tf import episodes as episodes_lib
+from mgaug_tf import functional
+
+BN_MODES = ("transductive", "inductive")
+TASK_REDUCTIONS = ("sum", "mean")
+
+
+def cross_entropy(labels, logits):
+    """Mean sparse softmax cross-entropy in the logits' precision."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=logits))
+
+
+def accuracy(labels, logits):
+    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32))
+
+
+class TaskOutcome(tuple):
+    """`(query_loss, query_logits, new_non_trainable)` of one network on one task."""
+
+    def __new__(cls, query_loss, query_logits, new_non_trainable=None):
+        return super().__new__(cls, (query_loss, query_logits, new_non_trainable))
+
+    query_loss = property(lambda self: self[0])
+    query_logits = property(lambda self: self[1])
+    new_non_trainable = property(lambda self: self[2])
+
+
+class MetaLearner(keras.Model):
+    """Base class of every learner (gradient-based and metric-based).
+
+    Subclasses implement `_query_logits(weights, task, masks, training)` and
+    may override `_logits_before_adaptation`.
+
+    Args:
+        network: The Keras model whose weights are meta-learned (and masked by
+            MGAug): a `FewShotClassifier` for MAML-family learners, the
+            encoder for ProtoNet.
+        n_way: Classes per episode.
+        bn_mode: `"transductive"` (batch statistics of the current batch in
+            training and at test, support and query in separate passes) or
+            `"inductive"` (moving statistics at test).
+        task_reduction: `"sum"` (reference code: the meta-gradient is the sum
+            of the tasks' query-loss gradients) or `"mean"`.
+        augmentation: An `mgaug_tf.augment.MGAug` (or `None`).
+        **kwargs: Standard model arguments.
+    """
+
+    uses_inner_loop = False
+
+    def __init__(self, network, n_way, bn_mode="transductive", task_reduction="sum",
+                 augmentation=None, **kwargs):
+        kwargs.setdefault("dtype", network.dtype_policy)
+        super().__init__(**kwargs)
+        if bn_mode not in BN_MODES:
+            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}.")
+        if task_reduction not in TASK_REDUCTIONS:
+            raise ValueError(f"task_reduction must be one of {TASK_REDUCTIONS}, "
+                             f"got {task_reduction!r}.")
+        if int(n_way) < 2:
+            raise ValueError(f"n_way must be at least 2, got {n_way}.")
+        self.network = network
+        self.n_way = int(n_way)
+        self.bn_mode = bn_mode
+        self.task_reduction = task_reduction
+        self.augmentation = augmentation
+        self._trackers = {}
+        for name in self._metric_names():
+            self._trackers[name] = keras.metrics.Mean(name=name)
+        if augmentation is not None:
+            augmentation.check_learner(self)
+
+    # ----------------------------------------------------------------- build
+    def build(self, input_shape):
+        """Builds the network for images of `input_shape`.
+
+        Accepts an image shape `(H, W, C)` / `(None, H, W, C)` or the shapes of
+        an episode batch (as Keras passes them on the first `fit` call).
+        """
+        image_shape = self._image_shape(input_shape)
+        if not self.network.built:  # a network may be shared between learners
+            self.network.build((None,) + image_shape)
+        self._build_learner_weights()
+        self.built = True
+
+    def _build_learner_weights(self):
+        """Creates the learner's own weights (Meta-SGD's learning rates)."""
+
+    @staticmethod
+    def _image_shape(input_shape):
+        shape = input_shape
+        if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+            shape = shape[0]  # (support_images, support_labels, query_images)
+        shape = tuple(tf.TensorShape(shape).as_list())
+        if len(shape) >= 3:
+            shape = shape[-3:]
+        if len(shape) != 3 or None in shape:
+            raise ValueError(f"Cannot build a learner from input shape {input_shape}; "
+                             "expected images of a known shape (H, W, C).")
+        return tuple(int(size) for size in shape)
+
+    def _ensure_built(self, images):
+        if not self.built:
+            self.build(tuple(images.shape))
+
+    # ------------------------------------------------------- per-task hooks
+    def _query_logits(self, weights, task, masks=None, training=True):
+        """Adapts to `task.support_*` and returns `(query_logits, new_non_trainable)`."""
+        raise NotImplementedError
+
+    def _logits_before_adaptation(self, weights, task):
+        """Query logits of the unadapted network (`None` if meaningless)."""
+        return None
+
+    def _bn_training(self, training):
+        # Transductive batch norm uses batch statistics at test time as well.
+        return True if self.bn_mode == "transductive" else bool(training)
+
+    def _network_call(self, weights, images, masks=None, training=True, layer=None):
+        layer = self.network if layer is None else layer
+        outputs, new_non_trainable = functional.call_with_weights(
+            layer, weights, functional.read_values(layer.non_trainable_variables),
+            tf.cast(images, layer.compute_dtype), training=self._bn_training(training),
+            masks=masks)
+        return outputs, new_non_trainable
+
+    # ------------------------------------------------------- one task
+    def task_outcome(self, task, masks=None, training=True, weights=None):
+        """Query loss and logits of one task for the full network or a sub-network.
+
+        Args:
+            task: An `episodes.Task`.
+            masks: Masks aligned with `network.trainable_variables`, or `None`.
+            training: Training or evaluation behaviour (inner steps, BN mode).
+            weights: Network weights to start from; defaults to the current
+                values of `network.trainable_variables` (read here, so an
+                enclosing tape differentiates with respect to the variables).
+
+        Returns:
+            A `TaskOutcome`.
+        """
+        if weights is None:
+            weights = functional.read_values(self.network.trainable_variables)
+        logits, new_non_trainable = self._query_logits(weights, task, masks, training)
+        return TaskOutcome(cross_entropy(task.query_labels, logits), logits, new_non_trainable)
+
+    def task_gradients(self, task, variables, masks=None):
+        """Gradient of one task's query loss with respect to `variables`."""
+        with tf.GradientTape() as tape:
+            outcome = self.task_outcome(task, masks=masks, training=True)
+        gradients = tape.gradient(outcome.query_loss, variables,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return outcome, gradients
+
+    # ------------------------------------------------------- meta-batch
+    def _split_tasks(self, data):
+        support_images, support_labels, query_images, query_labels = (
+            episodes_lib.split_episode_batch(data))
+        assertions = episodes_lib.validate_episode(
+            support_images, support_labels, query_images, query_labels, self.n_way,
+            batched=True)
+        num_tasks = tf.TensorShape(support_images.shape)[0]
+        if num_tasks is None:
+            raise ValueError("The number of tasks per meta-batch must be static; batch the "
+                             "episode dataset with drop_remainder=True.")
+        self._ensure_built(support_images[0])
+        with tf.control_dependencies(assertions):
+            support_labels = tf.identity(support_labels)
+        return [episodes_lib.Task(support_images[i], support_labels[i], query_images[i],
+                                  query_labels[i]) for i in range(num_tasks)]
+
+    def _meta_gradients_and_logs(self, data):
+        tasks = self._split_tasks(data)
+        variables = self.trainable_variables
+        totals = [tf.zeros_like(variable) for variable in variables]
+        per_task_logs = []
+        new_statistics = []
+        for task in tasks:
+            outcome, gradients = self.task_gradients(task, variables)
+            logs = {"loss": outcome.query_loss,
+                    "accuracy": accuracy(task.query_labels, outcome.query_logits)}
+            before = self._logits_before_adaptation(
+                functional.read_values(self.network.trainable_variables), task)
+            if before is not None:
+                logs["accuracy_before"] = accuracy(task.query_labels, before)
+            if self.augmentation is not None:
+                extra, augment_logs = self.augmentation.task_gradients(
+                    self, task, variables, gradients, accumulated=totals)
+                logs.update(augment_logs)
+                logs["full_grad_norm"] = tf.linalg.global_norm(gradients)
+                logs["augmented_grad_norm"] = tf.linalg.global_norm(extra)
+                gradients = [full + more for full, more in zip(gradients, extra)]
+            totals = [total + gradient for total, gradient in zip(totals, gradients)]
+            per_task_logs.append(logs)
+            if outcome.new_non_trainable is not None:
+                new_statistics.append(outcome.new_non_trainable)
+        if self.task_reduction == "mean":
+            scale = self._mean_scale(len(tasks))
+            totals = [total * tf.cast(scale, total.dtype) for total in totals]
+        logs = {name: tf.reduce_mean(tf.stack([tf.cast(task_logs[name], tf.float32)
+                                               for task_logs in per_task_logs]))
+                for name in per_task_logs[0]}
+        return totals, logs, new_statistics
+
+    def _mean_scale(self, local_tasks):
+        """1 / (tasks in the global meta-batch), also under tf.distribute."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return 1.0 / (local_tasks * replicas)
+
+    def compute_meta_gradients(self, data):
+        """Meta-loss and meta-gradients of one episode batch.
+
+        Args:
+            data: `((support_images, support_labels, query_images), query_labels)`
+                in the episode batch format (`mgaug_tf.episodes`).
+
+        Returns:
+            `(loss, gradients)`: the mean query loss after adaptation over the
+            tasks, and gradients aligned with `self.trainable_variables`
+            (MGAug's sub-network gradients included when augmenting).
+
+        Example:
+            >>> loss, grads = learner.compute_meta_gradients(batch)
+            >>> optimizer.apply(grads, learner.trainable_variables)
+        """
+        gradients, logs, _ = self._meta_gradients_and_logs(data)
+        return logs["loss"], gradients
+
+    # ------------------------------------------------------- Keras hooks
+    def compile(self, optimizer="adam", jit_compile=False, **kwargs):
+        """Like `keras.Model.compile`; XLA stays off unless asked for.
+
+        XLA's CPU compiler gets max-pooling's second derivative wrong, so the
+        default is plain `tf.function`.
+        """
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def _prepare(self, data):
+        # Variables must exist before Keras traces the step: a tf.function that
+        # creates variables on its first trace traces a second time.
+        spec = getattr(data, "element_spec", None)
+        if not self.built and spec is not None:
+            self.build(tf.nest.flatten(spec)[0].shape)
+        if self.built and getattr(self, "optimizer", None) is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, *args, **kwargs):
+        self._prepare(x)
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self._prepare(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def _metric_names(self):
+        names = ["loss", "accuracy"]
+        if self._has_accuracy_before():
+            names.append("accuracy_before")
+        return names
+
+    def _has_accuracy_before(self):
+        return True
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def _update_trackers(self, logs):
+        for name, value in logs.items():
+            if name not in self._trackers:
+                self._trackers[name] = keras.metrics.Mean(name=name)
+            self._trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self._trackers.items()
+                if name in logs}
+
+    def train_step(self, data):
+        gradients, logs, new_statistics = self._meta_gradients_and_logs(data)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        if self.bn_mode == "inductive" and new_statistics:
+            # Moving statistics for inductive testing: the tasks' average.
+            for index, variable in enumerate(self.network.non_trainable_variables):
+                variable.assign(tf.add_n([stats[index] for stats in new_statistics])
+                                / len(new_statistics))
+        return self._update_trackers(logs)
+
+    def test_step(self, data):
+        tasks = self._split_tasks(data)
+        per_task = []
+        for task in tasks:
+            outcome = self.task_outcome(task, training=False)
+            per_task.append((outcome.query_loss,
+                             accuracy(task.query_labels, outcome.query_logits)))
+        logs = {"loss": tf.reduce_mean(tf.stack([tf.cast(loss, tf.float32)
+                                                 for loss, _ in per_task])),
+                "accuracy": tf.reduce_mean(tf.stack([acc for _, acc in per_task]))}
+        return self._update_trackers(logs)
+
+    def call(self, inputs, training=False):
+        """Query logits `[B, M, N]` of a batch of episodes, adapted per task.
+
+        Args:
+            inputs: `(support_images [B, N*K, H, W, C], support_labels [B, N*K],
+                query_images [B, M, H, W, C])`.
+        """
+        support_images, support_labels, query_images = inputs
+        logits = []
+        for index in range(tf.TensorShape(support_images.shape)[0]):
+            logits.append(self.adapt_and_predict(support_images[index], support_labels[index],
+                                                 query_images[index]))
+        return tf.stack(logits)
+
+    def adapt_and_predict(self, support_images, support_labels, query_images):
+        """Adapts to one episode's support set and returns query logits `[M, N]`.
+
+        Args:
+            support_images: `[N*K, H, W, C]`.
+            support_labels: `[N*K]` ints in `[0, N)`.
+            query_images: `[M, H, W, C]`.
+
+        Example:
+            >>> logits = learner.adapt_and_predict(s_images, s_labels, q_images)
+            >>> predictions = tf.argmax(logits, axis=-1)
+        """
+        support_images = tf.convert_to_tensor(support_images)
+        query_images = tf.convert_to_tensor(query_images)
+        support_labels = tf.convert_to_tensor(support_labels)
+        assertions = episodes_lib.validate_episode(
+            support_images, support_labels, query_images, None, self.n_way, batched=False)
+        self._ensure_built(support_images)
+        with tf.control_dependencies(assertions):
+            support_labels = tf.identity(support_labels)
+        task = episodes_lib.Task(support_images, support_labels, query_images, None)
+        logits, _ = self._query_logits(
+            functional.read_values(self.network.trainable_variables), task, None, False)
+        return logits
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(network=keras.saving.serialize_keras_object(self.network),
+                      n_way=self.n_way, bn_mode=self.bn_mode,
+                      task_reduction=self.task_reduction)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)

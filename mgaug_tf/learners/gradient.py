@@ -1,0 +1,69 @@
+"""The base of gradient-based learners: adapt with THE inner loop, then classify."""
+
+import tensorflow as tf
+
+from mgaug_tf import inner_loop
+from mgaug_tf.learners.base import MetaLearner, cross_entropy
+
+
+class GradientLearner(MetaLearner):
+    """A learner whose adaptation is gradient descent on the support loss.
+
+    Args:
+        network: A `FewShotClassifier` (backbone + head).
+        n_way: Classes per episode (the head's width).
+        inner_lr: Inner-loop SGD learning rate.
+        inner_steps: Inner steps in training.
+        eval_inner_steps: Inner steps at evaluation and inference (defaults to
+            `inner_steps`).
+        first_order: Stop gradients through the inner-loop gradients (FOMAML).
+        **kwargs: See `MetaLearner` (`bn_mode`, `task_reduction`,
+            `augmentation`, ...).
+    """
+
+    uses_inner_loop = True
+
+    def __init__(self, network, n_way, inner_lr=0.01, inner_steps=5, eval_inner_steps=None,
+                 first_order=False, **kwargs):
+        if inner_steps < 1 or (eval_inner_steps is not None and eval_inner_steps < 0):
+            raise ValueError(f"inner_steps must be >= 1 and eval_inner_steps >= 0; got "
+                             f"{inner_steps} and {eval_inner_steps}.")
+        if not inner_lr > 0:
+            raise ValueError(f"inner_lr must be positive, got {inner_lr}.")
+        self.inner_lr = float(inner_lr)
+        self.inner_steps = int(inner_steps)
+        self.eval_inner_steps = int(inner_steps if eval_inner_steps is None else eval_inner_steps)
+        self.first_order = bool(first_order)
+        super().__init__(network, n_way, **kwargs)
+
+    def _inner_steps(self, training):
+        return self.inner_steps if training else self.eval_inner_steps
+
+    def inner_learning_rates(self):
+        """The inner-loop learning rates: a scalar, or per-weight tensors (Meta-SGD)."""
+        return self.inner_lr
+
+    def _adapt(self, weights, loss_fn, training):
+        # Without an outer tape (evaluation) second-order terms would be built
+        # for nothing, so stop them there too.
+        return inner_loop.adapt(loss_fn, weights, self.inner_learning_rates(),
+                                self._inner_steps(training),
+                                first_order=self.first_order or not training)
+
+    def _query_logits(self, weights, task, masks=None, training=True):
+        def support_loss(fast_weights):
+            logits, _ = self._network_call(fast_weights, task.support_images, masks, training)
+            return cross_entropy(task.support_labels, logits)
+
+        adapted = self._adapt(weights, support_loss, training)
+        return self._network_call(adapted, task.query_images, masks, training)
+
+    def _logits_before_adaptation(self, weights, task):
+        logits, _ = self._network_call(weights, task.query_images, None, True)
+        return logits
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(inner_lr=self.inner_lr, inner_steps=self.inner_steps,
+                      eval_inner_steps=self.eval_inner_steps, first_order=self.first_order)
+        return config

@@ -1,0 +1,148 @@
+"""Learner behaviour: fit/evaluate, inference, ProtoNet logits, bad input."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mgaug_tf as mg
+from mgaug_tf import functional
+from tests.conftest import make_episode_batch
+
+LEARNERS = {
+    "maml": lambda: mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3, inner_steps=2),
+    "fomaml": lambda: mg.FOMAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3,
+                                inner_steps=2),
+    "anil": lambda: mg.ANIL(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3, inner_steps=2),
+    "metasgd": lambda: mg.MetaSGD(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3,
+                                  inner_steps=2),
+    "protonet": lambda: mg.ProtoNet(mg.Conv4(filters=4), 3),
+}
+
+
+def episode_dataset(seed=0, **kwargs):
+    batches = [make_episode_batch(seed + i, **kwargs) for i in range(3)]
+    return tf.data.Dataset.from_tensor_slices(
+        tf.nest.map_structure(lambda *parts: np.stack(parts), *batches)).repeat()
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_fit_traces_train_step_once_and_learns(name):
+    keras.utils.set_random_seed(0)
+    learner = LEARNERS[name]()
+    learner.compile(optimizer=keras.optimizers.Adam(1e-2))
+    traces = []
+    original_train_step = learner.train_step
+
+    def counting_train_step(data):
+        traces.append(1)
+        return original_train_step(data)
+
+    learner.train_step = counting_train_step
+    history = learner.fit(episode_dataset(), steps_per_epoch=6, epochs=3, verbose=0)
+    assert len(traces) == 1
+    expected = {"loss", "accuracy"} | ({"accuracy_before"} if name != "protonet" else set())
+    assert set(history.history) == expected
+    losses = history.history["loss"]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    results = learner.evaluate(episode_dataset(seed=10), steps=2, verbose=0, return_dict=True)
+    assert set(results) == {"loss", "accuracy"} and 0.0 <= results["accuracy"] <= 1.0
+
+
+def test_meta_batch_gradient_is_sum_of_task_gradients():
+    keras.utils.set_random_seed(0)
+    learner = LEARNERS["maml"]()
+    batch = make_episode_batch(3, tasks=2)
+    _, total = learner.compute_meta_gradients(batch)
+    (si, sl, qi), ql = batch
+    singles = [learner.compute_meta_gradients(((si[i:i + 1], sl[i:i + 1], qi[i:i + 1]),
+                                               ql[i:i + 1]))[1] for i in range(2)]
+    for got, first, second in zip(total, *singles):
+        np.testing.assert_allclose(got, first + second, rtol=1e-5, atol=1e-7)
+    mean_learner = mg.MAML(learner.network, 3, inner_steps=2, task_reduction="mean")
+    _, mean = mean_learner.compute_meta_gradients(batch)
+    for got, summed in zip(mean, total):
+        np.testing.assert_allclose(got, summed / 2, rtol=1e-5, atol=1e-7)
+
+
+def test_protonet_logits_are_negative_squared_distances_to_prototypes():
+    n_way, shots, dims = 3, 2, 4
+    encoder = keras.Sequential([keras.layers.Flatten()])
+    learner = mg.ProtoNet(encoder, n_way)
+    rng = np.random.default_rng(0)
+    support = rng.normal(size=(n_way * shots, dims, 1, 1)).astype("float32")
+    labels = np.array([2, 0, 1, 0, 2, 1], dtype="int32")
+    queries = rng.normal(size=(5, dims, 1, 1)).astype("float32")
+    logits = learner.adapt_and_predict(support, labels, queries).numpy()
+    flat_support, flat_queries = support.reshape(-1, dims), queries.reshape(-1, dims)
+    for query_index, query in enumerate(flat_queries):
+        for label in range(n_way):
+            prototype = flat_support[labels == label].mean(axis=0)
+            expected = -np.sum((query - prototype) ** 2)
+            assert logits[query_index, label] == pytest.approx(expected, rel=1e-5)
+
+
+def test_transductive_and_inductive_batch_norm_differ_only_at_test():
+    batch = make_episode_batch(1, tasks=1)
+    (si, sl, qi), _ = batch
+    keras.utils.set_random_seed(0)
+    network = mg.FewShotClassifier(mg.Conv4(filters=4), 3)
+    transductive = mg.MAML(network, 3, inner_steps=1)
+    inductive = mg.MAML(network, 3, inner_steps=1, bn_mode="inductive")
+    # Fresh moving statistics (mean 0, variance 1) differ from batch statistics.
+    assert not np.allclose(transductive.adapt_and_predict(si[0], sl[0], qi[0]),
+                           inductive.adapt_and_predict(si[0], sl[0], qi[0]))
+    loss_t, grads_t = transductive.compute_meta_gradients(batch)
+    loss_i, grads_i = inductive.compute_meta_gradients(batch)
+    assert float(loss_t) == pytest.approx(float(loss_i), rel=1e-6)
+    with pytest.raises(ValueError, match="bn_mode"):
+        mg.MAML(network, 3, bn_mode="batch")
+
+
+def test_inductive_training_updates_moving_statistics():
+    keras.utils.set_random_seed(0)
+    learner = mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3, inner_steps=1,
+                      bn_mode="inductive")
+    learner.compile("adam")
+    learner.fit(episode_dataset(), steps_per_epoch=2, verbose=0)
+    moving_mean = learner.network.backbone.blocks[0][1].moving_mean.numpy()
+    assert np.abs(moving_mean).max() > 0
+
+
+def test_functional_call_equals_ordinary_call_for_resnet12():
+    keras.utils.set_random_seed(0)
+    backbone = mg.ResNet12(widths=(4, 6, 8, 10))
+    images = tf.random.stateless_normal([3, 20, 20, 3], seed=[0, 1])
+    expected = backbone(images, training=True)
+    got, _ = functional.call_with_weights(
+        backbone, functional.read_values(backbone.trainable_variables),
+        functional.read_values(backbone.non_trainable_variables), images, training=True)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert expected.shape == (3, 10)
+
+
+def test_backbone_output_sizes():
+    assert mg.Conv4().compute_output_shape((None, 84, 84, 3)) == (None, 1600)
+    assert mg.Conv4().compute_output_shape((None, 28, 28, 1)) == (None, 64)
+    assert mg.Conv4(pooling="avg").compute_output_shape((None, 84, 84, 3)) == (None, 64)
+    resnet = mg.ResNet12()
+    resnet.build((None, 84, 84, 3))
+    assert resnet.count_params() == 12_433_792  # the standard ResNet-12 (no head)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_bad_episodes_raise_clear_value_errors(name):
+    learner = LEARNERS[name]()
+    (si, sl, qi), ql = make_episode_batch(0, tasks=1)
+    with pytest.raises(ValueError, match="Support images are .* query"):
+        learner.adapt_and_predict(si[0], sl[0], qi[0, :, :8])
+    with pytest.raises(ValueError, match=r"support_labels must lie in \[0, 3\)"):
+        learner.adapt_and_predict(si[0], sl[0] + 1, qi[0])
+    with pytest.raises(ValueError, match="not N\\*K"):
+        learner.adapt_and_predict(si[0, :5], sl[0, :5], qi[0])
+    with pytest.raises(ValueError, match="query_labels must lie"):
+        learner.compute_meta_gradients(((si, sl, qi), ql - 1))
+    with pytest.raises(ValueError, match="support_images hold 6 images but support_labels hold 4"):
+        learner.compute_meta_gradients(((si, sl[:, :4], qi), ql))
+    with pytest.raises(ValueError, match="rank 5"):
+        learner.compute_meta_gradients(((si[0], sl, qi), ql))
