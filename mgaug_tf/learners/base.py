@@ -77,11 +77,12 @@ class MetaLearner(keras.Model):
         self.bn_mode = bn_mode
         self.task_reduction = task_reduction
         self.augmentation = augmentation
+        self.tasks_per_replica = None
+        if augmentation is not None:
+            augmentation.check_learner(self)
         self._trackers = {}
         for name in self._metric_names():
             self._trackers[name] = keras.metrics.Mean(name=name)
-        if augmentation is not None:
-            augmentation.check_learner(self)
 
     # ----------------------------------------------------------------- build
     def build(self, input_shape):
@@ -93,7 +94,14 @@ class MetaLearner(keras.Model):
         image_shape = self._image_shape(input_shape)
         if not self.network.built:  # a network may be shared between learners
             self.network.build((None,) + image_shape)
+        # Counts meta-steps; seeds MGAug's draws, so they are stateless,
+        # reproducible on resume and identical across replicas.
+        self.meta_step = self.add_weight(shape=(), dtype="int64", initializer="zeros",
+                                         trainable=False, name="meta_step",
+                                         aggregation="only_first_replica")
         self._build_learner_weights()
+        if self.augmentation is not None:
+            self.augmentation.on_build(self, image_shape)
         self.built = True
 
     def _build_learner_weights(self):
@@ -177,6 +185,7 @@ class MetaLearner(keras.Model):
             raise ValueError("The number of tasks per meta-batch must be static; batch the "
                              "episode dataset with drop_remainder=True.")
         self._ensure_built(support_images[0])
+        self.tasks_per_replica = int(num_tasks)
         with tf.control_dependencies(assertions):
             support_labels = tf.identity(support_labels)
         return [episodes_lib.Task(support_images[i], support_labels[i], query_images[i],
@@ -188,7 +197,7 @@ class MetaLearner(keras.Model):
         totals = [tf.zeros_like(variable) for variable in variables]
         per_task_logs = []
         new_statistics = []
-        for task in tasks:
+        for task_index, task in enumerate(tasks):
             outcome, gradients = self.task_gradients(task, variables)
             logs = {"loss": outcome.query_loss,
                     "accuracy": accuracy(task.query_labels, outcome.query_logits)}
@@ -197,12 +206,9 @@ class MetaLearner(keras.Model):
             if before is not None:
                 logs["accuracy_before"] = accuracy(task.query_labels, before)
             if self.augmentation is not None:
-                extra, augment_logs = self.augmentation.task_gradients(
-                    self, task, variables, gradients, accumulated=totals)
+                gradients, augment_logs = self.augmentation.task_gradients(
+                    self, task, task_index, variables, gradients, accumulated=totals)
                 logs.update(augment_logs)
-                logs["full_grad_norm"] = tf.linalg.global_norm(gradients)
-                logs["augmented_grad_norm"] = tf.linalg.global_norm(extra)
-                gradients = [full + more for full, more in zip(gradients, extra)]
             totals = [total + gradient for total, gradient in zip(totals, gradients)]
             per_task_logs.append(logs)
             if outcome.new_non_trainable is not None:
@@ -213,6 +219,7 @@ class MetaLearner(keras.Model):
         logs = {name: tf.reduce_mean(tf.stack([tf.cast(task_logs[name], tf.float32)
                                                for task_logs in per_task_logs]))
                 for name in per_task_logs[0]}
+        self.meta_step.assign_add(1)
         return totals, logs, new_statistics
 
     def _mean_scale(self, local_tasks):
@@ -269,6 +276,8 @@ class MetaLearner(keras.Model):
         names = ["loss", "accuracy"]
         if self._has_accuracy_before():
             names.append("accuracy_before")
+        if self.augmentation is not None:
+            names += self.augmentation.metric_names()
         return names
 
     def _has_accuracy_before(self):

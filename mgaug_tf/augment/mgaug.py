@@ -1,0 +1,199 @@
+"""MGAug: meta-gradient augmentation with pruned sub-networks.
+
+For each task the learner computes the full network's meta-gradient; MGAug
+then draws K keep ratios and K masks, runs each sub-network through the very
+same per-task computation as the full network (`learner.task_outcome` with
+masks, restarting from theta), and adds their meta-gradients.
+"""
+
+import tensorflow as tf
+
+from mgaug_tf import episodes as episodes_lib
+from mgaug_tf import functional
+from mgaug_tf.augment import masks as masks_lib
+from mgaug_tf.augment import strategies as strategies_lib
+from mgaug_tf.learners.base import accuracy
+
+REDUCTIONS = ("sum", "mean", "maxup")
+
+
+class MGAug:
+    """Meta-gradient augmentation, given to any learner as `augmentation=`.
+
+    Args:
+        strategy: `"random_width"`, `"random_param"`, `"catfish"` (MMCA,
+            the paper's default) or `"snip"` (ablation).
+        num_subnets: K, sub-networks per task.
+        keep_range: `(keep_min, keep_max)` of the reference keep-ratio rule.
+        reduction: `"sum"` (reference code: g = grad L_full + sum_k grad L_k),
+            `"mean"` (the same divided by K + 1) or `"maxup"` (L_full +
+            max_k L_k: only the worst sub-network back-propagates).
+        resolutions: Optional sizes; each sub-network sees its task's support
+            and query images resized bilinearly to one of them, drawn per
+            sub-network (the full network is never resized). Needs a head whose
+            input length does not depend on the image size: a backbone with
+            `pooling="avg"`, or ProtoNet (distances work for any length).
+        image_size: Optional input size, to check `resolutions` at construction
+            (otherwise they are checked when the learner is built).
+        include_dense: Also prune dense kernels (default: convolutions only).
+        keep_ratio_sampler: Overrides `keep_range` (e.g.
+            `ConstantKeepRatio(0.9)`).
+        parity: Reproduce the reference code's quirks: prune k - 1 entries
+            (k = int(n * (1 - r))) with catfish/snip, score with the gradient
+            buffer accumulated over the meta-batch's earlier tasks, and cap
+            keep ratios at 0.999 (0.99 for ProtoNet).
+        seed: Base seed of the mask and resolution draws.
+
+    Example:
+        >>> learner = MAML(FewShotClassifier(Conv4(), 5), n_way=5,
+        ...                augmentation=MGAug("catfish", num_subnets=3))
+    """
+
+    def __init__(self, strategy="catfish", num_subnets=3, keep_range=(0.8, 1.0),
+                 reduction="sum", resolutions=None, image_size=None, include_dense=False,
+                 keep_ratio_sampler=None, parity=False, seed=0):
+        self.strategy_name = strategy
+        self.strategy = strategies_lib.get_strategy(strategy)
+        if not isinstance(num_subnets, int) or num_subnets < 1:
+            raise ValueError(f"num_subnets (K) must be an integer >= 1, got {num_subnets!r}.")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
+        if keep_ratio_sampler is None:
+            if len(tuple(keep_range)) != 2:
+                raise ValueError(f"keep_range must be (keep_min, keep_max), got {keep_range!r}.")
+            keep_ratio_sampler = masks_lib.ReferenceKeepRatios(*keep_range)
+        self.keep_ratio_sampler = keep_ratio_sampler
+        self.num_subnets = num_subnets
+        self.reduction = reduction
+        self.resolutions = None
+        if resolutions:
+            self.resolutions = tuple(int(size) for size in resolutions)
+            if min(self.resolutions) < 1:
+                raise ValueError(f"resolutions must be positive sizes, got {resolutions!r}.")
+            if image_size is not None:
+                self._check_resolutions(image_size)
+        self.include_dense = include_dense
+        self.parity = parity
+        self.seed = int(seed)
+
+    def _check_resolutions(self, image_size):
+        if self.resolutions and max(self.resolutions) > int(image_size):
+            raise ValueError(f"MGAug resolutions {self.resolutions} include sizes larger than "
+                             f"the input images ({image_size} px); sub-networks only downscale.")
+
+    def check_learner(self, learner):
+        """Raises a clear `ValueError` if this augmentation cannot serve `learner`."""
+        from mgaug_tf.learners.protonet import ProtoNet  # pylint: disable=import-outside-toplevel
+        if self.resolutions and not isinstance(learner, ProtoNet):
+            backbone = getattr(learner.network, "backbone", None)
+            if getattr(backbone, "pooling", None) != "avg":
+                raise ValueError(
+                    "MGAug resolutions need a head that accepts any image size: build the "
+                    "backbone with pooling='avg' (a flatten head's input length changes with "
+                    "the resolution).")
+        if self.parity and self.keep_ratio_sampler.__class__ is masks_lib.ReferenceKeepRatios \
+                and self.keep_ratio_sampler.cap is None:
+            # The reference code's caps: 0.99 for ProtoNet, 0.999 otherwise.
+            self.keep_ratio_sampler.cap = 0.99 if isinstance(learner, ProtoNet) else 0.999
+
+    def on_build(self, learner, image_shape):
+        """Called when the learner learns its input size."""
+        self._check_resolutions(min(image_shape[0], image_shape[1]))
+
+    def metric_names(self):
+        names = ["subnet_loss", "subnet_accuracy", "full_grad_norm", "augmented_grad_norm"]
+        return names + [f"sparsity_{k}" for k in range(self.num_subnets)]
+
+    # ------------------------------------------------------------------ draws
+    def _task_seed(self, learner, task_index):
+        """A stateless seed unique to (meta-step, global task index)."""
+        context = tf.distribute.get_replica_context()
+        replica = 0 if context is None else context.replica_id_in_sync_group
+        global_task = tf.cast(replica, tf.int64) * learner.tasks_per_replica + task_index
+        seed = tf.random.experimental.stateless_fold_in(
+            tf.constant([self.seed, 0x5EED], tf.int64), tf.cast(learner.meta_step, tf.int64))
+        return tf.random.experimental.stateless_fold_in(seed, global_task)
+
+    def draw_masks(self, learner, task_seed, scores=None):
+        """Keep ratios `[K]` and the K sub-networks' masks (lists aligned with theta)."""
+        network = learner.network
+        weights = functional.read_values(network.trainable_variables)
+        prunable = masks_lib.prunable_weights(network, self.include_dense)
+        ratios = self.keep_ratio_sampler(
+            self.num_subnets, tf.random.experimental.stateless_fold_in(task_seed, 1_000_003))
+        all_masks = []
+        for k in range(self.num_subnets):
+            subnet_seed = tf.random.experimental.stateless_fold_in(task_seed, k)
+            all_masks.append(self.strategy(weights, prunable, ratios[k], seed=subnet_seed,
+                                           scores=scores, parity=self.parity))
+        return ratios, all_masks
+
+    def _resize(self, task, task_seed, k):
+        if not self.resolutions:
+            return task
+        index = tf.random.stateless_uniform(
+            [], seed=tf.random.experimental.stateless_fold_in(task_seed, 2_000_003 + k),
+            maxval=len(self.resolutions), dtype=tf.int32)
+        size = tf.gather(tf.constant(self.resolutions, tf.int32), index)
+
+        def resize(images):
+            return tf.image.resize(images, tf.stack([size, size]), method="bilinear")
+
+        return episodes_lib.Task(resize(task.support_images), task.support_labels,
+                                 resize(task.query_images), task.query_labels)
+
+    # ------------------------------------------------------------- gradients
+    def task_gradients(self, learner, task, task_index, variables, full_gradients,
+                       accumulated):
+        """The task's meta-gradient with its sub-networks' part added.
+
+        Args:
+            learner: The `MetaLearner` being trained.
+            task: An `episodes.Task`.
+            task_index: Index of the task in this replica's meta-batch.
+            variables: `learner.trainable_variables`.
+            full_gradients: The full network's meta-gradient of this task,
+                aligned with `variables`.
+            accumulated: The meta-batch's gradients so far (for `parity`).
+
+        Returns:
+            `(gradients, logs)`: the combined gradients aligned with `variables`
+            and per-task metric values.
+        """
+        task_seed = self._task_seed(learner, task_index)
+        scores = None
+        if self.strategy_name in strategies_lib.SCORED:
+            score_gradients = full_gradients
+            if self.parity and learner.uses_inner_loop:
+                score_gradients = [a + g for a, g in zip(accumulated, full_gradients)]
+            positions = {id(variable): index for index, variable in enumerate(variables)}
+            network_gradients = [score_gradients[positions[id(variable)]]
+                                 for variable in learner.network.trainable_variables]
+            scores = strategies_lib.mmca_scores(
+                functional.read_values(learner.network.trainable_variables), network_gradients)
+        ratios, subnet_masks = self.draw_masks(learner, task_seed, scores)
+
+        with tf.GradientTape() as tape:
+            outcomes = [learner.task_outcome(self._resize(task, task_seed, k), masks=masks,
+                                             training=True)
+                        for k, masks in enumerate(subnet_masks)]
+            losses = tf.stack([outcome.query_loss for outcome in outcomes])
+            objective = tf.reduce_max(losses) if self.reduction == "maxup" else tf.reduce_sum(
+                losses)
+        augmented = tape.gradient(objective, variables,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        full = list(full_gradients)
+        if self.reduction == "mean":
+            scale = 1.0 / (self.num_subnets + 1)
+            full = [g * tf.cast(scale, g.dtype) for g in full]
+            augmented = [g * tf.cast(scale, g.dtype) for g in augmented]
+        weights = learner.network.trainable_variables
+        logs = {"subnet_loss": tf.reduce_mean(losses),
+                "subnet_accuracy": tf.reduce_mean(tf.stack([
+                    accuracy(task.query_labels, outcome.query_logits) for outcome in outcomes])),
+                "full_grad_norm": tf.linalg.global_norm(full),
+                "augmented_grad_norm": tf.linalg.global_norm(augmented)}
+        for k, masks in enumerate(subnet_masks):
+            logs[f"sparsity_{k}"] = masks_lib.sparsity(masks, weights)
+        del ratios
+        return [a + b for a, b in zip(full, augmented)], logs

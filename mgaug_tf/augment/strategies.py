@@ -1,0 +1,113 @@
+"""Pruning strategies: how a sub-network's masks are chosen.
+
+Every strategy has one interface,
+`strategy(weights, prunable, keep_ratio, seed, scores) -> masks`, with
+masks aligned to `weights` (`None` where a weight is not prunable), and the
+same counting rule: a layer of n entries keeps round(keep_ratio * n) (round
+half to even) and prunes the rest. `keep_ratio` and `seed` are tensors, so
+one trace serves every draw.
+"""
+
+import tensorflow as tf
+
+
+def pruned_count(size, keep_ratio, parity=False):
+    """Entries to prune in a layer of `size` entries (a tensor).
+
+    Clean rule: size - round(keep_ratio * size). With `parity`, the reference
+    code's rule: int(size * (1 - keep_ratio)) - 1, floored at zero.
+    """
+    # Float64 like the reference code's Python arithmetic: int(100 * (1 - 0.97))
+    # is 3 in float64 but 2 in float32.
+    keep_ratio = tf.cast(keep_ratio, tf.float64)
+    size_float = tf.cast(size, tf.float64)
+    if parity:
+        count = tf.cast(tf.floor(size_float * (1.0 - keep_ratio)), tf.int32) - 1
+        return tf.maximum(count, 0)
+    return size - tf.cast(tf.round(keep_ratio * size_float), tf.int32)
+
+
+def prune_highest(scores, count):
+    """Mask (of `scores`' shape) that zeros exactly the `count` highest scores."""
+    flat = tf.reshape(scores, [-1])
+    ranks = tf.argsort(tf.argsort(flat, direction="DESCENDING", stable=True), stable=True)
+    return tf.reshape(tf.cast(ranks >= count, scores.dtype), tf.shape(scores))
+
+
+def _element_masks(weights, prunable, keep_ratio, score_fn, parity=False):
+    masks = []
+    for index, (weight, is_prunable) in enumerate(zip(weights, prunable)):
+        if not is_prunable:
+            masks.append(None)
+            continue
+        size = int(weight.shape.num_elements())
+        count = pruned_count(size, keep_ratio, parity)
+        masks.append(prune_highest(score_fn(index, weight), count))
+    return masks
+
+
+def random_width(weights, prunable, keep_ratio, seed=None, scores=None, parity=False):
+    """Keeps the first round(r * C) output channels of each prunable layer.
+
+    A channel mask (shape `[1, ..., 1, C]`, broadcast over the kernel), i.e. a
+    width-slimmed sub-network as in GradAug. Biases and batch norm are not
+    masked (as in the reference code), so a removed channel carries no input
+    signal, only its bias.
+    """
+    del seed, scores, parity
+    masks = []
+    for weight, is_prunable in zip(weights, prunable):
+        if not is_prunable:
+            masks.append(None)
+            continue
+        channels = int(weight.shape[-1])
+        kept = tf.cast(tf.round(tf.cast(keep_ratio, tf.float64) * channels), tf.int32)
+        channel_mask = tf.cast(tf.range(channels) < kept, weight.dtype)
+        masks.append(tf.reshape(channel_mask, [1] * (len(weight.shape) - 1) + [channels]))
+    return masks
+
+
+def random_param(weights, prunable, keep_ratio, seed, scores=None, parity=False):
+    """Drops exactly n - round(r * n) entries per layer, uniformly at random."""
+    del scores, parity
+
+    def random_scores(index, weight):
+        layer_seed = tf.random.experimental.stateless_fold_in(seed, index)
+        return tf.random.stateless_uniform(tf.shape(weight), seed=layer_seed, dtype=weight.dtype)
+
+    return _element_masks(weights, prunable, keep_ratio, random_scores)
+
+
+def catfish(weights, prunable, keep_ratio, seed=None, scores=None, parity=False):
+    """Prunes the entries carrying the most memorization (MMCA, the paper's catfish).
+
+    `scores[i]` is |theta * dL_meta/dtheta| for weight i; the highest
+    n - round(r * n) entries of each layer are pruned.
+    """
+    del seed
+    return _element_masks(weights, prunable, keep_ratio, lambda index, _: scores[index], parity)
+
+
+def snip(weights, prunable, keep_ratio, seed=None, scores=None, parity=False):
+    """The opposite criterion (SNIP): prunes the lowest-scoring entries (an ablation)."""
+    del seed
+    return _element_masks(weights, prunable, keep_ratio, lambda index, _: -scores[index], parity)
+
+
+STRATEGIES = {"random_width": random_width, "random_param": random_param,
+              "catfish": catfish, "snip": snip}
+SCORED = ("catfish", "snip")
+
+
+def get_strategy(name):
+    """The strategy function for `name` (one of `STRATEGIES`)."""
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown pruning strategy {name!r}; expected one of "
+                         f"{sorted(STRATEGIES)}.")
+    return STRATEGIES[name]
+
+
+def mmca_scores(weights, gradients):
+    """Meta-Memorization Carrying Amount |theta * dL_meta/dtheta| per entry."""
+    return [tf.abs(weight * tf.cast(gradient, weight.dtype))
+            for weight, gradient in zip(weights, gradients)]
