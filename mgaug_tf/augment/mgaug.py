@@ -173,15 +173,27 @@ class MGAug:
                 functional.read_values(learner.network.trainable_variables), network_gradients)
         ratios, subnet_masks = self.draw_masks(learner, task_seed, scores)
 
-        with tf.GradientTape() as tape:
-            outcomes = [learner.task_outcome(self._resize(task, task_seed, k), masks=masks,
-                                             training=True)
-                        for k, masks in enumerate(subnet_masks)]
+        subnet_tasks = [self._resize(task, task_seed, k) for k in range(self.num_subnets)]
+        if self.reduction == "maxup":
+            with tf.GradientTape() as tape:
+                outcomes = [learner.task_outcome(subnet_task, masks=masks, training=True)
+                            for subnet_task, masks in zip(subnet_tasks, subnet_masks)]
+                losses = tf.stack([outcome.query_loss for outcome in outcomes])
+                worst = tf.reduce_max(losses)
+            augmented = tape.gradient(worst, variables,
+                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        else:
+            # One tape per sub-network: only one sub-network's second-order
+            # graph needs to be alive at a time.
+            augmented = [tf.zeros_like(variable) for variable in variables]
+            outcomes = []
+            for subnet_task, masks in zip(subnet_tasks, subnet_masks):
+                with tf.control_dependencies(augmented):
+                    outcome, gradients = learner.task_gradients(subnet_task, variables,
+                                                                masks=masks)
+                outcomes.append(outcome)
+                augmented = [total + gradient for total, gradient in zip(augmented, gradients)]
             losses = tf.stack([outcome.query_loss for outcome in outcomes])
-            objective = tf.reduce_max(losses) if self.reduction == "maxup" else tf.reduce_sum(
-                losses)
-        augmented = tape.gradient(objective, variables,
-                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
         full = list(full_gradients)
         if self.reduction == "mean":
             scale = 1.0 / (self.num_subnets + 1)

@@ -198,7 +198,10 @@ class MetaLearner(keras.Model):
         per_task_logs = []
         new_statistics = []
         for task_index, task in enumerate(tasks):
-            outcome, gradients = self.task_gradients(task, variables)
+            # Tasks run one after the other (ops parallelise within a task), so
+            # only one task's second-order graph holds memory at a time.
+            with tf.control_dependencies(totals):
+                outcome, gradients = self.task_gradients(task, variables)
             logs = {"loss": outcome.query_loss,
                     "accuracy": accuracy(task.query_labels, outcome.query_logits)}
             before = self._logits_before_adaptation(

@@ -9,7 +9,7 @@ import mgaug_tf as mg
 from mgaug_tf import functional, inner_loop
 from mgaug_tf.learners.base import cross_entropy
 from tests.conftest import make_episode_batch
-from tests.helpers import FiniteDifferences
+from mgaug_tf.gradient_check import FiniteDifferences
 
 TOLERANCE = 1e-6
 
