@@ -1,0 +1,111 @@
+"""`load`: the one entry point that finds, detects and reads a dataset split."""
+
+from pathlib import Path
+
+from mgaug_tf.data import builtin, cifar, cub, mini, omniglot, tiered
+from mgaug_tf.data.errors import DataNotFoundError
+from mgaug_tf.data.formats import canonical_split, list_dir
+
+DATASETS = {dataset.name: dataset for dataset in (
+    tiered.DATASET, mini.DATASET, omniglot.DATASET, cub.DATASET, cifar.CIFAR_FS,
+    cifar.FC100, builtin.DATASET)}
+
+
+def _key(name):
+    return str(name).strip().lower().replace("-", "").replace("_", "")
+
+
+_BY_KEY = {_key(alias): dataset for dataset in DATASETS.values()
+           for alias in (dataset.name,) + dataset.aliases}
+
+
+def available_datasets():
+    """The dataset names `load` accepts, each with its aliases and formats.
+
+    Returns:
+        `{name: summary}` for the canonical names, e.g.
+        `{"miniimagenet": "miniImageNet, 64/16/20 classes (...)", ...}`.
+
+    Example:
+        >>> sorted(mgaug_tf.data.available_datasets())
+        ['cifar_fs', 'cub', 'fc100', 'glyphs', 'miniimagenet', 'omniglot', 'tieredimagenet']
+    """
+    return {name: dataset.summary for name, dataset in DATASETS.items()}
+
+
+def get_dataset(name):
+    """The `Dataset` declaration for a name or alias (case, `-` and `_` ignored)."""
+    try:
+        return _BY_KEY[_key(name)]
+    except KeyError:
+        names = ", ".join(f"{n}" + (f" ({', '.join(d.aliases)})" if d.aliases else "")
+                          for n, d in DATASETS.items())
+        raise ValueError(f"Unknown dataset {name!r}; available: {names}.") from None
+
+
+def load(name, data_dir=None, split="train", **options):
+    """Reads one split of a few-shot dataset from the user's own files.
+
+    The format is detected from the files in `data_dir`; see
+    `available_datasets()` and docs/data.md for every accepted layout.
+
+    Args:
+        name: `"tieredimagenet"`, `"miniimagenet"`, `"omniglot"`, `"cub"`,
+            `"cifar_fs"`, `"fc100"`, or `"glyphs"` (alias `"builtin"`, the
+            generated dataset that needs no `data_dir`).
+        data_dir: The folder holding the dataset's files.
+        split: `"train"`, `"val"` (or `"validation"`) or `"test"`.
+        **options: Dataset options. All datasets: `image_size` (resize
+            images to this, default: the dataset's usual size). Datasets
+            decoded from PNG/JPEG: `cache_decoded` (None: keep decoded images
+            in memory when the split needs under 512 MiB; True/False force
+            it). Omniglot: `split_scheme` (`"vinyals"` or
+            `"background_evaluation"`), `rotations` (None: 4 rotations for
+            Vinyals; True/False; or a list of degrees). Glyphs: `seed`,
+            `images_per_class`, `num_classes` (train, val, test).
+
+    Returns:
+        A `FewShotSplit`: `class_names`, `num_classes`, `images(i)`,
+        `num_images(i)`, `category_labels`.
+
+    Raises:
+        DataNotFoundError: `data_dir` is missing, or holds no known layout
+            (the message lists the files each format needs).
+        CorruptDataError: A file is truncated, corrupt or inconsistent.
+        ValueError: Unknown dataset name, split or option.
+
+    Example:
+        >>> split = mgaug_tf.data.load("tieredimagenet", "/data/tiered", "train")
+        >>> split.num_classes, split.images(0).shape
+        (351, (1300, 84, 84, 3))
+        >>> mgaug_tf.data.load("glyphs", split="val").num_classes
+        200
+    """
+    dataset = get_dataset(name)
+    split = canonical_split(split)
+    unknown = sorted(set(options) - set(dataset.options))
+    if unknown:
+        raise ValueError(f"Unknown option(s) {unknown} for {dataset.name}; it accepts "
+                         f"{sorted(dataset.options)}.")
+    if not dataset.needs_data_dir:
+        if data_dir not in (None, ""):
+            raise ValueError(f"{dataset.name} is generated and reads no files; pass "
+                             f"data_dir=None (got {data_dir!r}).")
+        return builtin.load_glyphs(split, **options)
+    if data_dir in (None, ""):
+        raise DataNotFoundError(f"{dataset.name} needs data_dir, the folder holding its files; "
+                                "expected one of:\n" + _expected(dataset, split))
+    data_dir = Path(data_dir).expanduser()
+    if not data_dir.is_dir():
+        raise DataNotFoundError(f"data_dir {data_dir} does not exist or is not a folder.")
+    for data_format in dataset.formats:
+        paths = data_format.find(data_dir, split)
+        if paths is not None:
+            return data_format.read(paths, split, **options)
+    raise DataNotFoundError(
+        f"No {dataset.name} files for split {split!r} in {data_dir} (it holds: "
+        f"{list_dir(data_dir)}). Expected one of:\n" + _expected(dataset, split))
+
+
+def _expected(dataset, split):
+    return "\n".join(f"  - {data_format.expected(split)}" for data_format in dataset.formats)

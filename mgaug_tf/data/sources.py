@@ -1,0 +1,216 @@
+"""Where a split's pixels come from: arrays, or encoded images decoded on demand.
+
+A source maps integer item ids to uint8 images of one fixed shape. Both
+`FewShotSplit.images` and the episode pipeline call `ImageSource.load`, so
+what a user inspects is exactly what the learner is fed.
+"""
+
+import io
+import logging
+
+import numpy as np
+from PIL import Image
+
+from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError
+
+logger = logging.getLogger(__name__)
+
+# Decoded images are kept in memory when the whole split costs less than this.
+DEFAULT_CACHE_LIMIT_BYTES = 512 * 2**20
+
+
+def resize_image(image, size):
+    """Resizes a uint8 `[H, W, C]` image to `[size, size, C]` (bilinear, antialiased)."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    mode = "L" if image.shape[2] == 1 else "RGB"
+    pil = Image.fromarray(image[..., 0] if mode == "L" else image, mode)
+    resized = np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR))
+    return resized.reshape(size, size, image.shape[2])
+
+
+def decode_image(data, channels, size, what):
+    """Decodes PNG/JPEG bytes to a uint8 `[size, size, channels]` array.
+
+    Args:
+        data: Encoded image bytes.
+        channels: 1 (grayscale) or 3 (RGB); other modes are converted.
+        size: Output height and width; the image is resized when it differs.
+        what: The file or item, named in the error when decoding fails.
+
+    Raises:
+        CorruptDataError: The bytes are not a decodable image.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as pil:
+            mode = "L" if channels == 1 else "RGB"
+            pil.load()
+            if pil.mode != mode:
+                pil = pil.convert(mode)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise CorruptDataError(
+            f"Cannot decode image {what}: {error}. The image is truncated or corrupt, or is "
+            "not a PNG/JPEG.") from None
+    image = np.asarray(pil).reshape(pil.size[1], pil.size[0], channels)
+    return resize_image(image, size)
+
+
+class ImageSource:
+    """Maps item ids to uint8 images of shape `image_shape`."""
+
+    image_shape = None  # (height, width, channels)
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def load(self, items):
+        """Returns the uint8 images `[len(items), H, W, C]` for int item ids."""
+        raise NotImplementedError
+
+
+class ArraySource(ImageSource):
+    """Images held in a uint8 array, in memory or memory-mapped.
+
+    Args:
+        array: uint8 `[N, H, W, C]` or `[N, H, W]` (grayscale).
+        bgr: Whether channels are stored BGR; loaded images are flipped to RGB
+            (only the images read, so a memory map stays untouched).
+        image_size: Resize loaded images to this size, when it differs.
+    """
+
+    def __init__(self, array, bgr=False, image_size=None):
+        if array.ndim == 3:
+            array = array[..., None]
+        self._array = array
+        self._bgr = bgr
+        height, width, channels = array.shape[1:]
+        self._size = image_size
+        if image_size is not None:
+            height = width = image_size
+        self.image_shape = (height, width, channels)
+
+    def __len__(self):
+        return len(self._array)
+
+    def load(self, items):
+        # Sorted reads keep a memory map's disk access sequential.
+        items = np.asarray(items, np.int64)
+        order = np.argsort(items, kind="stable")
+        images = np.empty((len(items),) + self._array.shape[1:], np.uint8)
+        images[order] = self._array[items[order]]
+        if self._bgr:
+            images = images[..., ::-1]
+        if self._size is not None:
+            images = np.stack([resize_image(image, self._size) for image in images]) \
+                if len(images) else images.reshape((0,) + self.image_shape)
+        return np.ascontiguousarray(images)
+
+
+class EncodedSource(ImageSource):
+    """Encoded images (PNG/JPEG bytes) decoded when loaded.
+
+    Args:
+        count: Number of items.
+        fetch: `fetch(item) -> bytes`, the encoded image. Called from several
+            threads at once by the episode pipeline.
+        describe: `describe(item) -> str`, the file or item named in errors.
+        image_size: Decoded images are resized to `[image_size, image_size]`.
+        channels: 1 or 3.
+        postprocess: Optional `f(uint8 [H, W, C]) -> same`, applied after
+            resizing (for example inverting Omniglot strokes).
+        cache_limit_bytes: Keep decoded images in memory when all `count` of
+            them fit in this many bytes (0 disables the cache).
+    """
+
+    def __init__(self, count, fetch, describe, image_size, channels, postprocess=None,
+                 cache_limit_bytes=DEFAULT_CACHE_LIMIT_BYTES):
+        self._count = count
+        self._fetch = fetch
+        self._describe = describe
+        self._channels = channels
+        self._postprocess = postprocess
+        self.image_shape = (image_size, image_size, channels)
+        decoded_bytes = count * image_size * image_size * channels
+        self._cache = None
+        if 0 < decoded_bytes <= cache_limit_bytes:
+            # np.zeros memory is committed only as images are decoded into it.
+            self._cache = np.zeros((count,) + self.image_shape, np.uint8)
+            self._cached = np.zeros(count, bool)
+
+    def __len__(self):
+        return self._count
+
+    def load(self, items):
+        items = np.asarray(items, np.int64)
+        images = np.empty((len(items),) + self.image_shape, np.uint8)
+        for position, item in enumerate(items):
+            if self._cache is not None and self._cached[item]:
+                images[position] = self._cache[item]
+                continue
+            image = decode_image(self._fetch(item), self._channels, self.image_shape[0],
+                                 self._describe(item))
+            if self._postprocess is not None:
+                image = self._postprocess(image)
+            images[position] = image
+            if self._cache is not None:
+                # Racing threads may decode the same item twice; both write
+                # identical pixels, so no lock is needed.
+                self._cache[item] = image
+                self._cached[item] = True
+        return images
+
+
+class RotatedSource(ImageSource):
+    """Every image of `base` at several multiples of 90 degrees.
+
+    Item `i * len(rotations) + r` is base item `i` rotated counter-clockwise
+    by `rotations[r]` degrees.
+    """
+
+    def __init__(self, base, rotations):
+        for degrees in rotations:
+            if degrees % 90:
+                raise ValueError(f"rotations must be multiples of 90 degrees; got {degrees}.")
+        self._base = base
+        self._quarter_turns = [(degrees // 90) % 4 for degrees in rotations]
+        self.image_shape = base.image_shape
+
+    def __len__(self):
+        return len(self._base) * len(self._quarter_turns)
+
+    def load(self, items):
+        items = np.asarray(items, np.int64)
+        turns = len(self._quarter_turns)
+        images = self._base.load(items // turns)
+        for position, rotation in enumerate(items % turns):
+            images[position] = np.rot90(images[position], self._quarter_turns[rotation])
+        return images
+
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def list_images(folder):
+    """The image files (jpg/jpeg/png) directly in `folder`, sorted by name."""
+    return sorted(path for path in folder.iterdir()
+                  if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+
+
+def read_file(path):
+    """The bytes of `path`; a clear error naming it when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise DataNotFoundError(f"Image file {path} is missing.") from None
+    except OSError as error:
+        raise CorruptDataError(f"Cannot read image file {path}: {error}.") from None
+
+
+def file_source(paths, image_size, channels, cache_limit_bytes, postprocess=None):
+    """An `EncodedSource` over image files (item `i` is `paths[i]`)."""
+    paths = [str(path) for path in paths]
+    return EncodedSource(len(paths), lambda item: read_file(paths[item]),
+                         lambda item: paths[item], image_size, channels,
+                         postprocess=postprocess, cache_limit_bytes=cache_limit_bytes)

@@ -1,0 +1,156 @@
+"""`FewShotSplit`: the classes of one split and a way to read their images."""
+
+import numpy as np
+
+from mgaug_tf.data.errors import CorruptDataError
+from mgaug_tf.data.sources import ArraySource
+
+
+class FewShotSplit:
+    """The classes of one dataset split and their images.
+
+    Attributes:
+        dataset: Canonical dataset name, e.g. `"miniimagenet"`.
+        split: `"train"`, `"val"` or `"test"`.
+        class_names: One name per class (a WordNet id, `Alphabet/characterNN`...).
+        num_classes: `len(class_names)`.
+        image_shape: `(height, width, channels)` of every image (RGB: 3,
+            Omniglot and glyphs: 1).
+        category_labels: int array `[num_classes]`, the category (tieredImageNet
+            category, Omniglot alphabet, CIFAR-100 superclass) of each class,
+            or `None` when the format has none.
+        category_names: Names of the categories, or `None`.
+        default_augment: Whether `episode_dataset(augment="auto")` augments
+            training episodes (natural images yes, strokes no).
+        description: The files and format the split was read from.
+
+    Example:
+        >>> split = mgaug_tf.data.load("miniimagenet", "/data/mini", "val")
+        >>> split.num_classes, split.images(0).shape
+        (16, (600, 84, 84, 3))
+    """
+
+    def __init__(self, dataset, split, class_names, class_items, source, category_labels=None,
+                 category_names=None, default_augment=True, description=""):
+        if len(class_names) != len(class_items):
+            raise ValueError(f"{len(class_names)} class names for {len(class_items)} classes.")
+        self.dataset = dataset
+        self.split = split
+        self.class_names = tuple(class_names)
+        self.num_classes = len(self.class_names)
+        self._class_items = [np.asarray(items, np.int64) for items in class_items]
+        self._source = source
+        self.image_shape = tuple(source.image_shape)
+        self.category_labels = (None if category_labels is None
+                                else np.asarray(category_labels, np.int64))
+        self.category_names = None if category_names is None else tuple(category_names)
+        self.default_augment = default_augment
+        self.description = description
+
+    @classmethod
+    def from_arrays(cls, images, labels, class_names=None, dataset="arrays", split="train",
+                    default_augment=False):
+        """Builds a split from in-memory images and integer labels.
+
+        Args:
+            images: uint8 `[N, H, W, C]` (or `[N, H, W]`), RGB or grayscale.
+            labels: int `[N]`; any values, classes are numbered in sorted order.
+            class_names: Optional names, one per distinct label (sorted order).
+            dataset, split: Names used in messages.
+            default_augment: See the class attributes.
+
+        Example:
+            >>> split = FewShotSplit.from_arrays(images, labels)
+            >>> split.num_classes
+            20
+        """
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim not in (3, 4):
+            raise ValueError(f"images must be uint8 [N, H, W(, C)]; got {images.dtype} "
+                             f"{images.shape}.")
+        label_values, class_items = group_by_label(labels, len(images), "labels")
+        if class_names is None:
+            class_names = [str(value) for value in label_values]
+        return cls(dataset, split, class_names, class_items, ArraySource(images),
+                   default_augment=default_augment, description="in-memory arrays")
+
+    def num_images(self, class_index):
+        """Number of images of class `class_index`."""
+        return len(self._class_items[self._check_index(class_index)])
+
+    @property
+    def class_sizes(self):
+        """int array `[num_classes]`: the number of images of each class."""
+        return np.asarray([len(items) for items in self._class_items], np.int64)
+
+    def images(self, class_index):
+        """All images of one class, exactly as the episode pipeline reads them.
+
+        Args:
+            class_index: In `[0, num_classes)`.
+
+        Returns:
+            uint8 array `[num_images(class_index), H, W, C]`, RGB (C=3) or
+            grayscale (C=1), before augmentation and normalisation.
+        """
+        return self._source.load(self._class_items[self._check_index(class_index)])
+
+    def load_items(self, items):
+        """uint8 images `[len(items), H, W, C]` for flat item ids (see `item_table`)."""
+        return self._source.load(items)
+
+    def item_table(self):
+        """The episode sampler's view: `(items, offsets)`.
+
+        Returns:
+            `items`: int64, the item ids of class 0, then class 1, ...;
+            `offsets`: int64 `[num_classes]`, where each class starts in `items`.
+        """
+        sizes = self.class_sizes
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        items = (np.concatenate(self._class_items) if self._class_items
+                 else np.zeros(0, np.int64))
+        return items, offsets
+
+    def _check_index(self, class_index):
+        if not 0 <= class_index < self.num_classes:
+            raise IndexError(f"class_index {class_index} is out of range: {self.dataset} "
+                             f"{self.split} has {self.num_classes} classes.")
+        return int(class_index)
+
+    def __repr__(self):
+        sizes = self.class_sizes
+        return (f"FewShotSplit({self.dataset!r}, split={self.split!r}, "
+                f"num_classes={self.num_classes}, images={int(sizes.sum())}, "
+                f"image_shape={self.image_shape}, from={self.description!r})")
+
+
+def group_by_label(labels, num_images, what):
+    """Groups item ids by label.
+
+    Args:
+        labels: int `[N]` label per item (any values, e.g. global labels offset
+            after another split's).
+        num_images: The number of images the labels must describe.
+        what: The labels' file, named in the error.
+
+    Returns:
+        `(label_values, class_items)`: the sorted distinct labels and, for
+        each, the item ids carrying it in their original order. Class `i` is
+        `label_values[i]`: labels are re-indexed to `0..num_classes-1`.
+
+    Raises:
+        CorruptDataError: `len(labels) != num_images`.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    if num_images == 0:
+        raise CorruptDataError(f"{what} describes no images; the split is empty.")
+    if len(labels) != num_images:
+        raise CorruptDataError(
+            f"{what} has {len(labels)} labels for {num_images} images; each image needs one "
+            "label. The files belong to different copies or splits.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise CorruptDataError(f"{what}: labels must be integers; got dtype {labels.dtype}.")
+    order = np.argsort(labels, kind="stable")
+    label_values, starts = np.unique(labels[order], return_index=True)
+    return label_values, np.split(order, starts[1:])
