@@ -1,16 +1,23 @@
-"""Times the compiled meta-step (train_step) and its peak memory.
+"""Times the compiled meta-step (train_step), its peak memory and its FLOP rate.
 
-One JSON line per configuration. Each configuration runs in its own process,
-so peak RSS (resource.getrusage: `tracemalloc` does not see TF's allocations)
+One JSON line per configuration, each measured in its own process so that the
+peak RSS (`resource.getrusage`; `tracemalloc` does not see TF's allocations)
 belongs to that configuration alone. Episodes are random tensors held in
-memory: the data pipeline is measured by benchmarks/data_pipeline.py.
+memory; the data pipeline's episode rate for the same episode shape is
+measured separately (`"kind": "data"` lines). A `"kind": "machine"` line gives
+the core count and this CPU's measured convolution peak (one large conv2d), to
+compare with each step's achieved FLOP/s (FLOPs counted statically from the
+step's graph by TF's profiler: convolutions, matmuls and their gradients).
 
 Usage:
-    python benchmarks/meta_step.py --suite=mgaug_k        # K = 0, 1, 3 catfish
+    python benchmarks/meta_step.py --suite=mgaug_k --markdown=docs/performance.md
     python benchmarks/meta_step.py --learner=maml --num_subnets=0 --steps=10
+Suites: mgaug_k (MAML 2nd order, Conv4-64 84 px, K = 0/1/3 catfish), targets
+(the ratios of the performance issue), full (the whole grid: hours on 2 cores).
 """
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -19,18 +26,37 @@ import subprocess
 import sys
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _grid():
+    configs = []
+    shapes = [dict(backbone="conv4", image_size=84, channels=3),
+              dict(backbone="conv4", image_size=28, channels=1),
+              dict(backbone="resnet12", image_size=84, channels=3)]
+    variants = [dict(num_subnets=0)] + [dict(num_subnets=k, strategy=s)
+                                        for k in (1, 3) for s in ("catfish", "random_param")]
+    for shape, learner, shots, variant in itertools.product(
+            shapes, ("maml", "fomaml", "protonet"), (1, 5), variants):
+        configs.append(dict(shape, learner=learner, k_shot=shots, **variant))
+    return configs
+
+
 SUITES = {
-    # Issue 2/3: MAML second order, Conv4-64 84x84, 5-way 1-shot, 15 queries,
-    # meta-batch 4, 5 inner steps; K = 0 (no MGAug), 1 and 3 with catfish.
     "mgaug_k": [dict(learner="maml", strategy="catfish", num_subnets=k) for k in (0, 1, 3)],
-    "learners": [dict(learner=name) for name in ("maml", "fomaml", "anil", "metasgd",
-                                                 "protonet")],
+    "targets": [dict(learner="maml", num_subnets=0),
+                dict(learner="maml", strategy="catfish", num_subnets=3),
+                dict(learner="fomaml", num_subnets=0),
+                dict(learner="protonet", num_subnets=0),
+                dict(learner="maml", num_subnets=0, image_size=28, channels=1)],
+    "full": _grid(),
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=sorted(SUITES))
+    parser.add_argument("--markdown", help="write the suite's results table to this file")
     parser.add_argument("--learner", default="maml",
                         choices=["maml", "fomaml", "anil", "metasgd", "protonet"])
     parser.add_argument("--backbone", default="conv4", choices=["conv4", "resnet12"])
@@ -46,16 +72,30 @@ def parse_args(argv=None):
     parser.add_argument("--num_subnets", type=int, default=0, help="K; 0 disables MGAug")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--measure", default="step", choices=["step", "data", "machine"])
     return parser.parse_args(argv)
+
+
+def _setup():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, ROOT)
 
 
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def run_one(args):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def graph_gflops(concrete_function):
+    """Static FLOP count of a traced function (TF's registered op statistics)."""
+    from tensorflow.python.profiler import model_analyzer  # pylint: disable=import-outside-toplevel
+    from tensorflow.python.profiler import option_builder  # pylint: disable=import-outside-toplevel
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return model_analyzer.profile(concrete_function.graph, options=options).total_float_ops / 1e9
+
+
+def measure_step(args):
+    _setup()
     import keras  # pylint: disable=import-outside-toplevel
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -87,9 +127,10 @@ def run_one(args):
     learner.optimizer.build(learner.trainable_variables)
     step = tf.function(learner.train_step)
     start = time.perf_counter()
-    float(step(batch)["loss"])
-    first_step = time.perf_counter() - start
-    for _ in range(args.warmup - 1):
+    concrete = step.get_concrete_function(batch)
+    trace_s = time.perf_counter() - start
+    gflops = graph_gflops(concrete)
+    for _ in range(args.warmup):
         float(step(batch)["loss"])
     times = []
     for _ in range(args.steps):
@@ -97,31 +138,129 @@ def run_one(args):
         float(step(batch)["loss"])
         times.append(time.perf_counter() - start)
     quartiles = statistics.quantiles(times, n=4)
+    median = statistics.median(times)
     return {
-        "learner": args.learner, "backbone": args.backbone, "filters": args.filters,
+        "kind": "step", "learner": args.learner, "backbone": args.backbone,
         "image_size": args.image_size, "n_way": n, "k_shot": args.k_shot,
-        "k_query": args.k_query, "meta_batch_size": b, "inner_steps": args.inner_steps,
+        "k_query": args.k_query, "meta_batch_size": b,
+        "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
         "strategy": args.strategy if args.num_subnets else "none",
-        "num_subnets": args.num_subnets, "steps": args.steps,
-        "median_step_s": round(statistics.median(times), 4),
-        "q1_step_s": round(quartiles[0], 4), "q3_step_s": round(quartiles[2], 4),
-        "first_step_s (trace+run)": round(first_step, 2),
-        "peak_rss_mib": round(peak_rss_mib(), 1), "cpu_count": os.cpu_count(),
-        "tensorflow": tf.__version__,
+        "num_subnets": args.num_subnets, "timed_steps": args.steps,
+        "median_step_s": round(median, 3), "q1_step_s": round(quartiles[0], 3),
+        "q3_step_s": round(quartiles[2], 3), "trace_s": round(trace_s, 1),
+        "gflop_per_step": round(gflops, 1), "achieved_gflops": round(gflops / median, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1), "retraces": len(
+            step._list_all_concrete_functions_for_serialization()) - 1,  # pylint: disable=protected-access
+        "cpu_count": os.cpu_count(),
     }
+
+
+def measure_data(args, seconds=8.0):
+    _setup()
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    from mgaug_tf.data import FewShotSplit, episode_dataset  # pylint: disable=import-outside-toplevel
+
+    rng = np.random.default_rng(0)
+    classes, per_class = 20, 20
+    images = rng.integers(0, 256, size=(classes * per_class, args.image_size, args.image_size,
+                                        args.channels), dtype=np.uint8)
+    split = FewShotSplit.from_arrays(images, np.repeat(np.arange(classes), per_class))
+    dataset = episode_dataset(split, args.n_way, args.k_shot, args.k_query,
+                              args.meta_batch_size, seed=0)
+    iterator = iter(dataset)
+    for _ in range(3):
+        next(iterator)
+    batches, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        next(iterator)
+        batches += 1
+    rate = batches * args.meta_batch_size / (time.perf_counter() - start)
+    return {"kind": "data", "source": "in-memory uint8 arrays", "image_size": args.image_size,
+            "n_way": args.n_way, "k_shot": args.k_shot, "k_query": args.k_query,
+            "meta_batch_size": args.meta_batch_size, "episodes_per_s": round(rate, 1)}
+
+
+def measure_machine():
+    _setup()
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    images = tf.random.normal([64, 84, 84, 64])
+    kernel = tf.random.normal([3, 3, 64, 64])
+    conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
+    conv(images, kernel).numpy()
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        conv(images, kernel).numpy()
+        times.append(time.perf_counter() - start)
+    flops = 2 * 64 * 84 * 84 * 64 * 64 * 9
+    return {"kind": "machine", "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
+            "conv_peak_gflops": round(flops / statistics.median(times) / 1e9, 1),
+            "conv_probe": "conv2d [64,84,84,64] x [3,3,64,64], median of 7"}
+
+
+def run_child(base_args, overrides):
+    command = [sys.executable, os.path.abspath(__file__)] + base_args + [
+        f"--{key}={value}" for key, value in overrides.items()]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def markdown(records, command):
+    machine = next(r for r in records if r["kind"] == "machine")
+    lines = [f"Command: `{command}`", "",
+             f"Machine: {machine['cpu_count']} cores, TensorFlow {machine['tensorflow']}, "
+             f"measured convolution peak {machine['conv_peak_gflops']} GFLOP/s "
+             f"({machine['conv_probe']}).", "",
+             "| learner | backbone | px | shot | MGAug | K | median step s (q1-q3) | "
+             "GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB | data episodes/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    data = {(r["image_size"], r["k_shot"]): r["episodes_per_s"]
+            for r in records if r["kind"] == "data"}
+    for r in records:
+        if r["kind"] != "step":
+            continue
+        lines.append(
+            f"| {r['learner']} | {r['backbone']} | {r['image_size']} | {r['k_shot']} | "
+            f"{r['strategy']} | {r['num_subnets']} | {r['median_step_s']} "
+            f"({r['q1_step_s']}-{r['q3_step_s']}) | {r['gflop_per_step']} | "
+            f"{r['achieved_gflops']} | "
+            f"{100 * r['achieved_gflops'] / machine['conv_peak_gflops']:.0f} | "
+            f"{r['peak_rss_mib']:.0f} | {data.get((r['image_size'], r['k_shot']), '')} |")
+    return "\n".join(lines) + "\n"
 
 
 def main():
     args = parse_args()
     if not args.suite:
-        print(json.dumps(run_one(args)), flush=True)
+        if args.measure == "machine":
+            record = measure_machine()
+        elif args.measure == "data":
+            record = measure_data(args)
+        else:
+            record = measure_step(args)
+        print(json.dumps(record), flush=True)
         return
-    base = [arg for arg in sys.argv[1:] if not arg.startswith("--suite")]
+    base = [arg for arg in sys.argv[1:] if not arg.startswith(("--suite", "--markdown"))]
+    records = [run_child(base, {"measure": "machine"})]
+    print(json.dumps(records[-1]), flush=True)
+    shapes_done = set()
     for overrides in SUITES[args.suite]:
-        command = [sys.executable, os.path.abspath(__file__)] + base + [
-            f"--{key}={value}" for key, value in overrides.items()]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        print(output.strip().splitlines()[-1], flush=True)
+        records.append(run_child(base, overrides))
+        print(json.dumps(records[-1]), flush=True)
+        shape = (overrides.get("image_size", args.image_size),
+                 overrides.get("channels", args.channels), overrides.get("k_shot", args.k_shot))
+        if shape not in shapes_done:
+            shapes_done.add(shape)
+            data_overrides = {key: value for key, value in overrides.items()
+                              if key in ("image_size", "channels", "k_shot")}
+            records.append(run_child(base, dict(data_overrides, measure="data")))
+            print(json.dumps(records[-1]), flush=True)
+    if args.markdown:
+        with open(args.markdown, "a", encoding="utf-8") as handle:
+            handle.write("\n" + markdown(records, "python benchmarks/meta_step.py "
+                                         + " ".join(sys.argv[1:])))
 
 
 if __name__ == "__main__":

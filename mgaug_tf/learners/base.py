@@ -18,7 +18,9 @@ TASK_REDUCTIONS = ("sum", "mean")
 
 
 def cross_entropy(labels, logits):
-    """Mean sparse softmax cross-entropy in the logits' precision."""
+    """Mean sparse softmax cross-entropy, in float32 at least (mixed precision)."""
+    if logits.dtype in (tf.bfloat16, tf.float16):
+        logits = tf.cast(logits, tf.float32)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(labels, tf.int32), logits=logits))
 

@@ -18,6 +18,10 @@ def prototype_logits(support_embeddings, support_labels, query_embeddings, n_way
     Returns:
         Logits `[M, n_way]`.
     """
+    if support_embeddings.dtype in (tf.bfloat16, tf.float16):
+        # Distances of 16-bit embeddings cancel badly: compute them in float32.
+        support_embeddings = tf.cast(support_embeddings, tf.float32)
+        query_embeddings = tf.cast(query_embeddings, tf.float32)
     prototypes = tf.math.unsorted_segment_mean(
         support_embeddings, tf.cast(support_labels, tf.int32), n_way)
     differences = query_embeddings[:, None, :] - prototypes[None, :, :]
