@@ -70,6 +70,8 @@ def parse_args(argv=None):
     parser.add_argument("--inner_steps", type=int, default=5)
     parser.add_argument("--strategy", default="catfish")
     parser.add_argument("--num_subnets", type=int, default=0, help="K; 0 disables MGAug")
+    parser.add_argument("--recompute", action="store_true",
+                        help="recompute inner steps in the outer backward pass")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--measure", default="step", choices=["step", "data", "machine"])
@@ -114,7 +116,8 @@ def measure_step(args):
         kind = {"maml": mg.MAML, "fomaml": mg.FOMAML, "anil": mg.ANIL,
                 "metasgd": mg.MetaSGD}[args.learner]
         learner = kind(mg.FewShotClassifier(backbone, args.n_way), args.n_way,
-                       inner_steps=args.inner_steps, augmentation=augmentation)
+                       inner_steps=args.inner_steps, augmentation=augmentation,
+                       recompute=args.recompute)
     learner.compile(keras.optimizers.Adam(1e-3))
     rng = np.random.default_rng(0)
     shape = (args.image_size, args.image_size, args.channels)
@@ -145,7 +148,8 @@ def measure_step(args):
         "k_query": args.k_query, "meta_batch_size": b,
         "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
         "strategy": args.strategy if args.num_subnets else "none",
-        "num_subnets": args.num_subnets, "timed_steps": args.steps,
+        "num_subnets": args.num_subnets, "recompute": args.recompute,
+        "timed_steps": args.steps,
         "median_step_s": round(median, 3), "q1_step_s": round(quartiles[0], 3),
         "q3_step_s": round(quartiles[2], 3), "trace_s": round(trace_s, 1),
         "gflop_per_step": round(gflops, 1), "achieved_gflops": round(gflops / median, 1),

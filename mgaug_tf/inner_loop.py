@@ -8,7 +8,7 @@ which masks it applies) and in their learning rates.
 import tensorflow as tf
 
 
-def adapt(loss_fn, weights, learning_rates, steps, first_order=False):
+def adapt(loss_fn, weights, learning_rates, steps, first_order=False, recompute=False):
     """Takes `steps` gradient-descent steps on `loss_fn` from `weights`.
 
     Called under an outer `tf.GradientTape`, the result is differentiable with
@@ -23,6 +23,10 @@ def adapt(loss_fn, weights, learning_rates, steps, first_order=False):
         steps: Number of steps (a Python int: the loop is unrolled, so the
             second-order graph is explicit).
         first_order: Treat inner gradients as constants.
+        recompute: Keep only each step's weights for the outer backward pass
+            and recompute the step's forward and backward passes there
+            (`tf.recompute_grad`): memory of one inner step instead of all of
+            them, for about one more support pass per step.
 
     Returns:
         The adapted weights.
@@ -35,14 +39,36 @@ def adapt(loss_fn, weights, learning_rates, steps, first_order=False):
         learning_rates = [learning_rates] * len(weights)
     if len(learning_rates) != len(weights):
         raise ValueError(f"Got {len(learning_rates)} learning rates for {len(weights)} weights.")
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            tape.watch(weights)
-            loss = loss_fn(weights)
-        gradients = tape.gradient(loss, weights,
-                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    count = len(weights)
+
+    @tf.function
+    def symbolic_gradients(*current):
+        # tf.recompute_grad runs its forward pass with tapes paused, so the
+        # inner gradient must come from the graph (tf.gradients), not a tape.
+        return tf.gradients(loss_fn(list(current)), list(current),
+                            unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    def step(*state):
+        current, rates = list(state[:count]), list(state[count:])
+        if recompute:
+            gradients = list(symbolic_gradients(*current))
+        else:
+            with tf.GradientTape() as tape:
+                tape.watch(current)
+                loss = loss_fn(current)
+            gradients = tape.gradient(loss, current,
+                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
         if first_order:
             gradients = [tf.stop_gradient(gradient) for gradient in gradients]
-        weights = [weight - tf.cast(rate, weight.dtype) * gradient
-                   for weight, rate, gradient in zip(weights, learning_rates, gradients)]
+        return [weight - tf.cast(rate, weight.dtype) * gradient
+                for weight, rate, gradient in zip(current, rates, gradients)]
+
+    if recompute:
+        step = tf.recompute_grad(step)
+    # Learning rates travel as arguments so that Meta-SGD's rates get their
+    # gradients through a recomputed step too.
+    rates = [tf.convert_to_tensor(rate, dtype=weight.dtype if not hasattr(rate, "dtype")
+                                  else rate.dtype) for rate, weight in zip(learning_rates, weights)]
+    for _ in range(steps):
+        weights = list(step(*weights, *rates))
     return weights

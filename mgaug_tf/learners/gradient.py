@@ -17,6 +17,9 @@ class GradientLearner(MetaLearner):
         eval_inner_steps: Inner steps at evaluation and inference (defaults to
             `inner_steps`).
         first_order: Stop gradients through the inner-loop gradients (FOMAML).
+        recompute: Recompute each inner step in the outer backward pass instead
+            of storing it (`inner_loop.adapt`): trades time for memory, e.g. for
+            second-order MAML with ResNet-12.
         **kwargs: See `MetaLearner` (`bn_mode`, `task_reduction`,
             `augmentation`, ...).
     """
@@ -24,7 +27,7 @@ class GradientLearner(MetaLearner):
     uses_inner_loop = True
 
     def __init__(self, network, n_way, inner_lr=0.01, inner_steps=5, eval_inner_steps=None,
-                 first_order=False, **kwargs):
+                 first_order=False, recompute=False, **kwargs):
         if inner_steps < 1 or (eval_inner_steps is not None and eval_inner_steps < 0):
             raise ValueError(f"inner_steps must be >= 1 and eval_inner_steps >= 0; got "
                              f"{inner_steps} and {eval_inner_steps}.")
@@ -34,6 +37,7 @@ class GradientLearner(MetaLearner):
         self.inner_steps = int(inner_steps)
         self.eval_inner_steps = int(inner_steps if eval_inner_steps is None else eval_inner_steps)
         self.first_order = bool(first_order)
+        self.recompute = bool(recompute)
         super().__init__(network, n_way, **kwargs)
 
     def _inner_steps(self, training):
@@ -48,7 +52,8 @@ class GradientLearner(MetaLearner):
         # for nothing, so stop them there too.
         return inner_loop.adapt(loss_fn, weights, self.inner_learning_rates(),
                                 self._inner_steps(training),
-                                first_order=self.first_order or not training)
+                                first_order=self.first_order or not training,
+                                recompute=self.recompute and training)
 
     def _query_logits(self, weights, task, masks=None, training=True):
         def support_loss(fast_weights):
@@ -65,5 +70,6 @@ class GradientLearner(MetaLearner):
     def get_config(self):
         config = super().get_config()
         config.update(inner_lr=self.inner_lr, inner_steps=self.inner_steps,
-                      eval_inner_steps=self.eval_inner_steps, first_order=self.first_order)
+                      eval_inner_steps=self.eval_inner_steps, first_order=self.first_order,
+                      recompute=self.recompute)
         return config

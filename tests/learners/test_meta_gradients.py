@@ -162,3 +162,19 @@ def test_resnet12_meta_gradient_matches_finite_differences():
     gradients = compiled_gradients(learner, batch)
     _, _, error = FiniteDifferences(learner, batch).directional(gradients, seed=7)
     assert error < TOLERANCE
+
+
+@pytest.mark.parametrize("kind", [mg.MAML, mg.MetaSGD])
+def test_recomputed_inner_steps_give_the_same_meta_gradient(kind, batch):
+    """Recomputation trades memory for time and changes nothing else."""
+    stored = learner_of(kind)
+    recomputed = learner_of(kind, recompute=True)
+    for source, target in zip(stored.variables, recomputed.variables):
+        target.assign(source)
+    expected = compiled_gradients(stored, batch)
+    got = compiled_gradients(recomputed, batch)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)
+    if kind is mg.MAML:
+        _, _, error = FiniteDifferences(recomputed, batch).directional(got, seed=11)
+        assert error < TOLERANCE
