@@ -1,0 +1,191 @@
+"""The meta-training loop: distributed meta-steps, validation, checkpoints, summaries."""
+
+import math
+import time
+
+import tensorflow as tf
+
+from mgaug_tf.training import checkpoints as checkpoints_lib
+from mgaug_tf.training import inputs
+from mgaug_tf.training import summaries as summaries_lib
+from mgaug_tf.training.progress import ProgressBar
+
+
+class NonFiniteError(RuntimeError):
+    """The meta-loss or the weights became NaN/Inf; training stopped without saving."""
+
+    def __init__(self, step, what, last_checkpoint):
+        self.step, self.last_checkpoint = step, last_checkpoint
+        kept = (f"The last good checkpoint, {last_checkpoint}, is intact"
+                if last_checkpoint else "No checkpoint had been written yet")
+        super().__init__(
+            f"{what} at step {step}; training stopped. {kept}. Resume from it with a lower "
+            "outer or inner learning rate.")
+
+
+def _weights_are_finite(learner):
+    return all(bool(tf.reduce_all(tf.math.is_finite(variable)))
+               for variable in learner.variables if tf.as_dtype(variable.dtype).is_floating)
+
+
+def make_distributed_train_step(learner, strategy):
+    """A `tf.function` running one meta-step on every replica.
+
+    Each replica runs the learner's `train_step` on its slice of the
+    meta-batch: it sums its tasks' meta-gradients and the optimizer
+    all-reduces them with SUM (Keras's TF optimizer), which is the
+    single-device meta-gradient of the whole meta-batch. The learner's logs
+    are per-replica means over that step's tasks; their mean over replicas
+    is the mean over the meta-batch.
+
+    Returns:
+        `train_step(iterator) -> {log name: scalar tensor}`.
+    """
+
+    def replica_step(batch):
+        learner.reset_metrics()  # per-step values rather than running means
+        return learner.train_step(batch)
+
+    # No autograph (here and in evaluation and export): the learners need no
+    # graph control flow, tracing is faster, and autograph re-reads the source
+    # files, which goes wrong when they are edited while a run is going.
+    @tf.function(autograph=False)
+    def train_step(iterator):
+        logs = strategy.run(replica_step, args=(next(iterator),))
+        return {name: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                for name, value in logs.items()}
+
+    return train_step
+
+
+class _Averages:
+    """Running means of the logs between two summaries."""
+
+    def __init__(self):
+        self.sums, self.count = {}, 0
+
+    def add(self, logs):
+        for name, value in logs.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += 1
+
+    def pop(self):
+        means = {name: total / max(self.count, 1) for name, total in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+class MetaTrainer:
+    """Trains a learner for a number of meta-steps, resuming from model_dir.
+
+    Args:
+        learner: A built, compiled `MetaLearner` created in `strategy.scope()`.
+        strategy: Its `tf.distribute.Strategy`.
+        train_spec: `inputs.EpisodeSpec` of the training split.
+        meta_batch_size: Tasks per meta-step over all replicas.
+        checkpoints: `checkpoints.RunCheckpoints` holding the learner and
+            its optimizer.
+        summaries: `summaries.RunSummaries`.
+        validator: Optional callable returning an `EvaluationResult` of the
+            validation split (best checkpoint by its mean accuracy).
+        eval_every: Validation interval in meta-steps.
+        checkpoint_every: Checkpoint interval in meta-steps (a checkpoint is
+            also written after the last step).
+        summary_every: Summary interval in meta-steps.
+        show_progress: Draw the progress bar (the chief only).
+    """
+
+    def __init__(self, learner, strategy, train_spec, meta_batch_size, checkpoints, summaries,
+                 validator=None, eval_every=500, checkpoint_every=500, summary_every=10,
+                 show_progress=True):
+        self.learner = learner
+        self.strategy = strategy
+        self.train_spec = train_spec
+        self.meta_batch_size = meta_batch_size
+        self.checkpoints = checkpoints
+        self.summaries = summaries
+        self.validator = validator
+        self.eval_every = eval_every
+        self.checkpoint_every = checkpoint_every
+        self.summary_every = summary_every
+        self.show_progress = show_progress
+        self._train_step = make_distributed_train_step(learner, strategy)
+
+    def resume(self):
+        """Restores the latest checkpoint if there is one; returns the step to start at."""
+        path = self.checkpoints.path(checkpoints_lib.LATEST)
+        return self.checkpoints.restore(path) if path else 0
+
+    def train(self, train_steps):
+        """Runs meta-steps until `train_steps` are done.
+
+        Returns:
+            The averaged logs of the last summary interval (empty when the
+            run had already finished).
+
+        Raises:
+            NonFiniteError: The meta-loss or the weights became NaN/Inf (the
+                weights are checked before every save, so no checkpoint ever
+                holds them).
+        """
+        step = self.resume()
+        progress = ProgressBar(train_steps, initial=step, enabled=self.show_progress)
+        if step >= train_steps:
+            progress.message(f"model_dir already holds step {step} >= train_steps="
+                             f"{train_steps}; nothing to train.")
+            return {}
+        if step:
+            progress.message(f"Resuming from step {step} ({self.checkpoints.path()}).")
+        iterator = iter(inputs.distributed_meta_batches(self.strategy, self.train_spec,
+                                                        self.meta_batch_size, first_step=step))
+        averages, timings, last_logs = _Averages(), _Averages(), {}
+        started = step
+        while step < train_steps:
+            start = time.perf_counter()
+            logs = {name: float(value) for name, value in self._train_step(iterator).items()}
+            seconds = time.perf_counter() - start
+            step += 1
+            if not math.isfinite(logs["loss"]):
+                raise NonFiniteError(step, f"The meta-loss became {logs['loss']}",
+                                     self.checkpoints.path(checkpoints_lib.LATEST))
+            averages.add(logs)
+            if step > started + 1:  # the first step after a start includes tracing
+                timings.add({"perf/step_time_s": seconds,
+                             "perf/tasks_per_s": self.meta_batch_size / seconds})
+            shown = {"loss": logs["loss"], "accuracy": logs["accuracy"]}
+            if "subnet_loss" in logs:
+                shown["subnet_loss"] = logs["subnet_loss"]
+            progress.update(step, shown)
+            if step % self.summary_every == 0 or step == train_steps:
+                last_logs = averages.pop()
+                extra = summaries_lib.learning_rates(self.learner, self.learner.optimizer)
+                extra.update(timings.pop())
+                self.summaries.train(step, last_logs, extra)
+            if self.validator is not None and (step % self.eval_every == 0
+                                               or step == train_steps):
+                self._validate(step, progress)
+            if step % self.checkpoint_every == 0 or step == train_steps:
+                self._save(step)
+        self.summaries.flush()
+        return last_logs
+
+    def _check_weights(self, step):
+        # The loss of step s is computed before its update, so a NaN update
+        # would only show in the next loss: check the weights themselves.
+        if not _weights_are_finite(self.learner):
+            raise NonFiniteError(step, "The weights became NaN/Inf",
+                                 self.checkpoints.path(checkpoints_lib.LATEST))
+
+    def _save(self, step):
+        self._check_weights(step)
+        self.checkpoints.save(step)
+
+    def _validate(self, step, progress):
+        result = self.validator()
+        self.summaries.validation(step, result)
+        improved = result.mean_accuracy > float(self.checkpoints.best_accuracy.numpy())
+        if improved:
+            self._check_weights(step)
+            self.checkpoints.save_best(step, result.mean_accuracy)
+        progress.message(f"step {step}: validation {result.summary()}"
+                         + (" (best so far)" if improved else ""))

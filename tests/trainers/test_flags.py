@@ -1,0 +1,96 @@
+"""Bad flags and data stop the CLI with one clear message, a non-zero exit, no traceback."""
+
+import pytest
+from absl import flags
+
+from tests.trainers.conftest import GLYPHS, REPO, RUN, Cli
+
+FLAGS = flags.FLAGS
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n_way=1001"], "--n_way=1001 is more than the 1000 classes of glyphs train"),
+    (["--k_shot=10", "--k_query=11"], "--k_shot + --k_query = 10 + 11 = 21 images per class, "
+                                      "but only 0 classes of glyphs train"),
+    (["--val_split=tset"], "--val_split=tset"),
+    (["--dataset=miniimagenet"], "--data_dir=None: miniimagenet needs data_dir"),
+    (["--dataset=miniimagenet", "--data_dir=/no/such/folder"],
+     "--data_dir=/no/such/folder: data_dir /no/such/folder does not exist"),
+    (["--strategy=multi_worker"], "needs the TF_CONFIG environment variable"),
+    (["--image_size=12"], "--image_size=12 is too small for conv4"),
+    (["--pooling=avg", "--resolutions=20"],
+     "--resolutions=20 must lie between 16 px and the 16 px images"),
+])
+def test_bad_flags_and_data_exit_before_any_work(run_main, args, message):
+    code, stderr, model_dir = run_main(*GLYPHS, *args)
+    assert code == 2
+    assert message in stderr
+    assert "Traceback" not in stderr
+    assert not model_dir.exists()  # nothing was written
+
+
+def test_eval_without_a_trained_run_is_refused(run_main):
+    code, stderr, _ = run_main(*GLYPHS, "--mode=eval")
+    assert code == 2 and "holds no checkpoint" in stderr
+
+
+def test_resuming_with_other_model_flags_is_refused(run_main, reference_run):
+    before = sorted(path.name for path in reference_run.iterdir())
+    code, stderr, _ = run_main(f"--flagfile={reference_run / 'flags.cfg'}", "--n_way=4",
+                               "--outer_lr=0.01", model_dir=reference_run)
+    assert code == 2
+    assert "--n_way=3 there, --n_way=4 now" in stderr
+    assert "outer_lr" not in stderr  # learning rates may change on resume
+    assert sorted(path.name for path in reference_run.iterdir()) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--keep_min=1.5"], "--keep_min must be a keep ratio in (0, 1]"),
+    (["--keep_min=0.9", "--keep_max=0.8"], "--keep_min must not exceed --keep_max"),
+    (["--resolutions=12", "--learner=maml"], "--resolutions needs --pooling=avg"),
+    (["--backbone=conv4", "--filters=4,8"], "--filters takes one value for conv4"),
+    (["--mgaug=dropout"], "--mgaug"),
+])
+def test_flag_parsing_errors_name_the_flag(args, message):
+    with pytest.raises(flags.Error, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]")):
+        FLAGS(["run.py", "--model_dir=unused", *args])
+    FLAGS.unparse_flags()
+
+
+def test_cli_reports_errors_without_traceback(tmp_path):
+    """Through `python trainers/run.py`: absl's parse errors and replica checks."""
+    runs = {
+        "keep": (["--keep_min=0", f"--model_dir={tmp_path / 'keep'}"], 1,
+                 "--keep_min must be a keep ratio in (0, 1]"),
+        "replicas": (["--strategy=mirrored", "--cpu_devices=2", "--meta_batch_size=3",
+                      f"--model_dir={tmp_path / 'replicas'}"], 2,
+                     "--meta_batch_size=3 is not divisible by the 2 replicas"),
+    }
+    started = {name: Cli(RUN, GLYPHS + args, tmp_path, name)
+               for name, (args, _, _) in runs.items()}
+    try:
+        for name, (_, code, message) in runs.items():
+            assert started[name].wait() == code, started[name].stderr
+            assert message in started[name].stderr
+            assert "Traceback" not in started[name].stderr
+            assert not (tmp_path / name).exists()
+    finally:
+        for cli in started.values():
+            cli.kill()
+
+
+def test_every_config_parses(monkeypatch):
+    monkeypatch.chdir(REPO)  # nested --flagfile paths are relative to the repository
+    configs = sorted((REPO / "configs").glob("*.cfg"))
+    assert {"tiered.cfg", "demo.cfg", "mini_maml.cfg", "omniglot_fomaml_mgaug.cfg",
+            "cub_protonet.cfg", "cifar_fs_maml_mgaug.cfg"} <= {path.name for path in configs}
+    for path in configs:
+        FLAGS(["run.py", "--model_dir=unset", f"--flagfile={path}"])
+        try:
+            if path.name.endswith("_mgaug.cfg") or path.name == "tiered.cfg":
+                assert FLAGS.mgaug == "catfish", path
+            if path.name != "mgaug_catfish.cfg":  # an include, not a run
+                assert FLAGS.model_dir == f"runs/{path.stem}", path
+        finally:
+            FLAGS.unparse_flags()

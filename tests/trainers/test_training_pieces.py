@@ -1,0 +1,168 @@
+"""The trainer's pieces alone: inputs, CI, predict preprocessing, roles, summaries, NaN stop."""
+
+import io
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mgaug_tf as mg
+from mgaug_tf import data, distribute
+from mgaug_tf.data import preprocess
+from mgaug_tf.training import checkpoints, evaluation, inputs, summaries, trainer
+from mgaug_tf.training.progress import ProgressBar
+from tests.trainers.conftest import GLYPHS, checkpoint_tensors
+from trainers import predict
+
+
+@pytest.fixture(scope="module")
+def glyph_spec():
+    split = data.load("glyphs", split="train", image_size=16)
+    return inputs.EpisodeSpec(split, n_way=3, k_shot=1, k_query=2, image_size=16, seed=7)
+
+
+def _flat(element):
+    return [np.asarray(part) for part in tf.nest.flatten(element)]
+
+
+def test_meta_batches_start_at_any_step(glyph_spec):
+    reference = list(data.episode_dataset(glyph_spec.split, 3, 1, 2, meta_batch_size=4,
+                                          image_size=16, seed=7).take(3))
+    resumed = next(iter(inputs.meta_batches(glyph_spec, 4, first_step=2)))
+    for got, expected in zip(_flat(resumed), _flat(reference[2])):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_workers_and_replicas_get_contiguous_slices(glyph_spec):
+    """2 workers x 2 replicas: replica r gets tasks r of each 4-task meta-batch."""
+    whole = list(inputs.meta_batches(glyph_spec, 4).take(2))
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker,
+                                             num_replicas_in_sync=4)
+        per_replica = list(inputs.meta_batches(glyph_spec, 4, context).take(4))
+        for position, batch in enumerate(per_replica):
+            step, local_replica = divmod(position, 2)
+            task = worker * 2 + local_replica  # global replica index = task index
+            for got, expected in zip(_flat(batch), _flat(whole[step])):
+                assert got.shape[0] == 1
+                np.testing.assert_array_equal(got[0], expected[task])
+
+
+def test_evaluation_episodes_are_the_data_packages_fixed_episodes(glyph_spec):
+    expected = list(data.episode_dataset(glyph_spec.split, 3, 1, 2, meta_batch_size=1,
+                                         image_size=16, training=False, num_episodes=5, seed=7))
+    got = list(inputs.meta_batches(glyph_spec, 2, training=False, num_steps=3).take(3))
+    got_tasks = [np.concatenate([_flat(batch)[part] for batch in got])[:5] for part in range(4)]
+    for part in range(4):
+        np.testing.assert_array_equal(got_tasks[part],
+                                      np.concatenate([_flat(e)[part] for e in expected]))
+
+
+def test_confidence_interval_and_json():
+    accuracies = np.array([0.2, 0.6, 0.4, 1.0])
+    result = evaluation.EvaluationResult("test", accuracies, np.ones(4))
+    assert result.ci95 == pytest.approx(1.96 * accuracies.std() / 2)
+    assert result.mean_accuracy == pytest.approx(0.55)
+    payload = result.to_json(bn_mode="transductive")
+    assert payload["num_episodes"] == 4 and payload["bn_mode"] == "transductive"
+    assert payload["per_episode_accuracy"] == accuracies.tolist()
+    assert "55.00 % +- " in result.summary()
+
+
+@pytest.mark.parametrize("augment", [None, preprocess.AugmentOptions()])
+@pytest.mark.parametrize("shape", [(40, 30, 3), (16, 16, 3), (10, 12, 3)])
+def test_predict_preprocessing_matches_evaluation_pipeline(augment, shape):
+    image = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
+    expected = preprocess.preprocess(tf.constant(image[None]), (16, 16), False, augment, None,
+                                     None)[0]
+    ratio = augment.eval_resize_ratio if augment else None
+    np.testing.assert_allclose(predict.eval_preprocess(image, 16, ratio), expected, atol=1e-6)
+
+
+def test_worker_roles():
+    assert distribute.WorkerRole().is_chief
+    assert distribute.WorkerRole("worker", 0, 2).is_chief
+    assert not distribute.WorkerRole("worker", 1, 2).is_chief
+    assert not distribute.WorkerRole("worker", 0, 3, cluster_has_chief=True).is_chief
+    assert distribute.WorkerRole("chief", 0, 3, cluster_has_chief=True).is_chief
+
+
+def test_bad_tf_config_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": {}}')
+    with pytest.raises(distribute.DistributionError, match="TF_CONFIG is not valid"):
+        distribute.create_strategy("multi_worker")
+    with pytest.raises(distribute.DistributionError, match="Unknown strategy"):
+        distribute.create_strategy("tpu")
+
+
+def test_learning_rate_summaries():
+    meta_sgd = mg.MetaSGD(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3, inner_lr=0.05)
+    meta_sgd.build((16, 16, 1))
+    rates = summaries.learning_rates(meta_sgd, keras.optimizers.Adam(0.002))
+    assert rates["learning_rate/outer"] == pytest.approx(0.002)
+    assert rates["learning_rate/inner/mean"] == pytest.approx(0.05)
+    assert np.ndim(rates["learning_rate/inner"]) == 1  # a histogram of every entry
+    protonet = mg.ProtoNet(mg.Conv4(filters=4), 3)
+    assert set(summaries.learning_rates(protonet, keras.optimizers.SGD(0.1))) == {
+        "learning_rate/outer"}
+
+
+def test_progress_bar_log_lines():
+    stream = io.StringIO()
+    bar = ProgressBar(10, initial=4, stream=stream, log_every_seconds=0)
+    for step in range(5, 11):
+        bar.update(step, {"loss": 1.25})
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("step 5/10 [") and "loss 1.25" in lines[0]
+    assert "ETA" in lines[2] and lines[-1].startswith("step 10/10") and "elapsed" in lines[-1]
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(glyph_spec, tmp_path):
+    keras.utils.set_random_seed(0)
+    learner = mg.ProtoNet(mg.Conv4(filters=4), 3)
+    learner.build((16, 16, 1))
+    optimizer = keras.optimizers.SGD(0.01)
+    learner.compile(optimizer=optimizer)
+    optimizer.build(learner.trainable_variables)
+    run_checkpoints = checkpoints.RunCheckpoints(str(tmp_path), distribute.WorkerRole(),
+                                                 learner, optimizer)
+    meta_trainer = trainer.MetaTrainer(
+        learner, tf.distribute.get_strategy(), glyph_spec, 2, run_checkpoints,
+        summaries.RunSummaries(str(tmp_path), enabled=False), checkpoint_every=2,
+        show_progress=False)
+    meta_trainer.train(2)
+    saved = checkpoint_tensors(tmp_path / "ckpt-2")
+
+    resume = meta_trainer.resume
+
+    def resume_into_a_blown_up_state():  # as if the weights had diverged
+        step = resume()
+        last_beta = learner.trainable_variables[-1]  # inf embeddings: NaN distances
+        last_beta.assign(tf.fill(last_beta.shape, np.inf))
+        return step
+
+    meta_trainer.resume = resume_into_a_blown_up_state
+    with pytest.raises(trainer.NonFiniteError,
+                       match=r"meta-loss became nan at step 3.*ckpt-2, is intact"):
+        meta_trainer.train(4)
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+    for name, value in checkpoint_tensors(tmp_path / "ckpt-2").items():
+        np.testing.assert_array_equal(value, saved[name])
+
+
+def test_cli_exits_on_diverging_weights_without_saving_them(run_main):
+    # --nodeterministic: op determinism would stay on for the rest of this process.
+    code, stderr, model_dir = run_main(*GLYPHS, "--learner=protonet", "--outer_optimizer=sgd",
+                                       "--outer_lr=1e38", "--train_steps=3",
+                                       "--checkpoint_every=1", "--summary_every=1",
+                                       "--nodeterministic")
+    assert code == 3
+    assert "training stopped" in stderr and "Traceback" not in stderr
+    latest = tf.train.latest_checkpoint(str(model_dir))
+    if latest is None:
+        assert "No checkpoint had been written" in stderr
+    else:
+        assert f"{latest}, is intact" in stderr
+        for name, value in checkpoint_tensors(latest).items():  # never inf/NaN weights
+            assert np.isfinite(value.astype(np.float64)).all(), name

@@ -1,0 +1,1 @@
+"""Command-line programs: `run.py` (train, evaluate, export) and `predict.py`."""
