@@ -3,6 +3,7 @@
 import keras
 
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
+from mgaug_tf.backbones.pooling import feature_pooling
 
 
 @keras.saving.register_keras_serializable(package="mgaug_tf")
@@ -26,8 +27,6 @@ class Conv4(keras.Model):
 
     def __init__(self, filters=64, pooling="flatten", **kwargs):
         super().__init__(**kwargs)
-        if pooling not in ("flatten", "avg"):
-            raise ValueError(f"Conv4 pooling must be 'flatten' or 'avg', got {pooling!r}.")
         self.filters = filters
         self.pooling = pooling
         self.blocks = []
@@ -39,10 +38,7 @@ class Conv4(keras.Model):
                 keras.layers.ReLU(dtype=self.dtype_policy),
                 keras.layers.MaxPooling2D(2, dtype=self.dtype_policy),
             ])
-        if pooling == "flatten":
-            self.pool = keras.layers.Flatten(dtype=self.dtype_policy)
-        else:
-            self.pool = keras.layers.GlobalAveragePooling2D(dtype=self.dtype_policy)
+        self.pool = feature_pooling(pooling, "Conv4", self.dtype_policy)
 
     def build(self, input_shape):
         shape = tuple(input_shape)

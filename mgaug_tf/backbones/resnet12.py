@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
+from mgaug_tf.backbones.pooling import feature_pooling
 
 
 @keras.saving.register_keras_serializable(package="mgaug_tf")
@@ -69,16 +70,11 @@ class ResNet12(keras.Model):
 
     def __init__(self, widths=(64, 160, 320, 640), pooling="avg", **kwargs):
         super().__init__(**kwargs)
-        if pooling not in ("flatten", "avg"):
-            raise ValueError(f"ResNet12 pooling must be 'flatten' or 'avg', got {pooling!r}.")
         self.widths = tuple(widths)
         self.pooling = pooling
         self.blocks = [ResidualBlock(width, dtype=self.dtype_policy, name=f"block{i}")
                        for i, width in enumerate(self.widths)]
-        if pooling == "flatten":
-            self.pool = keras.layers.Flatten(dtype=self.dtype_policy)
-        else:
-            self.pool = keras.layers.GlobalAveragePooling2D(dtype=self.dtype_policy)
+        self.pool = feature_pooling(pooling, "ResNet12", self.dtype_policy)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
