@@ -94,7 +94,7 @@ def export_saved_model(learner, export_dir, image_shape, metadata=None):
         learner: A built `MetaLearner` created outside any distribution
             strategy (copy the weights of a distributed one into a fresh
             learner first).
-        export_dir: Output folder (replaced if it exists).
+        export_dir: Output folder (files of an earlier export are overwritten).
         image_shape: `(H, W, C)` of the images the learner was trained on.
         metadata: Optional JSON-ready dict stored in
             `assets.extra/mgaug_export.json` (e.g. preprocessing settings).

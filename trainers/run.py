@@ -11,6 +11,7 @@ See docs/cli.md for the modes, configs, distribution and the SavedModel.
 
 import os
 import sys
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
@@ -324,17 +325,26 @@ def main(argv):
     try:
         run()
     except (ConfigError, distribute.DistributionError) as error:
-        _fail(str(error))
+        _fail(str(error), error=error)
     except checkpoints.CheckpointError as error:
         _fail(f"{error} Use the flags of the run that wrote --model_dir={FLAGS.model_dir} "
-              "(its flags.cfg) or a new --model_dir.")
+              "(its flags.cfg) or a new --model_dir.", error=error)
     except trainer.NonFiniteError as error:
-        _fail(str(error), EXIT_NON_FINITE)
-    except KeyboardInterrupt:
-        _fail("interrupted; rerun the same command to resume from the last checkpoint.", 130)
+        _fail(str(error), EXIT_NON_FINITE, error=error)
+    except KeyboardInterrupt as error:
+        _fail("interrupted; rerun the same command to resume from the last checkpoint.", 130,
+              error=error)
+    except Exception as error:  # pylint: disable=broad-except
+        # Unexpected (a bug, a file corrupted mid-run): the traceback matters.
+        traceback.print_exc()
+        _fail(f"{type(error).__name__}; see the traceback above.", 1, error=error)
 
 
-def _fail(message, code=EXIT_USAGE):
+def _fail(message, code=EXIT_USAGE, error=None):
+    if error is not None:
+        # The failed frames hold live tf.data iterators, whose Python-function
+        # threads would hang the interpreter's exit: drop them first.
+        traceback.clear_frames(error.__traceback__)
     print(f"\nrun.py: error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
 

@@ -1,9 +1,11 @@
 """Bad flags and data stop the CLI with one clear message, a non-zero exit, no traceback."""
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from absl import flags
 
-from tests.trainers.conftest import GLYPHS, REPO, RUN, Cli
+from tests.trainers.conftest import GLYPHS, REPO, RUN, Cli, checkpoint_tensors
 
 FLAGS = flags.FLAGS
 
@@ -58,26 +60,38 @@ def test_flag_parsing_errors_name_the_flag(args, message):
     FLAGS.unparse_flags()
 
 
-def test_cli_reports_errors_without_traceback(tmp_path):
-    """Through `python trainers/run.py`: absl's parse errors and replica checks."""
+def test_cli_reports_errors_without_traceback_and_exits(tmp_path):
+    """Through `python trainers/run.py`: absl's parse errors, replica checks, divergence.
+
+    The processes must also end: a failed run still holds tf.data iterators
+    whose Python-function threads could hang the interpreter's exit.
+    """
     runs = {
-        "keep": (["--keep_min=0", f"--model_dir={tmp_path / 'keep'}"], 1,
-                 "--keep_min must be a keep ratio in (0, 1]"),
-        "replicas": (["--strategy=mirrored", "--cpu_devices=2", "--meta_batch_size=3",
-                      f"--model_dir={tmp_path / 'replicas'}"], 2,
+        "keep": (["--keep_min=0"], 1, "--keep_min must be a keep ratio in (0, 1]"),
+        "replicas": (["--strategy=mirrored", "--cpu_devices=2", "--meta_batch_size=3"], 2,
                      "--meta_batch_size=3 is not divisible by the 2 replicas"),
+        "diverging": (["--learner=protonet", "--outer_optimizer=sgd", "--outer_lr=1e38",
+                       "--train_steps=3", "--checkpoint_every=1"], 3, "training stopped"),
     }
-    started = {name: Cli(RUN, GLYPHS + args, tmp_path, name)
-               for name, (args, _, _) in runs.items()}
+    started = {name: Cli(RUN, GLYPHS + args + [f"--model_dir={tmp_path / name}"], tmp_path,
+                         name) for name, (args, _, _) in runs.items()}
     try:
         for name, (_, code, message) in runs.items():
-            assert started[name].wait() == code, started[name].stderr
+            assert started[name].wait(timeout=120) == code, started[name].stderr
             assert message in started[name].stderr
             assert "Traceback" not in started[name].stderr
-            assert not (tmp_path / name).exists()
     finally:
         for cli in started.values():
             cli.kill()
+    assert not (tmp_path / "keep").exists() and not (tmp_path / "replicas").exists()
+    # Divergence: the latest checkpoint is named as intact and holds finite values only.
+    latest = tf.train.latest_checkpoint(str(tmp_path / "diverging"))
+    if latest is None:
+        assert "No checkpoint had been written" in started["diverging"].stderr
+    else:
+        assert f"{latest}, is intact" in started["diverging"].stderr
+        for name, value in checkpoint_tensors(latest).items():
+            assert np.isfinite(value.astype(np.float64)).all(), name
 
 
 def test_every_config_parses(monkeypatch):

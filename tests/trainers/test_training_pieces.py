@@ -1,6 +1,7 @@
 """The trainer's pieces alone: inputs, CI, predict preprocessing, roles, summaries, NaN stop."""
 
 import io
+import traceback
 
 import keras
 import numpy as np
@@ -12,7 +13,7 @@ from mgaug_tf import data, distribute
 from mgaug_tf.data import preprocess
 from mgaug_tf.training import checkpoints, evaluation, inputs, summaries, trainer
 from mgaug_tf.training.progress import ProgressBar
-from tests.trainers.conftest import GLYPHS, checkpoint_tensors
+from tests.trainers.conftest import checkpoint_tensors
 from trainers import predict
 
 
@@ -144,25 +145,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(glyph_spec, tmp_pat
 
     meta_trainer.resume = resume_into_a_blown_up_state
     with pytest.raises(trainer.NonFiniteError,
-                       match=r"meta-loss became nan at step 3.*ckpt-2, is intact"):
+                       match=r"meta-loss became nan at step 3.*ckpt-2, is intact") as failure:
         meta_trainer.train(4)
+    traceback.clear_frames(failure.tb)  # frees the failed run's tf.data iterator
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
     for name, value in checkpoint_tensors(tmp_path / "ckpt-2").items():
         np.testing.assert_array_equal(value, saved[name])
-
-
-def test_cli_exits_on_diverging_weights_without_saving_them(run_main):
-    # --nodeterministic: op determinism would stay on for the rest of this process.
-    code, stderr, model_dir = run_main(*GLYPHS, "--learner=protonet", "--outer_optimizer=sgd",
-                                       "--outer_lr=1e38", "--train_steps=3",
-                                       "--checkpoint_every=1", "--summary_every=1",
-                                       "--nodeterministic")
-    assert code == 3
-    assert "training stopped" in stderr and "Traceback" not in stderr
-    latest = tf.train.latest_checkpoint(str(model_dir))
-    if latest is None:
-        assert "No checkpoint had been written" in stderr
-    else:
-        assert f"{latest}, is intact" in stderr
-        for name, value in checkpoint_tensors(latest).items():  # never inf/NaN weights
-            assert np.isfinite(value.astype(np.float64)).all(), name
