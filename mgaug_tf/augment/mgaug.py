@@ -171,7 +171,7 @@ class MGAug:
                                  for variable in learner.network.trainable_variables]
             scores = strategies_lib.mmca_scores(
                 functional.read_values(learner.network.trainable_variables), network_gradients)
-        ratios, subnet_masks = self.draw_masks(learner, task_seed, scores)
+        _, subnet_masks = self.draw_masks(learner, task_seed, scores)
 
         subnet_tasks = [self._resize(task, task_seed, k) for k in range(self.num_subnets)]
         if self.reduction == "maxup":
@@ -207,5 +207,4 @@ class MGAug:
                 "augmented_grad_norm": tf.linalg.global_norm(augmented)}
         for k, masks in enumerate(subnet_masks):
             logs[f"sparsity_{k}"] = masks_lib.sparsity(masks, weights)
-        del ratios
         return [a + b for a, b in zip(full, augmented)], logs
