@@ -13,6 +13,7 @@ from mgaug_tf import functional
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
 from mgaug_tf.learners.base import accuracy
+from mgaug_tf.learners.gradient import grouped_accuracy
 
 REDUCTIONS = ("sum", "mean", "maxup")
 
@@ -161,17 +162,13 @@ class MGAug:
             and per-task metric values.
         """
         task_seed = self._task_seed(learner, task_index)
-        scores = None
-        if self.strategy_name in strategies_lib.SCORED:
-            score_gradients = full_gradients
-            if self.parity and learner.uses_inner_loop:
-                score_gradients = [a + g for a, g in zip(accumulated, full_gradients)]
-            positions = {id(variable): index for index, variable in enumerate(variables)}
-            network_gradients = [score_gradients[positions[id(variable)]]
-                                 for variable in learner.network.trainable_variables]
-            scores = strategies_lib.mmca_scores(
-                functional.read_values(learner.network.trainable_variables), network_gradients)
-        _, subnet_masks = self.draw_masks(learner, task_seed, scores)
+        score_gradients = full_gradients
+        if self.parity and learner.uses_inner_loop:
+            score_gradients = [a + g for a, g in zip(accumulated, full_gradients)]
+        positions = {id(variable): index for index, variable in enumerate(variables)}
+        network_gradients = [score_gradients[positions[id(variable)]]
+                             for variable in learner.network.trainable_variables]
+        subnet_masks = self._task_masks(learner, task_seed, network_gradients)
 
         subnet_tasks = [self._resize(task, task_seed, k) for k in range(self.num_subnets)]
         if self.reduction == "maxup":
@@ -194,17 +191,90 @@ class MGAug:
                 outcomes.append(outcome)
                 augmented = [total + gradient for total, gradient in zip(augmented, gradients)]
             losses = tf.stack([outcome.query_loss for outcome in outcomes])
-        full = list(full_gradients)
-        if self.reduction == "mean":
-            scale = 1.0 / (self.num_subnets + 1)
-            full = [g * tf.cast(scale, g.dtype) for g in full]
-            augmented = [g * tf.cast(scale, g.dtype) for g in augmented]
-        weights = learner.network.trainable_variables
+        full, augmented = self._scale(full_gradients), self._scale(augmented)
         logs = {"subnet_loss": tf.reduce_mean(losses),
                 "subnet_accuracy": tf.reduce_mean(tf.stack([
                     accuracy(task.query_labels, outcome.query_logits) for outcome in outcomes])),
                 "full_grad_norm": tf.linalg.global_norm(full),
                 "augmented_grad_norm": tf.linalg.global_norm(augmented)}
-        for k, masks in enumerate(subnet_masks):
-            logs[f"sparsity_{k}"] = masks_lib.sparsity(masks, weights)
+        logs.update(self._sparsity_logs(learner, [subnet_masks]))
+        return [a + b for a, b in zip(full, augmented)], logs
+
+    def _task_masks(self, learner, task_seed, network_gradients):
+        """The K sub-networks' masks of one task (scored by its gradients if needed)."""
+        scores = None
+        if self.strategy_name in strategies_lib.SCORED:
+            scores = strategies_lib.mmca_scores(
+                functional.read_values(learner.network.trainable_variables), network_gradients)
+        return self.draw_masks(learner, task_seed, scores)[1]
+
+    def _scale(self, gradients):
+        if self.reduction != "mean":
+            return list(gradients)
+        scale = 1.0 / (self.num_subnets + 1)
+        return [g * tf.cast(scale, g.dtype) for g in gradients]
+
+    def _sparsity_logs(self, learner, masks_per_task):
+        """`sparsity_k`: the mean over tasks of sub-network k's pruned fraction."""
+        weights = learner.network.trainable_variables
+        return {f"sparsity_{k}": tf.reduce_mean(tf.stack([
+            masks_lib.sparsity(task_masks[k], weights) for task_masks in masks_per_task]))
+            for k in range(self.num_subnets)}
+
+    def grouped_task_gradients(self, learner, tasks, full_outcome):
+        """The vectorized path's `task_gradients` for a whole meta-batch.
+
+        The masks are the per-task path's (same seeds, scores from each
+        task's own full-network meta-gradient); the T x K sub-networks then
+        run side by side through `learner.grouped_gradients`.
+
+        Args:
+            learner: A `GradientLearner` with `vectorize=True`.
+            tasks: The meta-batch as one stacked `episodes.Task` (`[T, ...]`).
+            full_outcome: The full network's `GroupedOutcome` on `tasks`.
+
+        Returns:
+            `(gradients, logs)` like `task_gradients`, summed over the tasks
+            (logs: means over the tasks).
+        """
+        num_tasks = tf.TensorShape(tasks.support_images.shape)[0]
+        subnets = self.num_subnets
+        masks_per_task = []
+        for task_index in range(num_tasks):
+            task_gradients = [gradient[task_index] for gradient in full_outcome.group_gradients]
+            masks_per_task.append(self._task_masks(
+                learner, self._task_seed(learner, task_index), task_gradients))
+        # Group t * K + k is sub-network k of task t.
+        stacked_masks = []
+        for index in range(len(learner.network.trainable_variables)):
+            entries = [masks[k][index] for masks in masks_per_task for k in range(subnets)]
+            stacked_masks.append(None if all(entry is None for entry in entries) else tf.stack(
+                [tf.ones_like(learner.network.trainable_variables[index]) if entry is None
+                 else tf.cast(entry, learner.network.trainable_variables[index].dtype)
+                 for entry in entries]))
+
+        def combine(losses):
+            if self.reduction == "maxup":
+                return tf.reduce_sum(tf.reduce_max(tf.reshape(losses, [num_tasks, subnets]), 1))
+            return tf.reduce_sum(losses)
+
+        subnet_tasks = episodes_lib.Task(*(tf.repeat(field, subnets, axis=0) for field in tasks))
+        outcome = learner.grouped_gradients(subnet_tasks, stacked_masks, combine)
+        full, augmented = self._scale(full_outcome.gradients), self._scale(outcome.gradients)
+
+        def per_task_norms(group_gradients, groups_per_task):
+            # Each task's gradient is the sum over its copies.
+            squares = [tf.reduce_sum(tf.square(tf.reduce_sum(tf.reshape(
+                gradient, [num_tasks, groups_per_task, -1]), axis=1)), axis=1)
+                for gradient in self._scale(group_gradients)]
+            return tf.reduce_mean(tf.sqrt(tf.add_n(squares)))
+
+        # Norms over the network's weights (Meta-SGD's rates have no per-task
+        # gradients here). Under maxup only each task's worst copy has one.
+        logs = {"subnet_loss": tf.reduce_mean(tf.cast(outcome.losses, tf.float32)),
+                "subnet_accuracy": tf.reduce_mean(grouped_accuracy(subnet_tasks.query_labels,
+                                                                   outcome.logits)),
+                "full_grad_norm": per_task_norms(full_outcome.group_gradients, 1),
+                "augmented_grad_norm": per_task_norms(outcome.group_gradients, subnets)}
+        logs.update(self._sparsity_logs(learner, masks_per_task))
         return [a + b for a, b in zip(full, augmented)], logs

@@ -2,8 +2,43 @@
 
 import tensorflow as tf
 
+from mgaug_tf import episodes as episodes_lib
+from mgaug_tf import functional
 from mgaug_tf import inner_loop
-from mgaug_tf.learners.base import MetaLearner, cross_entropy
+from mgaug_tf.learners.base import MetaLearner, accuracy, cross_entropy
+
+
+def grouped_cross_entropy(labels, logits):
+    """Per-copy mean cross-entropy `[G]` of logits `[G, M, N]` (float32 at least)."""
+    if logits.dtype in (tf.bfloat16, tf.float16):
+        logits = tf.cast(logits, tf.float32)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=logits), axis=-1)
+
+
+def grouped_accuracy(labels, logits):
+    """Per-copy accuracy `[G]` of logits `[G, M, N]`."""
+    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32),
+                          axis=-1)
+
+
+class GroupedOutcome(tuple):
+    """`(losses [G], logits [G, M, N], group_gradients, gradients)` of G copies run side by side.
+
+    `group_gradients` are aligned with `network.trainable_variables`, each
+    `[G, *shape]` (copy g's own meta-gradient); `gradients` are aligned with
+    the learner's `trainable_variables` and hold the gradient of the combined
+    objective (the sum over copies unless told otherwise).
+    """
+
+    def __new__(cls, losses, logits, group_gradients, gradients):
+        return super().__new__(cls, (losses, logits, group_gradients, gradients))
+
+    losses = property(lambda self: self[0])
+    logits = property(lambda self: self[1])
+    group_gradients = property(lambda self: self[2])
+    gradients = property(lambda self: self[3])
 
 
 class GradientLearner(MetaLearner):
@@ -20,6 +55,15 @@ class GradientLearner(MetaLearner):
         recompute: Recompute each inner step in the outer backward pass instead
             of storing it (`inner_loop.adapt`): trades time for memory, e.g. for
             second-order MAML with ResNet-12.
+        vectorize: Run the meta-batch's tasks (and each task's MGAug
+            sub-networks) as one batched computation: their weights stacked
+            and every convolution a grouped convolution (`grouped_call` of the
+            network), the same inner loop on the stacked weights. Needs a
+            network with `grouped_call` (Conv4), transductive batch norm, and
+            MGAug without `resolutions` or `parity`. Meta-gradients equal the
+            per-task path's (the reference, `vectorize=False`) to rounding;
+            memory grows with the tasks held at once. Training only:
+            evaluation and inference stay per task.
         **kwargs: See `MetaLearner` (`bn_mode`, `task_reduction`,
             `augmentation`, ...).
     """
@@ -27,7 +71,7 @@ class GradientLearner(MetaLearner):
     uses_inner_loop = True
 
     def __init__(self, network, n_way, inner_lr=0.01, inner_steps=5, eval_inner_steps=None,
-                 first_order=False, recompute=False, **kwargs):
+                 first_order=False, recompute=False, vectorize=False, **kwargs):
         if inner_steps < 1 or (eval_inner_steps is not None and eval_inner_steps < 0):
             raise ValueError(f"inner_steps must be >= 1 and eval_inner_steps >= 0; got "
                              f"{inner_steps} and {eval_inner_steps}.")
@@ -38,7 +82,28 @@ class GradientLearner(MetaLearner):
         self.eval_inner_steps = int(inner_steps if eval_inner_steps is None else eval_inner_steps)
         self.first_order = bool(first_order)
         self.recompute = bool(recompute)
+        self.vectorize = bool(vectorize)
         super().__init__(network, n_way, **kwargs)
+        if self.vectorize:
+            self._check_vectorizable()
+
+    supports_vectorize = True
+
+    def _check_vectorizable(self):
+        problems = []
+        if not self.supports_vectorize:
+            problems.append(f"{type(self).__name__} adapts only part of the network")
+        if not getattr(self.network, "supports_grouped_call", False):
+            backbone = getattr(self.network, "backbone", self.network)
+            problems.append(f"the network ({type(backbone).__name__}) has no grouped_call")
+        if self.bn_mode != "transductive":
+            problems.append("bn_mode must be 'transductive' (batch statistics per task)")
+        augmentation = self.augmentation
+        if augmentation is not None and (augmentation.resolutions or augmentation.parity):
+            problems.append("MGAug resolutions (sizes differ per sub-network) and parity "
+                            "(sequential score accumulation) need the per-task path")
+        if problems:
+            raise ValueError("vectorize=True is not available: " + "; ".join(problems) + ".")
 
     def _inner_steps(self, training):
         return self.inner_steps if training else self.eval_inner_steps
@@ -63,6 +128,84 @@ class GradientLearner(MetaLearner):
         adapted = self._adapt(weights, support_loss, training)
         return self._network_call(adapted, task.query_images, masks, training)
 
+    # ------------------------------------------------------- vectorized path
+    def _grouped_query_logits(self, weights, task, masks=None):
+        """`_query_logits` of G copies at once (training behaviour).
+
+        `weights` and `masks` carry a leading group axis; `task` holds
+        `[G, ...]` tensors (see `episodes.stack_tasks`).
+        """
+        def network_call(fast_weights, images):
+            return self.network.grouped_call(functional.apply_masks(fast_weights, masks), images)
+
+        def support_loss(fast_weights):
+            # Copies are independent, so the gradient of the sum is each copy's own.
+            logits = network_call(fast_weights, task.support_images)
+            return tf.reduce_sum(grouped_cross_entropy(task.support_labels, logits))
+
+        adapted = self._adapt(weights, support_loss, training=True)
+        return network_call(adapted, task.query_images)
+
+    def grouped_gradients(self, task, masks=None, combine=None):
+        """Query losses and meta-gradients of G copies computed side by side.
+
+        Args:
+            task: An `episodes.Task` of stacked tensors `[G, ...]`: G tasks, or
+                G sub-networks' views of tasks.
+            masks: Optional masks aligned with `network.trainable_variables`,
+                each `[G, *shape]` or `None`.
+            combine: Maps the losses `[G]` to the objective differentiated for
+                `GroupedOutcome.gradients` (default: their sum).
+
+        Returns:
+            A `GroupedOutcome`.
+        """
+        network_variables = self.network.trainable_variables
+        network_ids = {id(variable) for variable in network_variables}
+        own_variables = [variable for variable in self.trainable_variables
+                         if id(variable) not in network_ids]
+        groups = tf.TensorShape(task.support_images.shape)[0]
+        with tf.GradientTape() as tape:
+            stacked = [tf.tile(weight[None], [groups] + [1] * weight.shape.rank)
+                       for weight in functional.read_values(network_variables)]
+            logits = self._grouped_query_logits(stacked, task, masks)
+            losses = grouped_cross_entropy(task.query_labels, logits)
+            objective = tf.reduce_sum(losses) if combine is None else combine(losses)
+        group_gradients = tape.gradient(objective, stacked + own_variables,
+                                        unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        by_id = {id(variable): tf.reduce_sum(gradient, axis=0)
+                 for variable, gradient in zip(network_variables, group_gradients)}
+        by_id.update({id(variable): gradient for variable, gradient
+                      in zip(own_variables, group_gradients[len(stacked):])})
+        gradients = [by_id[id(variable)] for variable in self.trainable_variables]
+        return GroupedOutcome(losses, logits, group_gradients[:len(stacked)], gradients)
+
+    def _meta_gradients_and_logs(self, data):
+        if not self.vectorize:
+            return super()._meta_gradients_and_logs(data)
+        tasks = self._split_tasks(data)
+        stacked_task = episodes_lib.stack_tasks(tasks)
+        outcome = self.grouped_gradients(stacked_task)
+        totals = outcome.gradients
+        logs = {"loss": tf.reduce_mean(tf.cast(outcome.losses, tf.float32)),
+                "accuracy": tf.reduce_mean(grouped_accuracy(stacked_task.query_labels,
+                                                            outcome.logits))}
+        theta = functional.read_values(self.network.trainable_variables)
+        before = self.network.grouped_call(
+            [tf.tile(weight[None], [len(tasks)] + [1] * weight.shape.rank) for weight in theta],
+            stacked_task.query_images)
+        logs["accuracy_before"] = tf.reduce_mean(grouped_accuracy(stacked_task.query_labels,
+                                                                  before))
+        if self.augmentation is not None:
+            totals, augment_logs = self.augmentation.grouped_task_gradients(
+                self, stacked_task, outcome)
+            logs.update(augment_logs)
+        if self.task_reduction == "mean":
+            scale = self._mean_scale(len(tasks))
+            totals = [total * tf.cast(scale, total.dtype) for total in totals]
+        self.meta_step.assign_add(1)
+        return totals, logs, []
+
     def _logits_before_adaptation(self, weights, task):
         logits, _ = self._network_call(weights, task.query_images, None, True)
         return logits
@@ -71,5 +214,5 @@ class GradientLearner(MetaLearner):
         config = super().get_config()
         config.update(inner_lr=self.inner_lr, inner_steps=self.inner_steps,
                       eval_inner_steps=self.eval_inner_steps, first_order=self.first_order,
-                      recompute=self.recompute)
+                      recompute=self.recompute, vectorize=self.vectorize)
         return config
