@@ -52,6 +52,9 @@ flags.DEFINE_enum("learner", "maml", LEARNERS, "Meta-learner.")
 flags.DEFINE_integer("n_way", 5, "Classes per episode.", lower_bound=2)
 flags.DEFINE_integer("k_shot", 1, "Support images per class.", lower_bound=1)
 flags.DEFINE_integer("k_query", 15, "Query images per class.", lower_bound=1)
+flags.DEFINE_integer("eval_k_query", None, "Query images per class in validation and evaluation "
+                     "episodes (default: --k_query). Finn et al. trained Omniglot MAML with 1 "
+                     "query per class and tested with more.", lower_bound=1)
 flags.DEFINE_integer("meta_batch_size", 4, "Tasks per meta-step, over all replicas.",
                      lower_bound=1)
 flags.DEFINE_float("inner_lr", 0.01, "Inner-loop learning rate (Meta-SGD: initial value).")
@@ -79,6 +82,11 @@ flags.DEFINE_bool("mgaug_parity", False, "Reproduce the MGAug reference code's q
 flags.DEFINE_enum("outer_optimizer", "adam", ["adam", "sgd"], "Outer-loop optimizer.")
 flags.DEFINE_float("outer_lr", 1e-3, "Outer-loop learning rate.")
 flags.DEFINE_float("outer_momentum", 0.0, "Momentum of --outer_optimizer=sgd.", lower_bound=0.0)
+flags.DEFINE_integer("outer_lr_decay_steps", 0, "Multiply --outer_lr by --outer_lr_decay_rate every "
+                     "this many meta-steps (staircase); 0 keeps it constant. Snell et al. halve "
+                     "it every 2,000 episodes.", lower_bound=0)
+flags.DEFINE_float("outer_lr_decay_rate", 0.5, "Factor of each --outer_lr_decay_steps decay, in "
+                   "(0, 1].", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("train_steps", 60000, "Meta-steps to train for.", lower_bound=1)
 flags.DEFINE_integer("eval_every", 1000, "Validation interval in meta-steps.", lower_bound=1)
 flags.DEFINE_integer("val_episodes", 600, "Episodes per validation.", lower_bound=1)

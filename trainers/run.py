@@ -80,17 +80,26 @@ def _load_split(split_flag):
         raise ConfigError(f"--dataset={FLAGS.dataset} --{split_flag}={name}: {error}") from None
 
 
+def _k_query(split_flag):
+    """Query images per class of the episodes drawn from the split named by its flag."""
+    if split_flag != "train_split" and FLAGS.eval_k_query is not None:
+        return FLAGS.eval_k_query
+    return FLAGS.k_query
+
+
 def _check_episodes(split, split_flag):
     """n_way classes with k_shot + k_query images each must exist in the split."""
     where = f"{split.dataset} {split.split} (--{split_flag})"
     if FLAGS.n_way > split.num_classes:
         raise ConfigError(f"--n_way={FLAGS.n_way} is more than the {split.num_classes} classes "
                           f"of {where}.")
-    needed = FLAGS.k_shot + FLAGS.k_query
+    k_query = _k_query(split_flag)
+    query_flag = "k_query" if k_query == FLAGS.k_query else "eval_k_query"
+    needed = FLAGS.k_shot + k_query
     eligible = int((split.class_sizes >= needed).sum())
     if eligible < FLAGS.n_way:
         raise ConfigError(
-            f"--k_shot + --k_query = {FLAGS.k_shot} + {FLAGS.k_query} = {needed} images per "
+            f"--k_shot + --{query_flag} = {FLAGS.k_shot} + {k_query} = {needed} images per "
             f"class, but only {eligible} classes of {where} have that many (the largest has "
             f"{int(split.class_sizes.max())}); --n_way={FLAGS.n_way} needs {FLAGS.n_way}.")
 
@@ -144,16 +153,24 @@ def _build_learner(image_shape):
 
 
 def _build_optimizer():
+    learning_rate = FLAGS.outer_lr
+    if FLAGS.outer_lr_decay_steps:
+        # A function of the optimizer's iteration count, which the checkpoint
+        # holds: a resumed run continues the same schedule.
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            FLAGS.outer_lr, FLAGS.outer_lr_decay_steps, FLAGS.outer_lr_decay_rate,
+            staircase=True)
     if FLAGS.outer_optimizer == "sgd":
-        return keras.optimizers.SGD(FLAGS.outer_lr, momentum=FLAGS.outer_momentum)
-    return keras.optimizers.Adam(FLAGS.outer_lr)
+        return keras.optimizers.SGD(learning_rate, momentum=FLAGS.outer_momentum)
+    return keras.optimizers.Adam(learning_rate)
 
 
 def _hparams():
     """The flags as HParams values (bool, int, float or str)."""
     values = {}
     for name in run_flags.MODEL_FLAGS + ("dtype", "inner_lr", "eval_inner_steps", "outer_lr",
-                                         "outer_momentum", "train_steps", "strategy"):
+                                         "outer_lr_decay_steps", "outer_lr_decay_rate",
+                                         "eval_k_query", "outer_momentum", "train_steps", "strategy"):
         value = FLAGS[name].value
         if isinstance(value, list):
             value = ",".join(value)
@@ -179,7 +196,7 @@ class Experiment:
     def spec(self, split_flag, seed):
         """The `EpisodeSpec` of a split named by its flag."""
         return inputs.EpisodeSpec(self.splits[split_flag], FLAGS.n_way, FLAGS.k_shot,
-                                  FLAGS.k_query, self.image_shape[0], self.augment, seed)
+                                  _k_query(split_flag), self.image_shape[0], self.augment, seed)
 
     def say(self, text):
         """Prints on the chief only (every worker runs the same code)."""
@@ -271,7 +288,7 @@ def evaluate(experiment, checkpoint_path):
     path = os.path.join(FLAGS.model_dir, f"eval_{split.split}.json")
     files.write_json(path, result.to_json(
         checkpoint=checkpoint_path, step=step, dataset=split.dataset, bn_mode=FLAGS.bn_mode,
-        learner=FLAGS.learner, n_way=FLAGS.n_way, k_shot=FLAGS.k_shot, k_query=FLAGS.k_query,
+        learner=FLAGS.learner, n_way=FLAGS.n_way, k_shot=FLAGS.k_shot, k_query=_k_query("eval_split"),
         eval_inner_steps=getattr(experiment.learner, "eval_inner_steps", None),
         eval_seed=FLAGS.eval_seed, config=run_flags.flag_dict(FLAGS)))
     experiment.summaries.evaluation(step, result)
