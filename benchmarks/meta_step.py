@@ -42,13 +42,24 @@ def _grid():
     return configs
 
 
+VECTORIZE = dict(vectorize=True)
 SUITES = {
     "mgaug_k": [dict(learner="maml", strategy="catfish", num_subnets=k) for k in (0, 1, 3)],
-    "targets": [dict(learner="maml", num_subnets=0),
-                dict(learner="maml", strategy="catfish", num_subnets=3),
-                dict(learner="fomaml", num_subnets=0),
-                dict(learner="protonet", num_subnets=0),
-                dict(learner="maml", num_subnets=0, image_size=28, channels=1)],
+    # The performance issue's targets, the per-task path ("before") next to
+    # the vectorized one ("after") where it applies.
+    "targets": [
+        dict(learner="maml", num_subnets=0), dict(learner="maml", num_subnets=0, **VECTORIZE),
+        dict(learner="maml", strategy="catfish", num_subnets=3),
+        dict(learner="maml", strategy="catfish", num_subnets=3, **VECTORIZE),
+        dict(learner="fomaml", num_subnets=0),
+        dict(learner="fomaml", num_subnets=0, **VECTORIZE),
+        dict(learner="protonet", num_subnets=0),
+        dict(learner="maml", num_subnets=0, image_size=28, channels=1),
+        dict(learner="maml", num_subnets=0, image_size=28, channels=1, **VECTORIZE),
+        # Memory target: second order, ResNet-12, 5-shot, recomputed inner steps
+        # (each step takes minutes on 2 cores: 3 timed steps).
+        dict(learner="maml", num_subnets=0, backbone="resnet12", k_shot=5, recompute=True,
+             steps=3, warmup=1)],
     "full": _grid(),
 }
 
@@ -60,7 +71,8 @@ def parse_args(argv=None):
     parser.add_argument("--learner", default="maml",
                         choices=["maml", "fomaml", "anil", "metasgd", "protonet"])
     parser.add_argument("--backbone", default="conv4", choices=["conv4", "resnet12"])
-    parser.add_argument("--filters", type=int, default=64)
+    parser.add_argument("--filters", type=int, default=64, help="conv4 filters")
+    parser.add_argument("--resnet_widths", default="64,160,320,640", help="resnet12 widths")
     parser.add_argument("--image_size", type=int, default=84)
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--n_way", type=int, default=5)
@@ -70,6 +82,8 @@ def parse_args(argv=None):
     parser.add_argument("--inner_steps", type=int, default=5)
     parser.add_argument("--strategy", default="catfish")
     parser.add_argument("--num_subnets", type=int, default=0, help="K; 0 disables MGAug")
+    parser.add_argument("--vectorize", action="store_true",
+                        help="tasks and sub-networks as grouped convolutions (GradientLearner)")
     parser.add_argument("--recompute", action="store_true",
                         help="recompute inner steps in the outer backward pass")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
@@ -96,17 +110,16 @@ def graph_gflops(concrete_function):
     return model_analyzer.profile(concrete_function.graph, options=options).total_float_ops / 1e9
 
 
-def measure_step(args):
-    _setup()
+def build_learner(args):
+    """The compiled learner of one configuration (also used by the retracing test)."""
     import keras  # pylint: disable=import-outside-toplevel
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     import mgaug_tf as mg  # pylint: disable=import-outside-toplevel
 
     keras.utils.set_random_seed(0)
     backbone = mg.get_backbone(args.backbone, **(
-        {"filters": args.filters} if args.backbone == "conv4" else {}))
+        {"filters": args.filters} if args.backbone == "conv4"
+        else {"widths": [int(width) for width in args.resnet_widths.split(",")]}))
     augmentation = None
     if args.num_subnets:
         augmentation = mg.MGAug(args.strategy, num_subnets=args.num_subnets)
@@ -117,17 +130,40 @@ def measure_step(args):
                 "metasgd": mg.MetaSGD}[args.learner]
         learner = kind(mg.FewShotClassifier(backbone, args.n_way), args.n_way,
                        inner_steps=args.inner_steps, augmentation=augmentation,
-                       recompute=args.recompute)
+                       recompute=args.recompute, vectorize=args.vectorize)
     learner.compile(keras.optimizers.Adam(1e-3))
-    rng = np.random.default_rng(0)
     shape = (args.image_size, args.image_size, args.channels)
-    b, n = args.meta_batch_size, args.n_way
-    batch = ((tf.constant(rng.random((b, n * args.k_shot) + shape, dtype=np.float32)),
-              tf.constant(np.tile(np.repeat(np.arange(n), args.k_shot), (b, 1)), tf.int32),
-              tf.constant(rng.random((b, n * args.k_query) + shape, dtype=np.float32))),
-             tf.constant(np.tile(np.repeat(np.arange(n), args.k_query), (b, 1)), tf.int32))
     learner.build(shape)
     learner.optimizer.build(learner.trainable_variables)
+    return learner
+
+
+def random_batch(args, seed=0):
+    """An episode batch of the configuration's shape (random images, in memory)."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    rng = np.random.default_rng(seed)
+    shape = (args.image_size, args.image_size, args.channels)
+    b, n = args.meta_batch_size, args.n_way
+
+    def labels(per_class):
+        return tf.constant(np.stack([rng.permutation(np.repeat(np.arange(n), per_class))
+                                     for _ in range(b)]), tf.int32)
+
+    return ((tf.constant(rng.random((b, n * args.k_shot) + shape, dtype=np.float32)),
+             labels(args.k_shot),
+             tf.constant(rng.random((b, n * args.k_query) + shape, dtype=np.float32))),
+            labels(args.k_query))
+
+
+def measure_step(args):
+    _setup()
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    learner = build_learner(args)
+    batch = random_batch(args)
+    b, n = args.meta_batch_size, args.n_way
     step = tf.function(learner.train_step)
     start = time.perf_counter()
     concrete = step.get_concrete_function(batch)
@@ -149,6 +185,7 @@ def measure_step(args):
         "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
         "strategy": args.strategy if args.num_subnets else "none",
         "num_subnets": args.num_subnets, "recompute": args.recompute,
+        "path": "vectorized" if args.vectorize else "per-task",
         "timed_steps": args.steps,
         "median_step_s": round(median, 3), "q1_step_s": round(quartiles[0], 3),
         "q3_step_s": round(quartiles[2], 3), "trace_s": round(trace_s, 1),
@@ -206,7 +243,8 @@ def measure_machine():
 
 def run_child(base_args, overrides):
     command = [sys.executable, os.path.abspath(__file__)] + base_args + [
-        f"--{key}={value}" for key, value in overrides.items()]
+        f"--{key}" if value is True else f"--{key}={value}"
+        for key, value in overrides.items() if value is not False]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -217,9 +255,9 @@ def markdown(records, command):
              f"Machine: {machine['cpu_count']} cores, TensorFlow {machine['tensorflow']}, "
              f"measured convolution peak {machine['conv_peak_gflops']} GFLOP/s "
              f"({machine['conv_probe']}).", "",
-             "| learner | backbone | px | shot | MGAug | K | median step s (q1-q3) | "
+             "| learner | backbone | px | shot | MGAug | K | path | median step s (q1-q3) | "
              "GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB | data episodes/s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     data = {(r["image_size"], r["k_shot"]): r["episodes_per_s"]
             for r in records if r["kind"] == "data"}
     for r in records:
@@ -227,7 +265,8 @@ def markdown(records, command):
             continue
         lines.append(
             f"| {r['learner']} | {r['backbone']} | {r['image_size']} | {r['k_shot']} | "
-            f"{r['strategy']} | {r['num_subnets']} | {r['median_step_s']} "
+            f"{r['strategy']} | {r['num_subnets']} | {r.get('path', 'per-task')}"
+            f"{' + recompute' if r.get('recompute') else ''} | {r['median_step_s']} "
             f"({r['q1_step_s']}-{r['q3_step_s']}) | {r['gflop_per_step']} | "
             f"{r['achieved_gflops']} | "
             f"{100 * r['achieved_gflops'] / machine['conv_peak_gflops']:.0f} | "

@@ -1,0 +1,73 @@
+"""No configuration of the benchmark suite retraces its meta-step after the first step.
+
+Each configuration kind of `benchmarks/meta_step.py` (learner x MGAug
+strategy x backbone x per-task/vectorized/recomputed path), shrunk to tiny
+shapes (ResNet-12 kinds in the slow run), runs three steps on three different batches; MGAug's draws change
+with the meta-step each time, and the step must keep its one trace.
+"""
+
+import importlib.util
+import os
+
+import pytest
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location(
+        "meta_step", os.path.join(ROOT, "benchmarks", "meta_step.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+meta_step = load_benchmark()
+
+
+def configuration_kinds():
+    """The suites' configurations, one per kind (shapes and K do not change tracing)."""
+    kinds = {}
+    for suite in meta_step.SUITES.values():
+        for config in suite:
+            key = (config.get("learner", "maml"), config.get("backbone", "conv4"),
+                   config.get("strategy", "catfish") if config.get("num_subnets") else "none",
+                   bool(config.get("vectorize")), bool(config.get("recompute")))
+            kinds[key] = key
+    # MGAug on the vectorized path is not in the grid's cross product; add it.
+    kinds[("maml", "conv4", "catfish", True, False)] = ("maml", "conv4", "catfish", True, False)
+    return sorted(kinds)
+
+
+KINDS = configuration_kinds()
+
+
+def test_the_suites_cover_the_main_kinds():
+    assert len(KINDS) >= 16
+    assert {kind[0] for kind in KINDS} == {"maml", "fomaml", "protonet"}
+    assert {kind[2] for kind in KINDS} == {"none", "catfish", "random_param"}
+
+
+# ResNet-12's second-order graphs take most of a minute each to trace on 2 cores.
+PARAMS = [pytest.param(kind, id="-".join(map(str, kind)),
+                       marks=[pytest.mark.slow] if kind[1] == "resnet12" else [])
+          for kind in KINDS]
+
+
+@pytest.mark.parametrize("kind", PARAMS)
+def test_meta_step_traces_once(kind):
+    learner_name, backbone, strategy, vectorize, recompute = kind
+    argv = [f"--learner={learner_name}", f"--backbone={backbone}", "--image_size=16",
+            "--channels=1", "--filters=4", "--resnet_widths=4,4,4,4", "--n_way=3",
+            "--k_shot=1", "--k_query=1", "--meta_batch_size=2", "--inner_steps=1",
+            f"--num_subnets={0 if strategy == 'none' else 1}", f"--strategy={strategy}"]
+    argv += ["--vectorize"] * vectorize + ["--recompute"] * recompute
+    args = meta_step.parse_args(argv)
+    learner = meta_step.build_learner(args)
+    step = tf.function(learner.train_step)
+    for seed in range(3):
+        logs = step(meta_step.random_batch(args, seed))
+        assert tf.math.is_finite(logs["loss"])
+    assert int(learner.meta_step.numpy()) == 3
+    assert step.experimental_get_tracing_count() == 1
