@@ -61,6 +61,12 @@ flags.DEFINE_float("inner_lr", 0.01, "Inner-loop learning rate (Meta-SGD: initia
 flags.DEFINE_integer("inner_steps", 5, "Inner steps in training.", lower_bound=1)
 flags.DEFINE_integer("eval_inner_steps", None, "Inner steps at evaluation and in the export "
                      "(default: --inner_steps).", lower_bound=0)
+flags.DEFINE_bool("vectorize", False, "MAML, FOMAML, Meta-SGD: run the meta-batch's tasks and "
+                  "their MGAug sub-networks as grouped convolutions instead of one after the "
+                  "other (Conv4, transductive batch norm; docs/performance.md says when it pays).")
+flags.DEFINE_bool("recompute", False, "MAML, FOMAML, Meta-SGD, ANIL: recompute inner steps in the "
+                  "backward pass instead of storing them (second-order MAML with ResNet-12 in "
+                  "less memory, for ~1 more support pass per inner step).")
 flags.DEFINE_enum("bn_mode", "transductive", ["transductive", "inductive"], "Test-time batch "
                   "norm: batch statistics (transductive) or moving statistics (inductive).")
 flags.DEFINE_enum("task_reduction", "sum", ["sum", "mean"], "Meta-gradient over the tasks of "

@@ -22,6 +22,12 @@ FLAGS = flags.FLAGS
     (["--image_size=12"], "--image_size=12 is too small for conv4"),
     (["--pooling=avg", "--resolutions=20"],
      "--resolutions=20 must lie between 16 px and the 16 px images"),
+    (["--k_shot=5", "--eval_k_query=16"], "--k_shot + --eval_k_query = 5 + 16 = 21 images per "
+                                          "class, but only 0 classes of glyphs val"),
+    (["--learner=protonet", "--vectorize"], "--vectorize and --recompute apply to the "
+                                            "gradient-based learners"),
+    (["--learner=anil", "--vectorize"], "ANIL adapts only part of the network"),
+    (["--bn_mode=inductive", "--vectorize"], "bn_mode must be 'transductive'"),
 ])
 def test_bad_flags_and_data_exit_before_any_work(run_main, args, message):
     code, stderr, model_dir = run_main(*GLYPHS, *args)
@@ -108,3 +114,25 @@ def test_every_config_parses(monkeypatch):
                 assert FLAGS.model_dir == f"runs/{path.stem}", path
         finally:
             FLAGS.unparse_flags()
+
+
+def test_learning_rate_decay_and_eval_k_query_reach_the_run(tmp_path):
+    import json  # pylint: disable=import-outside-toplevel
+
+    from trainers import report, run  # pylint: disable=import-outside-toplevel
+
+    model_dir = tmp_path / "model"
+    FLAGS(["run.py", f"--model_dir={model_dir}", *GLYPHS, "--train_steps=4", "--summary_every=1",
+           "--eval_every=4", "--val_episodes=2", "--eval_episodes=3", "--checkpoint_every=4",
+           "--outer_lr=0.01", "--outer_lr_decay_steps=2", "--outer_lr_decay_rate=0.5",
+           "--eval_k_query=3", "--mode=train_and_eval"])
+    try:
+        run.main(["run.py"])
+    finally:
+        FLAGS.unparse_flags()
+    rates = dict(report.read_scalars(str(model_dir / "train"))["learning_rate/outer"])
+    # Logged after each step's update: staircase halving every 2 optimizer steps.
+    np.testing.assert_allclose([rates[step] for step in (1, 2, 3, 4)],
+                               [0.01, 0.005, 0.005, 0.0025], rtol=1e-6)
+    evaluation = json.loads((model_dir / "eval_test.json").read_text())
+    assert evaluation["k_query"] == 3 and evaluation["config"]["k_query"] == 2
