@@ -14,8 +14,8 @@ then writes a Markdown table and PNG plots:
 
 If `--output` already exists and holds the markers `<!-- report:begin -->`
 and `<!-- report:end -->`, only the text between them is replaced, so
-hand-written notes around the table survive a regeneration; otherwise the
-file is written from scratch.
+hand-written notes around the table survive a regeneration; a file without
+them gets the block appended, a missing one is created.
 """
 
 import argparse
@@ -315,22 +315,34 @@ def write_report(model_dirs, output, plots_dir, split=None, title="Results"):
     os.makedirs(plots_dir, exist_ok=True)
     plot_validation(runs, os.path.join(plots_dir, VALIDATION_PLOT))
     plot_final(runs, os.path.join(plots_dir, FINAL_PLOT))
-    block = report_markdown(runs, output, plots_dir)
+    write_block(output, report_markdown(runs, output, plots_dir), BEGIN_MARKER, END_MARKER,
+                title)
+    return runs
+
+
+def write_block(output, block, begin, end, title):
+    """Writes `block` (which starts with `begin` and ends with `end`) into `output`.
+
+    Only the text between the markers is replaced when `output` holds them;
+    a file without them gets the block appended; a missing file is created
+    with `# title`.
+    """
     existing = None
     if os.path.isfile(output):
         with open(output) as file:
             existing = file.read()
-    if existing and BEGIN_MARKER in existing and END_MARKER in existing:
-        before = existing[:existing.index(BEGIN_MARKER)]
-        after = existing[existing.index(END_MARKER) + len(END_MARKER):]
+    if existing and begin in existing and end in existing:
+        before = existing[:existing.index(begin)]
+        after = existing[existing.index(end) + len(end):]
         text = before + block.rstrip("\n") + after
+    elif existing:
+        text = existing.rstrip("\n") + "\n\n" + block
     else:
         text = f"# {title}\n\n" + block
     directory = os.path.dirname(os.path.abspath(output))
     os.makedirs(directory, exist_ok=True)
     with open(output, "w") as file:
         file.write(text)
-    return runs
 
 
 def main(argv=None):

@@ -1,0 +1,226 @@
+r"""Compares arms of a seeded experiment (e.g. MGAug vs its baseline), with significance.
+
+Runs are grouped into arms by their folder name without a trailing
+`_seed<N>` (`catfish_seed0`, `catfish_seed1` -> arm `catfish`). Every arm is
+compared with the baseline arm two ways:
+
+* across seeds: Welch's t-test on the per-seed test accuracies (few seeds,
+  so only large effects can show);
+* across episodes: the evaluation episodes are the same for every run
+  (fixed `--eval_seed`), so each episode's accuracy is averaged over an
+  arm's seeds and the arms are compared with a paired t-test over the
+  episodes (it removes the episode-difficulty noise, not the seed noise).
+
+    python trainers/compare.py --model_dirs /tmp/runs/compare/* --baseline=baseline \
+        --output docs/results.md --plot docs/plots/mgaug_comparison.png
+
+The table and plot go between `<!-- compare:begin -->` and
+`<!-- compare:end -->` in `--output` (the rest of the file is kept).
+"""
+
+import argparse
+import math
+import os
+import re
+import sys
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make `trainers` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from trainers import report  # noqa: E402  pylint: disable=wrong-import-position
+
+BEGIN_MARKER = "<!-- compare:begin -->"
+END_MARKER = "<!-- compare:end -->"
+SEED_SUFFIX = re.compile(r"_seed\d+$")
+
+
+def student_t_two_sided_p(t, dof):
+    """Two-sided p-value of Student's t with `dof` degrees of freedom.
+
+    Integrates the density numerically (Simpson, 20,001 points), enough for
+    the two or three significant digits a results table shows.
+    """
+    t = abs(float(t))
+    if not math.isfinite(t):
+        return 0.0
+    log_norm = (math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2)
+                - 0.5 * math.log(dof * math.pi))
+    # Substitute x = tan(u) to integrate over a finite range [0, atan(t)].
+    u = np.linspace(0.0, math.atan(t), 20001)
+    x = np.tan(u)
+    density = np.exp(log_norm - (dof + 1) / 2 * np.log1p(x * x / dof)) / np.cos(u) ** 2
+    h = u[1] - u[0]
+    half = h / 3 * (density[0] + density[-1] + 4 * density[1:-1:2].sum()
+                    + 2 * density[2:-1:2].sum())
+    return float(max(0.0, 1.0 - 2.0 * half))
+
+
+def welch_t_test(a, b):
+    """`(t, dof, p)` of Welch's unequal-variance t-test of mean(a) - mean(b)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    var_a, var_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if var_a + var_b == 0:
+        return math.inf, len(a) + len(b) - 2, 0.0 if a.mean() != b.mean() else 1.0
+    t = (a.mean() - b.mean()) / math.sqrt(var_a + var_b)
+    dof = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
+    return t, dof, student_t_two_sided_p(t, dof)
+
+
+def paired_t_test(a, b):
+    """`(t, dof, p)` of the paired t-test of mean(a - b)."""
+    differences = np.asarray(a, float) - np.asarray(b, float)
+    spread = differences.std(ddof=1)
+    if spread == 0:
+        return math.inf, len(differences) - 1, 0.0 if differences.mean() != 0 else 1.0
+    t = differences.mean() / (spread / math.sqrt(len(differences)))
+    return t, len(differences) - 1, student_t_two_sided_p(t, len(differences) - 1)
+
+
+def group_arms(runs):
+    """`{arm: [RunResult]}` in first-seen order."""
+    arms = {}
+    for run in runs:
+        arms.setdefault(SEED_SUFFIX.sub("", run.name), []).append(run)
+    return arms
+
+
+def check_comparable(arms):
+    """Raises `ReportError` unless all runs share their evaluation episodes."""
+    keys = {(run.evaluation.get("dataset"), run.evaluation.get("n_way"),
+             run.evaluation.get("k_shot"), run.evaluation.get("k_query"),
+             run.evaluation.get("eval_seed"), run.evaluation.get("num_episodes"))
+            for members in arms.values() for run in members}
+    if len(keys) != 1:
+        raise report.ReportError(
+            "the runs were evaluated on different episodes (dataset, n_way, k_shot, k_query, "
+            f"eval_seed, episodes): {sorted(map(str, keys))}; a paired comparison needs the same")
+    for members in arms.values():
+        for run in members:
+            if not run.evaluation.get("per_episode_accuracy"):
+                raise report.ReportError(f"{run.model_dir}: its evaluation JSON has no "
+                                         "per_episode_accuracy")
+
+
+def compare(runs, baseline):
+    """Rows `{arm, seeds, mean, std, ci, delta, welch_p, paired_p}` (accuracies in %)."""
+    arms = group_arms(runs)
+    if baseline not in arms:
+        raise report.ReportError(f"no runs of the baseline arm {baseline!r}; arms: "
+                                 f"{', '.join(arms)}")
+    check_comparable(arms)
+
+    def seed_accuracies(members):
+        return np.array([100 * run.evaluation["mean_accuracy"] for run in members])
+
+    def episode_accuracies(members):
+        return 100 * np.mean([run.evaluation["per_episode_accuracy"] for run in members], axis=0)
+
+    base_seeds = seed_accuracies(arms[baseline])
+    base_episodes = episode_accuracies(arms[baseline])
+    rows = []
+    for arm, members in arms.items():
+        seeds = seed_accuracies(members)
+        row = {"arm": arm, "seeds": len(members), "mean": seeds.mean(),
+               "std": seeds.std(ddof=1) if len(seeds) > 1 else float("nan"),
+               "ci": float(np.mean([100 * run.evaluation["ci95"] for run in members])),
+               "steps": sorted({run.evaluation.get("step") for run in members}),
+               "per_seed": seeds}
+        if arm != baseline:
+            row["delta"] = seeds.mean() - base_seeds.mean()
+            row["welch_p"] = (welch_t_test(seeds, base_seeds)[2]
+                              if len(seeds) > 1 and len(base_seeds) > 1 else float("nan"))
+            row["paired_p"] = paired_t_test(episode_accuracies(members), base_episodes)[2]
+        rows.append(row)
+    return rows
+
+
+def comparison_markdown(rows, baseline, plot_link, alpha=0.05):
+    header = ("| arm | seeds | per-seed test accuracy (%) | mean (%) | std over seeds | "
+              f"mean 95 % CI | Δ vs {baseline} | p (Welch, seeds) | p (paired, episodes) | "
+              f"significant at {alpha} |")
+    lines = [BEGIN_MARKER,
+             "<!-- Generated by trainers/compare.py; edits between these markers are lost. -->",
+             "", header, "|" + "---|" * header.count(" | ") + "---|"]
+    for row in rows:
+        seeds = ", ".join(f"{value:.2f}" for value in row["per_seed"])
+        if row["arm"] == baseline:
+            tail = "– | – | – | (baseline) |"
+        else:
+            both = row["welch_p"] < alpha and row["paired_p"] < alpha
+            verdict = ("yes, " + ("better" if row["delta"] > 0 else "worse")) if both else (
+                "episodes only" if row["paired_p"] < alpha else "no")
+            tail = (f"{row['delta']:+.2f} | {row['welch_p']:.3f} | {row['paired_p']:.3g} | "
+                    f"{verdict} |")
+        lines.append(f"| {row['arm']} | {row['seeds']} | {seeds} | {row['mean']:.2f} | "
+                     f"{row['std']:.2f} | ± {row['ci']:.2f} | {tail}")
+    lines += ["", "Significant: both tests below the threshold; \"episodes only\": the paired "
+              "test over the shared evaluation episodes is, the test over seeds is not (the "
+              "difference may be seed noise).", "", f"![MGAug comparison]({plot_link})", "",
+              END_MARKER]
+    return "\n".join(lines) + "\n"
+
+
+def plot_comparison(rows, path):
+    """Mean test accuracy per arm (error bars: std over seeds; dots: each seed)."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    figure, axes = plt.subplots(figsize=(max(4.0, 1.3 * len(rows) + 2), 4.0), dpi=100)
+    positions = np.arange(len(rows))
+    means = [row["mean"] for row in rows]
+    axes.bar(positions, means, yerr=[0 if math.isnan(row["std"]) else row["std"]
+                                     for row in rows],
+             capsize=6, color="tab:blue", alpha=0.7)
+    for position, row in zip(positions, rows):
+        axes.scatter(np.full(len(row["per_seed"]), position), row["per_seed"], color="black",
+                     s=12, zorder=3)
+    low = min(min(row["per_seed"]) for row in rows)
+    high = max(max(row["per_seed"]) for row in rows)
+    margin = max(1.0, 0.5 * (high - low))
+    axes.set_ylim(low - margin, min(100.0, high + margin))
+    axes.set_xticks(positions)
+    axes.set_xticklabels([row["arm"] for row in rows], rotation=15, ha="right")
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_title("Mean over seeds (bars: std; dots: seeds)", fontsize=11)
+    axes.grid(True, axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dirs", nargs="+", required=True)
+    parser.add_argument("--baseline", required=True, help="the baseline arm's name")
+    parser.add_argument("--output", required=True, help="the Markdown file to write into")
+    parser.add_argument("--plot", required=True, help="the PNG to write")
+    parser.add_argument("--split", default=None)
+    parser.add_argument("--alpha", type=float, default=0.05)
+    args = parser.parse_args(argv)
+    try:
+        runs = [report.load_run(model_dir, args.split) for model_dir in args.model_dirs
+                if os.path.isdir(model_dir)]
+        rows = compare(runs, args.baseline)
+    except report.ReportError as error:
+        print(f"compare.py: error: {error}", file=sys.stderr)
+        return 2
+    os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
+    plot_comparison(rows, args.plot)
+    link = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.output)))
+    report.write_block(args.output, comparison_markdown(rows, args.baseline,
+                                                        link.replace(os.sep, "/"), args.alpha),
+                       BEGIN_MARKER, END_MARKER, "Comparison")
+    for row in rows:
+        extra = "" if "delta" not in row else (
+            f", delta {row['delta']:+.2f}, p(seeds) {row['welch_p']:.3f}, "
+            f"p(episodes) {row['paired_p']:.3g}")
+        print(f"{row['arm']}: {row['mean']:.2f} % over {row['seeds']} seed(s){extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
