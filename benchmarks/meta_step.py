@@ -195,7 +195,7 @@ def measure_step(args):
         "gflop_per_step": round(gflops, 1), "achieved_gflops": round(gflops / median, 1),
         "peak_rss_mib": round(peak_rss_mib(), 1), "retraces": len(
             step._list_all_concrete_functions_for_serialization()) - 1,  # pylint: disable=protected-access
-        "cpu_count": os.cpu_count(),
+        "cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
     }
 
 
@@ -239,7 +239,8 @@ def measure_machine():
         conv(images, kernel).numpy()
         times.append(time.perf_counter() - start)
     flops = 2 * 64 * 84 * 84 * 64 * 64 * 9
-    return {"kind": "machine", "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
+    return {"kind": "machine", "cpu_count": os.cpu_count(),
+            "usable_cores": len(os.sched_getaffinity(0)), "tensorflow": tf.__version__,
             "conv_peak_gflops": round(flops / statistics.median(times) / 1e9, 1),
             "conv_probe": "conv2d [64,84,84,64] x [3,3,64,64], median of 7"}
 
@@ -255,7 +256,8 @@ def run_child(base_args, overrides):
 def markdown(records, command):
     machine = next(r for r in records if r["kind"] == "machine")
     lines = [f"Command: `{command}`", "",
-             f"Machine: {machine['cpu_count']} cores, TensorFlow {machine['tensorflow']}, "
+             f"Machine: {machine['cpu_count']} cores ({machine.get('usable_cores', '?')} usable), "
+             f"TensorFlow {machine['tensorflow']}, "
              f"measured convolution peak {machine['conv_peak_gflops']} GFLOP/s "
              f"({machine['conv_probe']}).", "",
              "| learner | backbone | px | shot | MGAug | K | path | median step s (q1-q3) | "
