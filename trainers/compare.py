@@ -136,6 +136,11 @@ def compare(runs, baseline):
     return rows
 
 
+def format_p(p):
+    """A p-value for a table; below the integration's resolution it says so."""
+    return "< 1e-12" if p < 1e-12 else f"{p:.3g}"
+
+
 def comparison_markdown(rows, baseline, plot_link, alpha=0.05):
     header = ("| arm | seeds | per-seed test accuracy (%) | mean (%) | std over seeds | "
               f"mean 95 % CI | Δ vs {baseline} | p (Welch, seeds) | p (paired, episodes) | "
@@ -151,8 +156,8 @@ def comparison_markdown(rows, baseline, plot_link, alpha=0.05):
             both = row["welch_p"] < alpha and row["paired_p"] < alpha
             verdict = ("yes, " + ("better" if row["delta"] > 0 else "worse")) if both else (
                 "episodes only" if row["paired_p"] < alpha else "no")
-            tail = (f"{row['delta']:+.2f} | {row['welch_p']:.3f} | {row['paired_p']:.3g} | "
-                    f"{verdict} |")
+            tail = (f"{row['delta']:+.2f} | {row['welch_p']:.3f} | "
+                    f"{format_p(row['paired_p'])} | {verdict} |")
         lines.append(f"| {row['arm']} | {row['seeds']} | {seeds} | {row['mean']:.2f} | "
                      f"{row['std']:.2f} | ± {row['ci']:.2f} | {tail}")
     lines += ["", "Significant: both tests below the threshold; \"episodes only\": the paired "
@@ -217,7 +222,7 @@ def main(argv=None):
     for row in rows:
         extra = "" if "delta" not in row else (
             f", delta {row['delta']:+.2f}, p(seeds) {row['welch_p']:.3f}, "
-            f"p(episodes) {row['paired_p']:.3g}")
+            f"p(episodes) {format_p(row['paired_p'])}")
         print(f"{row['arm']}: {row['mean']:.2f} % over {row['seeds']} seed(s){extra}")
     return 0
 
