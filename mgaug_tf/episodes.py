@@ -16,19 +16,6 @@ Task = collections.namedtuple(
 Task.__doc__ = """One few-shot task (a single episode, no batch axis)."""
 
 
-def stack_tasks(tasks, repeats=1):
-    """One `Task` of `[G, ...]` tensors from a list of tasks with equal shapes.
-
-    With `repeats=R` every task appears R times in a row (task-major), e.g.
-    the K sub-networks of each task: G = len(tasks) * R.
-    """
-    def stack(field):
-        values = tf.stack([getattr(task, field) for task in tasks])
-        return values if repeats == 1 else tf.repeat(values, repeats, axis=0)
-
-    return Task(*(stack(field) for field in Task._fields))
-
-
 def split_episode_batch(data):
     """Unpacks a dataset element into its four tensors."""
     try:

@@ -13,7 +13,6 @@ from mgaug_tf import functional
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
 from mgaug_tf.learners.base import accuracy
-from mgaug_tf.learners.gradient import grouped_accuracy
 
 REDUCTIONS = ("sum", "mean", "maxup")
 
@@ -272,8 +271,7 @@ class MGAug:
         # Norms over the network's weights (Meta-SGD's rates have no per-task
         # gradients here). Under maxup only each task's worst copy has one.
         logs = {"subnet_loss": tf.reduce_mean(tf.cast(outcome.losses, tf.float32)),
-                "subnet_accuracy": tf.reduce_mean(grouped_accuracy(subnet_tasks.query_labels,
-                                                                   outcome.logits)),
+                "subnet_accuracy": accuracy(subnet_tasks.query_labels, outcome.logits),
                 "full_grad_norm": per_task_norms(full_outcome.group_gradients, 1),
                 "augmented_grad_norm": per_task_norms(outcome.group_gradients, subnets)}
         logs.update(self._sparsity_logs(learner, masks_per_task))

@@ -86,7 +86,7 @@ class Conv4(keras.Model):
         """
         groups = tf.TensorShape(images.shape)[0]
         x = grouped.fold_groups(tf.cast(images, self.compute_dtype))
-        for index, (conv, norm, _, _) in enumerate(self.blocks):
+        for index, (_, norm, _, _) in enumerate(self.blocks):
             kernel, bias, gamma, beta = weights[4 * index:4 * index + 4]
             x = grouped.conv2d(x, kernel, bias, self.compute_dtype)
             x = grouped.batch_norm(x, gamma, beta, norm.epsilon)

@@ -17,12 +17,15 @@ BN_MODES = ("transductive", "inductive")
 TASK_REDUCTIONS = ("sum", "mean")
 
 
-def cross_entropy(labels, logits):
-    """Mean sparse softmax cross-entropy, in float32 at least (mixed precision)."""
+def cross_entropy(labels, logits, axis=None):
+    """Mean sparse softmax cross-entropy, in float32 at least (mixed precision).
+
+    `axis=-1` keeps the leading axes: per-copy losses `[G]` of logits `[G, M, N]`.
+    """
     if logits.dtype in (tf.bfloat16, tf.float16):
         logits = tf.cast(logits, tf.float32)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=logits))
+        labels=tf.cast(labels, tf.int32), logits=logits), axis=axis)
 
 
 def accuracy(labels, logits):
@@ -176,7 +179,11 @@ class MetaLearner(keras.Model):
         return outcome, gradients
 
     # ------------------------------------------------------- meta-batch
-    def _split_tasks(self, data):
+    def _checked_batch(self, data):
+        """The episode batch as one `Task` of `[B, ...]` tensors, validated.
+
+        Also builds the learner on first use and records `tasks_per_replica`.
+        """
         support_images, support_labels, query_images, query_labels = (
             episodes_lib.split_episode_batch(data))
         assertions = episodes_lib.validate_episode(
@@ -190,8 +197,12 @@ class MetaLearner(keras.Model):
         self.tasks_per_replica = int(num_tasks)
         with tf.control_dependencies(assertions):
             support_labels = tf.identity(support_labels)
-        return [episodes_lib.Task(support_images[i], support_labels[i], query_images[i],
-                                  query_labels[i]) for i in range(num_tasks)]
+        return episodes_lib.Task(support_images, support_labels, query_images, query_labels)
+
+    def _split_tasks(self, data):
+        batch = self._checked_batch(data)
+        return [episodes_lib.Task(*(field[i] for field in batch))
+                for i in range(self.tasks_per_replica)]
 
     def _meta_gradients_and_logs(self, data):
         tasks = self._split_tasks(data)

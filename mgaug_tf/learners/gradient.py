@@ -2,25 +2,14 @@
 
 import tensorflow as tf
 
-from mgaug_tf import episodes as episodes_lib
 from mgaug_tf import functional
 from mgaug_tf import inner_loop
 from mgaug_tf.learners.base import MetaLearner, accuracy, cross_entropy
 
 
-def grouped_cross_entropy(labels, logits):
-    """Per-copy mean cross-entropy `[G]` of logits `[G, M, N]` (float32 at least)."""
-    if logits.dtype in (tf.bfloat16, tf.float16):
-        logits = tf.cast(logits, tf.float32)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=logits), axis=-1)
-
-
-def grouped_accuracy(labels, logits):
-    """Per-copy accuracy `[G]` of logits `[G, M, N]`."""
-    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32),
-                          axis=-1)
+def tile_weights(weights, groups):
+    """`groups` copies of each weight, stacked on a new leading axis."""
+    return [tf.tile(weight[None], [groups] + [1] * weight.shape.rank) for weight in weights]
 
 
 class GroupedOutcome(tuple):
@@ -133,7 +122,7 @@ class GradientLearner(MetaLearner):
         """`_query_logits` of G copies at once (training behaviour).
 
         `weights` and `masks` carry a leading group axis; `task` holds
-        `[G, ...]` tensors (see `episodes.stack_tasks`).
+        `[G, ...]` tensors.
         """
         def network_call(fast_weights, images):
             return self.network.grouped_call(functional.apply_masks(fast_weights, masks), images)
@@ -141,7 +130,7 @@ class GradientLearner(MetaLearner):
         def support_loss(fast_weights):
             # Copies are independent, so the gradient of the sum is each copy's own.
             logits = network_call(fast_weights, task.support_images)
-            return tf.reduce_sum(grouped_cross_entropy(task.support_labels, logits))
+            return tf.reduce_sum(cross_entropy(task.support_labels, logits, axis=-1))
 
         adapted = self._adapt(weights, support_loss, training=True)
         return network_call(adapted, task.query_images)
@@ -166,10 +155,9 @@ class GradientLearner(MetaLearner):
                          if id(variable) not in network_ids]
         groups = tf.TensorShape(task.support_images.shape)[0]
         with tf.GradientTape() as tape:
-            stacked = [tf.tile(weight[None], [groups] + [1] * weight.shape.rank)
-                       for weight in functional.read_values(network_variables)]
+            stacked = tile_weights(functional.read_values(network_variables), groups)
             logits = self._grouped_query_logits(stacked, task, masks)
-            losses = grouped_cross_entropy(task.query_labels, logits)
+            losses = cross_entropy(task.query_labels, logits, axis=-1)
             objective = tf.reduce_sum(losses) if combine is None else combine(losses)
         group_gradients = tape.gradient(objective, stacked + own_variables,
                                         unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -183,25 +171,23 @@ class GradientLearner(MetaLearner):
     def _meta_gradients_and_logs(self, data):
         if not self.vectorize:
             return super()._meta_gradients_and_logs(data)
-        tasks = self._split_tasks(data)
-        stacked_task = episodes_lib.stack_tasks(tasks)
+        # The batch is already task-major: its tensors are the stacked tasks.
+        stacked_task = self._checked_batch(data)
+        num_tasks = self.tasks_per_replica
         outcome = self.grouped_gradients(stacked_task)
         totals = outcome.gradients
         logs = {"loss": tf.reduce_mean(tf.cast(outcome.losses, tf.float32)),
-                "accuracy": tf.reduce_mean(grouped_accuracy(stacked_task.query_labels,
-                                                            outcome.logits))}
-        theta = functional.read_values(self.network.trainable_variables)
+                "accuracy": accuracy(stacked_task.query_labels, outcome.logits)}
         before = self.network.grouped_call(
-            [tf.tile(weight[None], [len(tasks)] + [1] * weight.shape.rank) for weight in theta],
+            tile_weights(functional.read_values(self.network.trainable_variables), num_tasks),
             stacked_task.query_images)
-        logs["accuracy_before"] = tf.reduce_mean(grouped_accuracy(stacked_task.query_labels,
-                                                                  before))
+        logs["accuracy_before"] = accuracy(stacked_task.query_labels, before)
         if self.augmentation is not None:
             totals, augment_logs = self.augmentation.grouped_task_gradients(
                 self, stacked_task, outcome)
             logs.update(augment_logs)
         if self.task_reduction == "mean":
-            scale = self._mean_scale(len(tasks))
+            scale = self._mean_scale(num_tasks)
             totals = [total * tf.cast(scale, total.dtype) for total in totals]
         self.meta_step.assign_add(1)
         return totals, logs, []
