@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -28,6 +30,37 @@ def make_episode_batch(seed, tasks=2, n_way=3, k_shot=2, k_query=2, size=16, cha
         size=(tasks, n_way * k_query, size, size, channels))
     return ((support_images.astype(dtype), support_labels, query_images.astype(dtype)),
             query_labels)
+
+
+def shared_data_candidate():
+    """`$MGAUG_SHARED_DATA`, else `../shared/data` beside the repository."""
+    return Path(os.environ.get("MGAUG_SHARED_DATA")
+                or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+
+
+def shared_data_dir():
+    """The real benchmark data folder, or None when it is absent."""
+    path = shared_data_candidate()
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The real benchmark data folder; skips (naming the path) when it is absent."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip(f"real benchmark data not found at {shared_data_candidate()} (../shared/data "
+                    "beside the repository, or set MGAUG_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def omniglot_dir(shared_data):
+    """The real Omniglot folder (`images_background.zip`, `images_evaluation.zip`)."""
+    path = shared_data / "omniglot"
+    if not (path / "images_background.zip").is_file():
+        pytest.skip(f"{path}/images_background.zip is absent")
+    return path
 
 
 @pytest.fixture

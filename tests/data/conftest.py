@@ -1,34 +1,11 @@
-"""Fixtures for the data tests: the shared real data, and tiny identifiable splits."""
+"""Fixtures for the data tests: tiny identifiable splits (the shared real data: tests/conftest.py)."""
 
-import os
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mgaug_tf.data import FewShotSplit
-
-
-def shared_data_candidate():
-    """`$MGAUG_SHARED_DATA`, else `../shared/data` beside the repository."""
-    return Path(os.environ.get("MGAUG_SHARED_DATA")
-                or Path(__file__).resolve().parents[2].parent / "shared" / "data")
-
-
-def shared_data_dir():
-    """The real benchmark data folder, or None when it is absent."""
-    path = shared_data_candidate()
-    return path if path.is_dir() else None
-
-
-@pytest.fixture(scope="session")
-def shared_data():
-    path = shared_data_dir()
-    if path is None:
-        pytest.skip(f"real benchmark data not found at {shared_data_candidate()} (../shared/data "
-                    "beside the repository, or set MGAUG_SHARED_DATA)")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -8,14 +8,6 @@ import pytest
 from mgaug_tf.data import episode_dataset, load
 
 
-@pytest.fixture(scope="module")
-def omniglot_dir(shared_data):
-    path = shared_data / "omniglot"
-    if not (path / "images_background.zip").is_file():
-        pytest.skip(f"{path}/images_background.zip is absent")
-    return path
-
-
 @pytest.mark.parametrize("split,characters", [("train", 1028), ("val", 172), ("test", 423)])
 def test_omniglot_vinyals_split_sizes(omniglot_dir, split, characters):
     assert load("omniglot", omniglot_dir, split, rotations=False).num_classes == characters

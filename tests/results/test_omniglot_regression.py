@@ -10,9 +10,6 @@ repository, or `$MGAUG_SHARED_DATA`).
 import json
 import time
 
-import pytest
-
-from tests.data.conftest import shared_data_candidate, shared_data_dir
 from tests.results.conftest import finish, start_run
 
 STEPS = 300
@@ -31,18 +28,6 @@ FLAGS = ["--dataset=omniglot", "--image_size=28", "--learner=protonet", "--backb
 # a margin for other seeds, platforms and TensorFlow versions, while a broken
 # loader, split, label order or learner (chance: 20 %) still fails it.
 THRESHOLD = 0.75
-
-
-@pytest.fixture(scope="module")
-def omniglot_dir():
-    root = shared_data_dir()
-    if root is None:
-        pytest.skip(f"real Omniglot not found: no shared data folder at {shared_data_candidate()} "
-                    "(../shared/data beside the repository, or set MGAUG_SHARED_DATA)")
-    path = root / "omniglot"
-    if not (path / "images_background.zip").is_file():
-        pytest.skip(f"{path / 'images_background.zip'} is absent")
-    return path
 
 
 def test_protonet_omniglot_5way_1shot_learns_far_above_chance(omniglot_dir, tmp_path):
