@@ -40,8 +40,61 @@ CIFAR100_SUPERCLASSES = {
 }
 SUPERCLASS_NAMES = sorted(CIFAR100_SUPERCLASSES)
 FINE_NAMES = sorted(name for names in CIFAR100_SUPERCLASSES.values() for name in names)
-_SUPERCLASS_OF = {fine: SUPERCLASS_NAMES.index(superclass)
-                  for superclass, names in CIFAR100_SUPERCLASSES.items() for fine in names}
+SUPERCLASS_OF = {fine: SUPERCLASS_NAMES.index(superclass)
+                 for superclass, names in CIFAR100_SUPERCLASSES.items() for fine in names}
+
+# The published class splits, carried here because users have only CIFAR-100
+# itself (e.g. prepared by TFDS). CIFAR-FS: Bertinetto et al., "Meta-learning
+# with differentiable closed-form solvers" (ICLR 2019), 64 / 16 / 20 fine
+# classes. FC100: Oreshkin et al., "TADAM" (NeurIPS 2018), 12 / 4 / 4
+# superclasses, i.e. 60 / 20 / 20 fine classes.
+CIFAR_FS_CLASSES = {
+    "train": ("apple", "aquarium_fish", "bear", "bee", "bottle", "bowl", "boy", "bridge", "bus",
+              "can", "castle", "caterpillar", "chair", "clock", "cloud", "cockroach", "couch",
+              "cup", "dinosaur", "dolphin", "elephant", "forest", "girl", "hamster", "house",
+              "kangaroo", "keyboard", "lawn_mower", "lion", "lizard", "lobster", "mountain",
+              "mouse", "mushroom", "oak_tree", "orange", "orchid", "palm_tree", "pear",
+              "pine_tree", "plate", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
+              "seal", "shrew", "skunk", "skyscraper", "snake", "spider", "squirrel", "streetcar",
+              "sunflower", "tank", "tiger", "train", "trout", "tulip", "turtle", "willow_tree",
+              "wolf"),
+    "val": ("beaver", "beetle", "butterfly", "camel", "cattle", "crab", "crocodile", "flatfish",
+            "lamp", "maple_tree", "motorcycle", "otter", "sea", "shark", "television", "tractor"),
+    "test": ("baby", "bed", "bicycle", "chimpanzee", "fox", "leopard", "man", "pickup_truck",
+             "plain", "poppy", "rocket", "rose", "snail", "sweet_pepper", "table", "telephone",
+             "wardrobe", "whale", "woman", "worm"),
+}
+FC100_SUPERCLASSES = {
+    "train": ("fish", "flowers", "food_containers", "fruit_and_vegetables",
+              "household_electrical_devices", "household_furniture",
+              "large_man-made_outdoor_things", "large_natural_outdoor_scenes", "reptiles", "trees",
+              "vehicles_1", "vehicles_2"),
+    "val": ("large_carnivores", "large_omnivores_and_herbivores", "non-insect_invertebrates",
+            "small_mammals"),
+    "test": ("aquatic_mammals", "insects", "medium_mammals", "people"),
+}
+
+
+def split_classes(dataset, split):
+    """The CIFAR-100 fine class names of a CIFAR-FS or FC100 split, sorted.
+
+    Args:
+        dataset: `"cifar_fs"` or `"fc100"`.
+        split: `"train"`, `"val"` or `"test"`.
+
+    Returns:
+        A sorted tuple of fine names (64/16/20 for CIFAR-FS, 60/20/20 for FC100).
+
+    Example:
+        >>> len(split_classes("fc100", "val"))
+        20
+    """
+    if dataset == "cifar_fs":
+        return tuple(sorted(CIFAR_FS_CLASSES[split]))
+    if dataset == "fc100":
+        return tuple(sorted(fine for superclass in FC100_SUPERCLASSES[split]
+                            for fine in CIFAR100_SUPERCLASSES[superclass]))
+    raise ValueError(f"dataset={dataset!r}; use 'cifar_fs' or 'fc100'.")
 
 
 def _reader(dataset):
@@ -59,7 +112,7 @@ def _reader(dataset):
         class_names = [FINE_NAMES[value] for value in label_values]
         return FewShotSplit(dataset, split, class_names, class_items,
                             ArraySource(images, image_size=check_image_size(image_size)),
-                            category_labels=[_SUPERCLASS_OF[name] for name in class_names],
+                            category_labels=[SUPERCLASS_OF[name] for name in class_names],
                             category_names=SUPERCLASS_NAMES,
                             description=f"pickle {path.name}")
     return read

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from mgaug_tf.data import builtin, cifar, cub, mini, omniglot, tiered
+from mgaug_tf.data import builtin, cifar, cub, mini, omniglot, tfds_source, tiered
 from mgaug_tf.data.errors import DataNotFoundError
 from mgaug_tf.data.formats import canonical_split, list_dir
 
@@ -40,7 +40,20 @@ def get_dataset(name):
     except KeyError:
         names = ", ".join(f"{n}" + (f" ({', '.join(d.aliases)})" if d.aliases else "")
                           for n, d in DATASETS.items())
-        raise ValueError(f"Unknown dataset {name!r}; available: {names}.") from None
+        tfds_names = ", ".join(tfds_source.PREFIX + n for n in tfds_source.DATASETS)
+        raise ValueError(f"Unknown dataset {name!r}; available: {names}; or prepared by "
+                         f"TensorFlow Datasets: {tfds_names}.") from None
+
+
+def check_dataset_name(name):
+    """Raises `ValueError` (listing the names) unless `load` accepts `name`.
+
+    Accepts the raw-file names and aliases, and `"tfds:NAME"`.
+    """
+    if tfds_source.is_tfds_name(name):
+        tfds_source.get_dataset(name)
+    else:
+        get_dataset(name)
 
 
 def load(name, data_dir=None, split="train", **options):
@@ -48,12 +61,19 @@ def load(name, data_dir=None, split="train", **options):
 
     The format is detected from the files in `data_dir`; see
     `available_datasets()` and docs/data.md for every accepted layout.
+    `"tfds:NAME"` instead reads data prepared by TensorFlow Datasets in the
+    TFDS `data_dir`, offline (see `mgaug_tf.data.tfds_source`).
 
     Args:
         name: `"tieredimagenet"`, `"miniimagenet"`, `"omniglot"`, `"cub"`,
             `"cifar_fs"`, `"fc100"`, or `"glyphs"` (alias `"builtin"`, the
-            generated dataset that needs no `data_dir`).
-        data_dir: The folder holding the dataset's files.
+            generated dataset that needs no `data_dir`). Or, prepared by
+            TensorFlow Datasets: `"tfds:omniglot"`, `"tfds:cifar_fs"`,
+            `"tfds:fc100"`, `"tfds:cub"`, `"tfds:mini_imagenet"`,
+            `"tfds:tiered_imagenet"`.
+        data_dir: The folder holding the dataset's files; for `tfds:` names
+            the TFDS data_dir (None: `$TFDS_DATA_DIR` or
+            `~/tensorflow_datasets`).
         split: `"train"`, `"val"` (or `"validation"`) or `"test"`.
         **options: Dataset options. All datasets: `image_size` (resize
             images to this, default: the dataset's usual size). Datasets
@@ -81,6 +101,8 @@ def load(name, data_dir=None, split="train", **options):
         >>> mgaug_tf.data.load("glyphs", split="val").num_classes
         200
     """
+    if tfds_source.is_tfds_name(name):
+        return tfds_source.load(name, data_dir, canonical_split(split), **options)
     dataset = get_dataset(name)
     split = canonical_split(split)
     unknown = sorted(set(options) - set(dataset.options))

@@ -110,7 +110,8 @@ def _locate(data_dir, split):
     return paths
 
 
-def _rotations(rotations, scheme):
+def rotation_degrees(rotations, scheme):
+    """Maps the `rotations` option (None, True, False, degrees) to a tuple of degrees."""
     if rotations is None:
         rotations = scheme == "vinyals"
     if rotations is True:
@@ -127,23 +128,72 @@ def _rotations(rotations, scheme):
     return rotations
 
 
-def _read(paths, split, image_size=28, split_scheme="vinyals", rotations=None,
-          cache_decoded=None):
+def check_scheme(split, split_scheme):
+    """Validates `split_scheme` for `split` (shared by the raw and TFDS readers)."""
     if split_scheme not in SCHEMES:
         raise ValueError(f"split_scheme={split_scheme!r}; use one of {SCHEMES}.")
     if split_scheme == "background_evaluation" and split == "val":
         raise ValueError("split_scheme='background_evaluation' has no val split (train = "
                          "images_background, test = images_evaluation); use "
                          "split_scheme='vinyals' for a val split.")
-    image_size = check_image_size(image_size)
-    rotations = _rotations(rotations, split_scheme)
-    sets = dict(zip(SETS, (_OmniglotSet(path) for path in paths)))
+
+
+def choose_characters(background, evaluation, split, split_scheme):
+    """The characters of `split` under `split_scheme`.
+
+    Args:
+        background, evaluation: `(alphabet, character)` pairs of each set.
+        split: `"train"`, `"val"` or `"test"`.
+        split_scheme: `"vinyals"` or `"background_evaluation"`.
+
+    Returns:
+        A sorted list of `(set_name, alphabet, character)`.
+    """
     if split_scheme == "vinyals":
-        characters = vinyals_split(sets["background"].characters,
-                                   sets["evaluation"].characters, split)
-    else:
-        set_name = "background" if split == "train" else "evaluation"
-        characters = [(set_name,) + c for c in sorted(sets[set_name].characters)]
+        return vinyals_split(background, evaluation, split)
+    set_name, pairs = (("background", background) if split == "train"
+                       else ("evaluation", evaluation))
+    return [(set_name,) + c for c in sorted(pairs)]
+
+
+def character_split(split, characters, base_items, base, rotations, description):
+    """The `FewShotSplit` of `characters`, each character at every rotation.
+
+    Args:
+        split: The canonical split name.
+        characters: `(set_name, alphabet, character)` per character.
+        base_items: One int array per character: its item ids in `base`.
+        base: An `ImageSource` of the unrotated 28 px inverted images.
+        rotations: Degrees, multiples of 90; each rotation is its own class.
+        description: `FewShotSplit.description`.
+    """
+    source = RotatedSource(base, rotations)
+    alphabets = sorted({alphabet for _, alphabet, _ in characters})
+    class_names, class_items, categories = [], [], []
+    for (_, alphabet, character), items in zip(characters, base_items):
+        for index, degrees in enumerate(rotations):
+            suffix = f"/rot{degrees:03d}" if rotations != (0,) else ""
+            class_names.append(f"{alphabet}/{character}{suffix}")
+            class_items.append(np.asarray(items, np.int64) * len(rotations) + index)
+            categories.append(alphabets.index(alphabet))
+    return FewShotSplit("omniglot", split, class_names, class_items, source,
+                        category_labels=categories, category_names=alphabets,
+                        default_augment=False, description=description)
+
+
+def invert(image):
+    """White strokes on black: Omniglot's PNGs are black strokes on white."""
+    return 255 - image
+
+
+def _read(paths, split, image_size=28, split_scheme="vinyals", rotations=None,
+          cache_decoded=None):
+    check_scheme(split, split_scheme)
+    image_size = check_image_size(image_size)
+    rotations = rotation_degrees(rotations, split_scheme)
+    sets = dict(zip(SETS, (_OmniglotSet(path) for path in paths)))
+    characters = choose_characters(sets["background"].characters,
+                                   sets["evaluation"].characters, split, split_scheme)
 
     files, base_items = [], []
     for set_name, alphabet, character in characters:
@@ -152,22 +202,10 @@ def _read(paths, split, image_size=28, split_scheme="vinyals", rotations=None,
         files.extend((sets[set_name], name) for name in names)
     base = EncodedSource(len(files), lambda item: files[item][0].read(files[item][1]),
                          lambda item: files[item][0].describe(files[item][1]), image_size, 1,
-                         postprocess=lambda image: 255 - image,  # white strokes on black
-                         cache_limit_bytes=cache_limit(cache_decoded))
-    source = RotatedSource(base, rotations)
-    alphabets = sorted({alphabet for _, alphabet, _ in characters})
-    class_names, class_items, categories = [], [], []
-    for (_, alphabet, character), items in zip(characters, base_items):
-        for index, degrees in enumerate(rotations):
-            suffix = f"/rot{degrees:03d}" if rotations != (0,) else ""
-            class_names.append(f"{alphabet}/{character}{suffix}")
-            class_items.append(items * len(rotations) + index)
-            categories.append(alphabets.index(alphabet))
-    return FewShotSplit("omniglot", split, class_names, class_items, source,
-                        category_labels=categories, category_names=alphabets,
-                        default_augment=False,
-                        description=f"Omniglot {paths[0].name} + {paths[1].name} "
-                                    f"({split_scheme} split, rotations {list(rotations)})")
+                         postprocess=invert, cache_limit_bytes=cache_limit(cache_decoded))
+    return character_split(split, characters, base_items, base, rotations,
+                           f"Omniglot {paths[0].name} + {paths[1].name} ({split_scheme} split, "
+                           f"rotations {list(rotations)})")
 
 
 DATASET = Dataset(

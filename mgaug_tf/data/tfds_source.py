@@ -1,0 +1,509 @@
+"""Datasets prepared by TensorFlow Datasets (TFDS), read offline as `FewShotSplit`s.
+
+`mgaug_tf.data.load("tfds:NAME", data_dir, split)` reads data that TFDS has
+already written to `data_dir` (`tfds build`, `builder.download_and_prepare`)
+and never downloads: a dataset that is not prepared there raises
+`DataNotFoundError` saying how to prepare it.
+
+| `tfds:` name       | TFDS dataset        | split rule                                   |
+|--------------------|---------------------|----------------------------------------------|
+| `omniglot`         | `omniglot`          | TFDS `train` = images_background, `test` =   |
+|                    |                     | images_evaluation; the raw reader's Vinyals  |
+|                    |                     | rule (1028/172/423 characters x 4 rotations) |
+|                    |                     | or background/evaluation                     |
+| `cifar_fs`         | `cifar100`          | `train+test` by `cifar.CIFAR_FS_CLASSES`      |
+| `fc100`            | `cifar100`          | `train+test` by `cifar.FC100_SUPERCLASSES`    |
+| `cub`              | `caltech_birds2011` | `train+test` by `cub.cub_split_rule` on the  |
+|                    |                     | species label (100/50/50 classes)            |
+| `mini_imagenet`    | `mini_imagenet`     | its `train`/`validation`/`test` splits        |
+| `tiered_imagenet`  | `tiered_imagenet`   | its `train`/`validation`/`test` splits        |
+
+`mini_imagenet` and `tiered_imagenet` are built from the user's own files by
+the builders in `mgaug_tf.data.tfds_builders`; reading them back needs only
+the prepared folder (TFDS restores them from their `dataset_info.json`), not
+that module.
+
+Pixels: TFDS keeps each image's encoded bytes (Omniglot's and CUB's original
+PNG/JPEG files, CIFAR-100's and the builders' lossless PNGs). They are decoded
+by the same code as the raw readers (`sources.decode_image`: PIL, grey or RGB,
+bilinear resize; Omniglot inverted), so a TFDS split yields the raw reader's
+pixels.
+
+Cost: the class index is built in one pass over the split's records with the
+images left encoded (`tfds.decode.SkipDecoding`) and only the needed features
+parsed (`tfds.decode.PartialDecoding`). The encoded bytes of the split's images
+stay in memory, in one buffer (their encoded size plus 16 bytes of offsets per
+image); images are decoded when an episode needs them, and kept decoded while
+the split's decoded size is under the `cache_decoded` limit (512 MiB by
+default), as for the raw readers.
+"""
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+from typing import Tuple
+
+import numpy as np
+
+from mgaug_tf.data import cifar, cub, omniglot
+from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError
+from mgaug_tf.data.formats import cache_limit, check_image_size
+from mgaug_tf.data.sources import EncodedSource
+from mgaug_tf.data.split import FewShotSplit
+
+PREFIX = "tfds:"
+BUILDERS_MODULE = "mgaug_tf.data.tfds_builders"
+NATIVE_SIZE = 84  # miniImageNet and tieredImageNet
+# TFDS's own split names for the splits of the few-shot builders.
+BUILDER_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsDataset:
+    """A dataset `load("tfds:NAME")` reads.
+
+    Attributes:
+        name: The name after `tfds:`.
+        tfds_name: The TFDS dataset it reads.
+        package_name: `FewShotSplit.dataset` (the raw reader's name).
+        aliases: Other accepted names after `tfds:`.
+        options: Accepted `load` options and their defaults.
+        raw_files: What the raw-file reader needs instead (for the error).
+        built_here: Whether `mgaug_tf.data.tfds_builders` builds it from the
+            user's files (else TFDS downloads it).
+    """
+
+    name: str
+    tfds_name: str
+    package_name: str
+    aliases: Tuple[str, ...]
+    options: dict
+    raw_files: str
+    built_here: bool = False
+
+
+_IMAGE_OPTIONS = {"image_size": None, "cache_decoded": None}
+DATASETS = {dataset.name: dataset for dataset in (
+    TfdsDataset("omniglot", "omniglot", "omniglot", (),
+                {"image_size": 28, "split_scheme": "vinyals", "rotations": None,
+                 "cache_decoded": None},
+                "images_background.zip + images_evaluation.zip (or the folders)"),
+    TfdsDataset("cifar_fs", "cifar100", "cifar_fs", ("cifarfs",), dict(_IMAGE_OPTIONS),
+                "CIFAR_FS_{train,val,test}.pickle"),
+    TfdsDataset("fc100", "cifar100", "fc100", (), dict(_IMAGE_OPTIONS),
+                "FC100_{train,val,test}.pickle"),
+    TfdsDataset("cub", "caltech_birds2011", "cub", ("caltech_birds2011", "cub200"),
+                dict(_IMAGE_OPTIONS), "CUB_200_2011/images/ or base/val/novel.json"),
+    TfdsDataset("mini_imagenet", "mini_imagenet", "miniimagenet", ("miniimagenet", "mini"),
+                dict(_IMAGE_OPTIONS), "any miniImageNet layout of docs/data.md", True),
+    TfdsDataset("tiered_imagenet", "tiered_imagenet", "tieredimagenet",
+                ("tieredimagenet", "tiered"), dict(_IMAGE_OPTIONS),
+                "any tieredImageNet layout of docs/data.md", True),
+)}
+
+
+def _key(name):
+    return str(name).strip().lower().replace("-", "").replace("_", "")
+
+
+_BY_KEY = {_key(alias): dataset for dataset in DATASETS.values()
+           for alias in (dataset.name,) + dataset.aliases}
+
+
+def is_tfds_name(name):
+    """Whether `name` asks for a TFDS-prepared dataset (`"tfds:..."`)."""
+    return isinstance(name, str) and name.strip().lower().startswith(PREFIX)
+
+
+def get_dataset(name):
+    """The `TfdsDataset` of `"tfds:NAME"` (or of `NAME`).
+
+    Raises:
+        ValueError: An unknown name, listing the known ones.
+    """
+    text = str(name).strip()
+    if text.lower().startswith(PREFIX):
+        text = text[len(PREFIX):]
+    try:
+        return _BY_KEY[_key(text)]
+    except KeyError:
+        known = ", ".join(PREFIX + dataset.name for dataset in DATASETS.values())
+        raise ValueError(f"Unknown TFDS dataset {name!r}; available: {known}.") from None
+
+
+def _tfds():
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError(f"Reading tfds: datasets needs tensorflow-datasets ({error}); "
+                          "`pip install tensorflow-datasets`.") from None
+    return tfds
+
+
+def _searched(data_dir):
+    if data_dir not in (None, ""):
+        return str(data_dir)
+    return os.environ.get("TFDS_DATA_DIR") or str(Path("~/tensorflow_datasets").expanduser())
+
+
+def not_prepared_message(dataset, data_dir):
+    """How to prepare `dataset` in `data_dir`, for the not-prepared error."""
+    where = _searched(data_dir)
+    if dataset.built_here:
+        how = (f"build it once from your own files: `python -m {BUILDERS_MODULE} "
+               f"{dataset.tfds_name} --manual_dir=<folder with the files> --data_dir={where}` "
+               f"(or `tfds build {dataset.tfds_name} --imports={BUILDERS_MODULE} "
+               f"--manual_dir=... --data_dir={where}`)")
+    else:
+        how = (f"prepare it once on a machine with network: `tfds build {dataset.tfds_name} "
+               f"--data_dir={where}` (or in Python: tfds.builder({dataset.tfds_name!r}, "
+               f"data_dir={where!r}).download_and_prepare()), then copy {where}")
+    return (f"TFDS dataset {dataset.tfds_name!r} (for {PREFIX}{dataset.name}) is not prepared "
+            f"in data_dir {where} (no {where}/{dataset.tfds_name}/<version>/). To use it, "
+            f"{how}. Or read the raw files instead: --dataset={dataset.package_name} "
+            f"--data_dir=<folder with {dataset.raw_files}>.")
+
+
+def prepared_builder(dataset, data_dir):
+    """The TFDS builder of `dataset` in `data_dir`, checked to be prepared.
+
+    Never downloads: GCS is not tried and an unprepared dataset raises.
+
+    Raises:
+        DataNotFoundError: `data_dir` is missing, or the dataset is not
+            prepared there (the message says how to prepare it).
+    """
+    tfds = _tfds()
+    if data_dir not in (None, ""):
+        data_dir = Path(data_dir).expanduser()
+        if not data_dir.is_dir():
+            raise DataNotFoundError(f"TFDS data_dir {data_dir} does not exist or is not a "
+                                    "folder. " + not_prepared_message(dataset, data_dir))
+        data_dir = str(data_dir)
+    else:
+        data_dir = None  # TFDS's default: $TFDS_DATA_DIR or ~/tensorflow_datasets
+    try:
+        builder = tfds.builder(dataset.tfds_name, data_dir=data_dir, try_gcs=False)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise DataNotFoundError(not_prepared_message(dataset, data_dir)) from None
+    if not builder.is_prepared():
+        raise DataNotFoundError(not_prepared_message(dataset, data_dir))
+    return builder
+
+
+class EncodedImages:
+    """Encoded images (PNG/JPEG bytes) held in one buffer.
+
+    Memory: the encoded bytes plus two int64 (offset, length) per image.
+
+    Args:
+        buffer: All images' bytes, concatenated.
+        lengths: int64 `[N]`, the byte length of each image in order.
+    """
+
+    def __init__(self, buffer, lengths):
+        self.lengths = np.asarray(lengths, np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+        self._buffer = memoryview(buffer)
+        self.nbytes = len(buffer)
+
+    def __len__(self):
+        return len(self.lengths)
+
+    def get(self, item):
+        """The encoded bytes of image `item`."""
+        start = self.offsets[item]
+        return self._buffer[start:start + self.lengths[item]].tobytes()
+
+    def select(self, items):
+        """A compact copy holding only `items`, in that order."""
+        items = np.asarray(items, np.int64)
+        return EncodedImages(b"".join(self.get(item) for item in items), self.lengths[items])
+
+
+def read_records(builder, tfds_splits, fields, image_key="image", batch_size=1024):
+    """One pass over TFDS splits: the wanted fields, and the images left encoded.
+
+    Only `fields` and the image are parsed (`PartialDecoding`); the image is
+    not decoded (`SkipDecoding`). Each split's files are read in order, one
+    at a time, so the record order is the same on every run.
+
+    Args:
+        builder: A prepared TFDS builder.
+        tfds_splits: TFDS split names, e.g. `("train", "test")`, read in turn.
+        fields: Names of scalar features to read (ClassLabel ids as int64,
+            Text as `str`).
+        image_key: The image feature.
+
+    Returns:
+        `(images, columns)`: an `EncodedImages` and `{field: np.ndarray [N]}`,
+        plus `columns["tfds_split"]`, the index in `tfds_splits` of each record.
+
+    Raises:
+        CorruptDataError: TFDS cannot read the records, or their number
+            differs from the count in the dataset's `dataset_info.json`.
+    """
+    tfds = _tfds()
+    import tensorflow as tf
+
+    decoders = tfds.decode.PartialDecoding(
+        dict.fromkeys((image_key,) + tuple(fields), True),
+        decoders={image_key: tfds.decode.SkipDecoding()})
+    read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)
+    chunks, lengths, columns = [], [], {field: [] for field in fields + ("tfds_split",)}
+    for index, tfds_split in enumerate(tfds_splits):
+        count = 0
+        try:
+            records = builder.as_dataset(split=tfds_split, decoders=decoders,
+                                         shuffle_files=False, read_config=read_config)
+            for batch in tfds.as_numpy(records.batch(batch_size)):
+                images = batch[image_key]
+                chunks.append(b"".join(images))
+                lengths.append(np.fromiter((len(image) for image in images), np.int64,
+                                           len(images)))
+                for field in fields:
+                    columns[field].append(np.asarray(batch[field]))
+                columns["tfds_split"].append(np.full(len(images), index, np.int64))
+                count += len(images)
+        except (tf.errors.OpError, ValueError, KeyError) as error:
+            raise CorruptDataError(f"Cannot read TFDS {builder.name} {tfds_split} in "
+                                   f"{builder.data_dir}: {type(error).__name__}: {error}. The "
+                                   "prepared files are incomplete or corrupt; prepare them "
+                                   "again.") from None
+        expected = builder.info.splits[tfds_split].num_examples
+        if expected != count:
+            raise CorruptDataError(
+                f"TFDS {builder.name} {tfds_split} in {builder.data_dir}: read {count} records, "
+                f"its dataset_info.json says {expected}. The prepared files are incomplete; "
+                "prepare them again.")
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    columns = {field: np.concatenate(values) if values else np.zeros(0, np.int64)
+               for field, values in columns.items()}
+    for field, values in columns.items():
+        if values.dtype == object:  # Text features come back as bytes
+            columns[field] = np.asarray([value.decode("utf-8") for value in values])
+    return EncodedImages(b"".join(chunks), lengths), columns
+
+
+def _check_splits(builder, tfds_splits):
+    missing = [name for name in tfds_splits if name not in builder.info.splits]
+    if missing:
+        raise CorruptDataError(f"TFDS {builder.name} in {builder.data_dir} has the splits "
+                               f"{sorted(builder.info.splits)}; it lacks {missing}.")
+
+
+def _label_names(builder, feature):
+    """The stored names of ClassLabel `feature`, or None when none were stored."""
+    names = list(builder.info.features[feature].names)
+    if names == [str(index) for index in range(len(names))]:
+        return None  # TFDS's placeholder names: the prepared copy stored none
+    return names
+
+
+def _held(images, class_items):
+    """Keeps only the split's images: `(held, per-class item ids in held, original ids)`."""
+    flat = np.concatenate(class_items)
+    remapped, start = [], 0
+    for items in class_items:
+        remapped.append(np.arange(start, start + len(items)))
+        start += len(items)
+    return images.select(flat), remapped, flat
+
+
+def _source(builder, tfds_splits, images, class_items, image_size, channels, options,
+            postprocess=None):
+    """`(source, per-class items, description)` decoding the split's held images on demand."""
+    held, remapped, flat = _held(images, class_items)
+    where = f"{builder.name} {'+'.join(tfds_splits)} in {builder.data_dir}"
+    source = EncodedSource(len(held), held.get,
+                           lambda item: f"record {int(flat[item])} of TFDS {where}",
+                           image_size, channels, postprocess=postprocess,
+                           cache_limit_bytes=cache_limit(options["cache_decoded"]))
+    description = (f"TFDS {where} ({len(held)} encoded images held in memory, "
+                   f"{held.nbytes / max(len(held), 1):.0f} B each on average)")
+    return source, remapped, description
+
+
+def _load_omniglot(dataset, builder, split, options):
+    scheme = options["split_scheme"]
+    omniglot.check_scheme(split, scheme)
+    image_size = check_image_size(options["image_size"])
+    rotations = omniglot.rotation_degrees(options["rotations"], scheme)
+    alphabet_names = _label_names(builder, "alphabet")
+    if alphabet_names is None:
+        raise CorruptDataError(
+            f"TFDS omniglot in {builder.data_dir} stores no alphabet names "
+            "(alphabet.labels.txt); the Vinyals split is defined by alphabet names. Prepare "
+            "it again with `tfds build omniglot`.")
+    # TFDS's `train` split is images_background, `test` is images_evaluation;
+    # `alphabet` names the alphabet folder and `alphabet_char_id` is the
+    # `characterNN` folder number minus one; `label` numbers the 1,623
+    # characters (tensorflow_datasets/image_classification/omniglot.py).
+    tfds_splits = ("train", "test")
+    _check_splits(builder, tfds_splits)
+    images, columns = read_records(builder, tfds_splits,
+                                   ("alphabet", "alphabet_char_id", "label"))
+    by_character, label_of = {}, {}
+    for item, (set_index, alphabet, char_id, label) in enumerate(zip(
+            columns["tfds_split"], columns["alphabet"], columns["alphabet_char_id"],
+            columns["label"])):
+        key = (omniglot.SETS[set_index], alphabet_names[alphabet],
+               f"character{int(char_id) + 1:02d}")
+        by_character.setdefault(key, []).append(item)
+        if label_of.setdefault(key, int(label)) != int(label):
+            raise CorruptDataError(f"TFDS omniglot in {builder.data_dir}: {key[1]}/{key[2]} "
+                                   f"has images with labels {label_of[key]} and {int(label)}.")
+    pairs = {set_name: [(a, c) for s, a, c in by_character if s == set_name]
+             for set_name in omniglot.SETS}
+    characters = omniglot.choose_characters(pairs["background"], pairs["evaluation"], split,
+                                            scheme)
+    base, base_items, description = _source(
+        builder, tfds_splits, images, [by_character[key] for key in characters], image_size,
+        1, options, postprocess=omniglot.invert)
+    return omniglot.character_split(
+        split, characters, base_items, base, rotations,
+        f"{description}; {scheme} split, rotations {list(rotations)}")
+
+
+def _load_cifar(dataset, builder, split, options):
+    for feature, expected in (("label", cifar.FINE_NAMES),
+                              ("coarse_label", cifar.SUPERCLASS_NAMES)):
+        names = _label_names(builder, feature)
+        # Without stored names the ids are still CIFAR-100's own numbering
+        # (names in alphabetical order), which the package's lists use.
+        if names is not None and names != list(expected):
+            raise CorruptDataError(
+                f"TFDS cifar100 in {builder.data_dir}: the {feature} names {names[:4]}... are "
+                f"not CIFAR-100's ({list(expected)[:4]}...).")
+    # TFDS's `label` is the fine class, `coarse_label` the superclass
+    # (tensorflow_datasets/image_classification/cifar.py). CIFAR-FS and FC100
+    # use all 600 images of a class: TFDS's train and test splits together.
+    tfds_splits = ("train", "test")
+    _check_splits(builder, tfds_splits)
+    images, columns = read_records(builder, tfds_splits, ("label", "coarse_label", "id"))
+    class_names = list(cifar.split_classes(dataset.name, split))
+    class_items = []
+    # Within a class: CIFAR-100's own order (train_00000, ..., test_00000, ...).
+    order = np.lexsort((columns["id"], columns["tfds_split"]))
+    for name in class_names:
+        items = order[columns["label"][order] == cifar.FINE_NAMES.index(name)]
+        if not len(items):
+            raise CorruptDataError(f"TFDS cifar100 in {builder.data_dir} has no image of class "
+                                   f"{name} ({dataset.name} {split}).")
+        coarse = np.unique(columns["coarse_label"][items]).tolist()
+        if coarse != [cifar.SUPERCLASS_OF[name]]:
+            raise CorruptDataError(
+                f"TFDS cifar100 in {builder.data_dir}: class {name} has coarse_label {coarse}; "
+                f"CIFAR-100 puts it in superclass {cifar.SUPERCLASS_OF[name]} "
+                f"({cifar.SUPERCLASS_NAMES[cifar.SUPERCLASS_OF[name]]}).")
+        class_items.append(items)
+    source, items, description = _source(
+        builder, tfds_splits, images, class_items,
+        check_image_size(options["image_size"]) or 32, 3, options)
+    return FewShotSplit(dataset.package_name, split, class_names, items, source,
+                        category_labels=[cifar.SUPERCLASS_OF[name] for name in class_names],
+                        category_names=cifar.SUPERCLASS_NAMES, description=description)
+
+
+_CUB_FOLDER = re.compile(r"^(\d+)\.")
+
+
+def _load_cub(dataset, builder, split, options):
+    # TFDS's `label` is the class folder's number minus one, i.e. the folder's
+    # index in sorted order (tensorflow_datasets/image_classification/
+    # caltech_birds.py): the raw reader's split rule applies to it. All
+    # images of a class: TFDS's train and test splits together.
+    tfds_splits = ("train", "test")
+    _check_splits(builder, tfds_splits)
+    images, columns = read_records(builder, tfds_splits, ("label", "image/filename"))
+    labels, files = columns["label"], columns["image/filename"]
+    order = np.argsort(files, kind="stable")  # the raw reader's order: sorted file names
+    class_names, class_items = [], []
+    for label in np.unique(labels):
+        if not cub.cub_split_rule(int(label), split):
+            continue
+        items = order[labels[order] == label]
+        folder = Path(files[items[0]]).parent.name
+        match = _CUB_FOLDER.match(folder)
+        if match is None or int(match.group(1)) != int(label) + 1:
+            raise CorruptDataError(
+                f"TFDS caltech_birds2011 in {builder.data_dir}: label {int(label)} has image "
+                f"{files[items[0]]!r}; expected a folder '{int(label) + 1:03d}.<Species>'.")
+        class_names.append(folder)
+        class_items.append(items)
+    if not class_names:
+        raise CorruptDataError(f"TFDS caltech_birds2011 in {builder.data_dir} has no class of "
+                               f"the {split} split.")
+    source, items, description = _source(
+        builder, tfds_splits, images, class_items,
+        check_image_size(options["image_size"]) or cub.NATIVE_SIZE, 3, options)
+    return FewShotSplit(dataset.package_name, split, class_names, items, source,
+                        description=description)
+
+
+def _load_built(dataset, builder, split, options):
+    """`mini_imagenet` / `tiered_imagenet`, written by `mgaug_tf.data.tfds_builders`."""
+    tfds_splits = (BUILDER_SPLITS[split],)
+    _check_splits(builder, tfds_splits)
+    has_category = "category" in builder.info.features
+    images, columns = read_records(builder, tfds_splits, ("label", "index")
+                                   + (("category",) if has_category else ()))
+    names = list(builder.info.features["label"].names)
+    # The builder stored each image's position in its class as the raw reader
+    # orders it: restore that order.
+    order = np.lexsort((columns["index"], columns["label"]))
+    class_labels = np.unique(columns["label"])
+    class_items = [order[columns["label"][order] == label] for label in class_labels]
+    class_names = [names[label] for label in class_labels]
+    category_labels = category_names = None
+    if has_category and len(columns["category"]) and all(columns["category"]):
+        per_class = [sorted(set(columns["category"][items])) for items in class_items]
+        for name, categories in zip(class_names, per_class):
+            if len(categories) != 1:
+                raise CorruptDataError(f"TFDS {builder.name} in {builder.data_dir}: class "
+                                       f"{name} has images in several categories {categories}.")
+        category_names = sorted({categories[0] for categories in per_class})
+        category_labels = [category_names.index(categories[0]) for categories in per_class]
+    source, items, description = _source(
+        builder, tfds_splits, images, class_items,
+        check_image_size(options["image_size"]) or NATIVE_SIZE, 3, options)
+    return FewShotSplit(dataset.package_name, split, class_names, items, source,
+                        category_labels=category_labels, category_names=category_names,
+                        description=description)
+
+
+_LOADERS = {"omniglot": _load_omniglot, "cifar_fs": _load_cifar, "fc100": _load_cifar,
+            "cub": _load_cub, "mini_imagenet": _load_built, "tiered_imagenet": _load_built}
+
+
+def load(name, data_dir, split, **options):
+    """One split of a TFDS-prepared dataset (use `mgaug_tf.data.load("tfds:NAME", ...)`).
+
+    Args:
+        name: `"tfds:omniglot"`, `"tfds:cifar_fs"`, `"tfds:fc100"`, `"tfds:cub"`,
+            `"tfds:mini_imagenet"` or `"tfds:tiered_imagenet"`.
+        data_dir: The TFDS data_dir (None: `$TFDS_DATA_DIR` or
+            `~/tensorflow_datasets`).
+        split: `"train"`, `"val"` or `"test"` (canonical).
+        **options: As for the raw reader of the same dataset (`image_size`,
+            `cache_decoded`; Omniglot also `split_scheme`, `rotations`).
+
+    Returns:
+        A `FewShotSplit` with the raw reader's classes, names and pixels.
+
+    Raises:
+        DataNotFoundError: Not prepared in `data_dir` (says how to prepare it).
+        CorruptDataError: The prepared files are incomplete or not as expected.
+        ValueError: Unknown name or option.
+    """
+    dataset = get_dataset(name)
+    unknown = sorted(set(options) - set(dataset.options))
+    if unknown:
+        raise ValueError(f"Unknown option(s) {unknown} for {PREFIX}{dataset.name}; it accepts "
+                         f"{sorted(dataset.options)}.")
+    options = {**dataset.options, **options}
+    cache_limit(options["cache_decoded"])  # validate before reading
+    check_image_size(options["image_size"])
+    builder = prepared_builder(dataset, data_dir)
+    return _LOADERS[dataset.name](dataset, builder, split, options)
