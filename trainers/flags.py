@@ -26,9 +26,25 @@ MODEL_FLAGS = ("dataset", "train_split", "image_size", "augment", "backbone", "f
 
 # --- data
 flags.DEFINE_string("dataset", "glyphs", "Dataset name: tieredimagenet, miniimagenet, omniglot, "
-                    "cub, cifar_fs, fc100, or glyphs (built-in, needs no files).")
+                    "cub, cifar_fs, fc100, or glyphs (built-in, needs no files); or tfds:NAME "
+                    "(omniglot, cifar_fs, fc100, cub, mini_imagenet, tiered_imagenet) to read "
+                    "data prepared by TensorFlow Datasets, offline.")
 flags.DEFINE_string("data_dir", None, "Folder holding the dataset's files (see docs/data.md); "
-                    "not used by glyphs.")
+                    "not used by glyphs. For tfds:NAME, the TFDS data_dir (default: "
+                    "$TFDS_DATA_DIR or ~/tensorflow_datasets).")
+
+
+def _check_dataset(name):
+    """Unknown --dataset names fail at flag parsing, listing the known ones."""
+    from mgaug_tf.data.load import check_dataset_name
+    try:
+        check_dataset_name(name)
+    except ValueError as error:
+        raise flags.ValidationError(f"--dataset={name}: {error}") from None
+    return True
+
+
+flags.register_validator("dataset", _check_dataset)
 flags.DEFINE_string("train_split", "train", "Split meta-trained on.")
 flags.DEFINE_string("val_split", "val", "Split validated on every --eval_every steps (best "
                     "checkpoint).")

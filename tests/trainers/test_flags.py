@@ -37,6 +37,14 @@ def test_bad_flags_and_data_exit_before_any_work(run_main, args, message):
     assert not model_dir.exists()  # nothing was written
 
 
+def test_tfds_dataset_not_prepared_in_data_dir_is_one_message(run_main, tmp_path):
+    code, stderr, model_dir = run_main(*GLYPHS, "--dataset=tfds:omniglot",
+                                       f"--data_dir={tmp_path}")
+    assert code == 2 and "Traceback" not in stderr
+    assert f"is not prepared in data_dir {tmp_path}" in stderr
+    assert "tfds build omniglot" in stderr and not model_dir.exists()
+
+
 def test_eval_without_a_trained_run_is_refused(run_main):
     code, stderr, _ = run_main(*GLYPHS, "--mode=eval")
     assert code == 2 and "holds no checkpoint" in stderr
@@ -58,6 +66,8 @@ def test_resuming_with_other_model_flags_is_refused(run_main, reference_run):
     (["--resolutions=12", "--learner=maml"], "--resolutions needs --pooling=avg"),
     (["--backbone=conv4", "--filters=4,8"], "--filters takes one value for conv4"),
     (["--mgaug=dropout"], "--mgaug"),
+    (["--dataset=imagenet"], "--dataset=imagenet: Unknown dataset 'imagenet'"),
+    (["--dataset=tfds:imagenet"], "available: tfds:omniglot"),
 ])
 def test_flag_parsing_errors_name_the_flag(args, message):
     with pytest.raises(flags.Error, match=message.replace("(", r"\(").replace(")", r"\)")
