@@ -29,13 +29,16 @@ by the same code as the raw readers (`sources.decode_image`: PIL, grey or RGB,
 bilinear resize; Omniglot inverted), so a TFDS split yields the raw reader's
 pixels.
 
-Cost: the class index is built in one pass over the split's records with the
-images left encoded (`tfds.decode.SkipDecoding`) and only the needed features
-parsed (`tfds.decode.PartialDecoding`). The encoded bytes of the split's images
-stay in memory, in one buffer (their encoded size plus 16 bytes of offsets per
-image); images are decoded when an episode needs them, and kept decoded while
-the split's decoded size is under the `cache_decoded` limit (512 MiB by
-default), as for the raw readers.
+Cost: the class index is built in one pass over the records with the images
+left encoded (`tfds.decode.SkipDecoding`) and only the needed features parsed
+(`tfds.decode.PartialDecoding`); Omniglot reads its labels in a first pass
+(no images) to apply the Vinyals rule. Only the split's images are kept:
+their encoded bytes stay in memory in chunks of up to 1,024 images (the
+encoded size plus 16 bytes of offsets per image: about 0.4 KB for Omniglot's
+PNGs, 2.4 KB for CIFAR-100's, the JPEG size for CUB, about 17 KB for the
+builders' 84x84 PNGs). Images are decoded when an episode needs them, and
+kept decoded while the split's decoded size is under the `cache_decoded`
+limit (512 MiB by default), as for the raw readers.
 """
 
 import dataclasses
@@ -193,37 +196,39 @@ def prepared_builder(dataset, data_dir):
 
 
 class EncodedImages:
-    """Encoded images (PNG/JPEG bytes) held in one buffer.
+    """Encoded images (PNG/JPEG bytes) held in memory, in a few large chunks.
 
-    Memory: the encoded bytes plus two int64 (offset, length) per image.
+    Memory: the encoded bytes, plus two int64 (offset, length) per image.
 
     Args:
-        buffer: All images' bytes, concatenated.
-        lengths: int64 `[N]`, the byte length of each image in order.
+        chunks: `bytes` objects, each several images' bytes concatenated.
+        chunk_lengths: One int array per chunk: the byte length of each of
+            its images, in order.
     """
 
-    def __init__(self, buffer, lengths):
-        self.lengths = np.asarray(lengths, np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        self._buffer = memoryview(buffer)
-        self.nbytes = len(buffer)
+    def __init__(self, chunks, chunk_lengths):
+        self._chunks = list(chunks)
+        chunk_lengths = [np.asarray(lengths, np.int64) for lengths in chunk_lengths]
+        empty = np.zeros(0, np.int64)
+        self.lengths = np.concatenate(chunk_lengths) if chunk_lengths else empty
+        self.offsets = (np.concatenate([np.cumsum(lengths) - lengths
+                                        for lengths in chunk_lengths])
+                        if chunk_lengths else empty)  # within each image's chunk
+        self._first = np.cumsum([0] + [len(lengths) for lengths in chunk_lengths])
+        self.nbytes = int(self.lengths.sum())
 
     def __len__(self):
         return len(self.lengths)
 
     def get(self, item):
         """The encoded bytes of image `item`."""
-        start = self.offsets[item]
-        return self._buffer[start:start + self.lengths[item]].tobytes()
-
-    def select(self, items):
-        """A compact copy holding only `items`, in that order."""
-        items = np.asarray(items, np.int64)
-        return EncodedImages(b"".join(self.get(item) for item in items), self.lengths[items])
+        chunk = int(np.searchsorted(self._first, item, side="right")) - 1
+        start = int(self.offsets[item])
+        return self._chunks[chunk][start:start + int(self.lengths[item])]
 
 
-def read_records(builder, tfds_splits, fields, image_key="image", batch_size=1024):
-    """One pass over TFDS splits: the wanted fields, and the images left encoded.
+def read_records(builder, tfds_splits, fields, keep=None, image_key="image", batch_size=1024):
+    """One pass over TFDS splits: the wanted fields, and the kept images left encoded.
 
     Only `fields` and the image are parsed (`PartialDecoding`); the image is
     not decoded (`SkipDecoding`). Each split's files are read in order, one
@@ -234,11 +239,15 @@ def read_records(builder, tfds_splits, fields, image_key="image", batch_size=102
         tfds_splits: TFDS split names, e.g. `("train", "test")`, read in turn.
         fields: Names of scalar features to read (ClassLabel ids as int64,
             Text as `str`).
-        image_key: The image feature.
+        keep: Optional `keep(columns) -> bool array`, given a batch's fields
+            (and `tfds_split`): only the kept records are returned, so the
+            bytes of other images are never held. None keeps all.
+        image_key: The image feature; None reads only `fields` (no images).
 
     Returns:
-        `(images, columns)`: an `EncodedImages` and `{field: np.ndarray [N]}`,
-        plus `columns["tfds_split"]`, the index in `tfds_splits` of each record.
+        `(images, columns)`: an `EncodedImages` (None without `image_key`)
+        and `{field: np.ndarray [N]}` of the kept records, plus
+        `columns["tfds_split"]`, the index in `tfds_splits` of each.
 
     Raises:
         CorruptDataError: TFDS cannot read the records, or their number
@@ -247,25 +256,29 @@ def read_records(builder, tfds_splits, fields, image_key="image", batch_size=102
     tfds = _tfds()
     import tensorflow as tf
 
+    wanted = dict.fromkeys(tuple(fields) + ((image_key,) if image_key else ()), True)
     decoders = tfds.decode.PartialDecoding(
-        dict.fromkeys((image_key,) + tuple(fields), True),
-        decoders={image_key: tfds.decode.SkipDecoding()})
+        wanted, decoders={image_key: tfds.decode.SkipDecoding()} if image_key else None)
     read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)
-    chunks, lengths, columns = [], [], {field: [] for field in fields + ("tfds_split",)}
+    chunks, lengths = [], []
+    columns = {field: [] for field in tuple(fields) + ("tfds_split",)}
     for index, tfds_split in enumerate(tfds_splits):
         count = 0
         try:
             records = builder.as_dataset(split=tfds_split, decoders=decoders,
                                          shuffle_files=False, read_config=read_config)
             for batch in tfds.as_numpy(records.batch(batch_size)):
-                images = batch[image_key]
-                chunks.append(b"".join(images))
-                lengths.append(np.fromiter((len(image) for image in images), np.int64,
-                                           len(images)))
-                for field in fields:
-                    columns[field].append(np.asarray(batch[field]))
-                columns["tfds_split"].append(np.full(len(images), index, np.int64))
-                count += len(images)
+                size = len(batch[fields[0]])
+                count += size
+                batch = {field: np.asarray(batch[field]) for field in wanted}
+                batch["tfds_split"] = np.full(size, index, np.int64)
+                kept = np.ones(size, bool) if keep is None else np.asarray(keep(batch), bool)
+                for field in columns:
+                    columns[field].append(batch[field][kept])
+                if image_key:
+                    images = batch[image_key][kept]
+                    chunks.append(b"".join(images))
+                    lengths.append(np.fromiter(map(len, images), np.int64, len(images)))
         except (tf.errors.OpError, ValueError, KeyError) as error:
             raise CorruptDataError(f"Cannot read TFDS {builder.name} {tfds_split} in "
                                    f"{builder.data_dir}: {type(error).__name__}: {error}. The "
@@ -277,13 +290,15 @@ def read_records(builder, tfds_splits, fields, image_key="image", batch_size=102
                 f"TFDS {builder.name} {tfds_split} in {builder.data_dir}: read {count} records, "
                 f"its dataset_info.json says {expected}. The prepared files are incomplete; "
                 "prepare them again.")
-    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     columns = {field: np.concatenate(values) if values else np.zeros(0, np.int64)
                for field, values in columns.items()}
     for field, values in columns.items():
         if values.dtype == object:  # Text features come back as bytes
             columns[field] = np.asarray([value.decode("utf-8") for value in values])
-    return EncodedImages(b"".join(chunks), lengths), columns
+    images = None
+    if image_key:
+        images = EncodedImages(chunks, lengths)
+    return images, columns
 
 
 def _check_splits(builder, tfds_splits):
@@ -301,28 +316,16 @@ def _label_names(builder, feature):
     return names
 
 
-def _held(images, class_items):
-    """Keeps only the split's images: `(held, per-class item ids in held, original ids)`."""
-    flat = np.concatenate(class_items)
-    remapped, start = [], 0
-    for items in class_items:
-        remapped.append(np.arange(start, start + len(items)))
-        start += len(items)
-    return images.select(flat), remapped, flat
-
-
-def _source(builder, tfds_splits, images, class_items, image_size, channels, options,
-            postprocess=None):
-    """`(source, per-class items, description)` decoding the split's held images on demand."""
-    held, remapped, flat = _held(images, class_items)
+def _source(builder, tfds_splits, images, image_size, channels, options, postprocess=None):
+    """`(source, description)`: decodes the held `images` on demand."""
     where = f"{builder.name} {'+'.join(tfds_splits)} in {builder.data_dir}"
-    source = EncodedSource(len(held), held.get,
-                           lambda item: f"record {int(flat[item])} of TFDS {where}",
+    source = EncodedSource(len(images), images.get,
+                           lambda item: f"kept record {int(item)} of TFDS {where}",
                            image_size, channels, postprocess=postprocess,
                            cache_limit_bytes=cache_limit(options["cache_decoded"]))
-    description = (f"TFDS {where} ({len(held)} encoded images held in memory, "
-                   f"{held.nbytes / max(len(held), 1):.0f} B each on average)")
-    return source, remapped, description
+    description = (f"TFDS {where} ({len(images)} encoded images held in memory, "
+                   f"{images.nbytes / max(len(images), 1):.0f} B each on average)")
+    return source, description
 
 
 def _load_omniglot(dataset, builder, split, options):
@@ -342,25 +345,39 @@ def _load_omniglot(dataset, builder, split, options):
     # characters (tensorflow_datasets/image_classification/omniglot.py).
     tfds_splits = ("train", "test")
     _check_splits(builder, tfds_splits)
-    images, columns = read_records(builder, tfds_splits,
-                                   ("alphabet", "alphabet_char_id", "label"))
-    by_character, label_of = {}, {}
-    for item, (set_index, alphabet, char_id, label) in enumerate(zip(
-            columns["tfds_split"], columns["alphabet"], columns["alphabet_char_id"],
-            columns["label"])):
-        key = (omniglot.SETS[set_index], alphabet_names[alphabet],
-               f"character{int(char_id) + 1:02d}")
-        by_character.setdefault(key, []).append(item)
-        if label_of.setdefault(key, int(label)) != int(label):
-            raise CorruptDataError(f"TFDS omniglot in {builder.data_dir}: {key[1]}/{key[2]} "
-                                   f"has images with labels {label_of[key]} and {int(label)}.")
-    pairs = {set_name: [(a, c) for s, a, c in by_character if s == set_name]
+    fields = ("alphabet", "alphabet_char_id", "label")
+
+    def character_ids(columns):  # one int per (set, alphabet, character)
+        return (columns["tfds_split"] * 100 + columns["alphabet"]) * 1000 \
+            + columns["alphabet_char_id"]
+
+    # Pass 1, labels only: the characters of each set, to apply the split rule.
+    _, columns = read_records(builder, tfds_splits, fields, image_key=None)
+    key_of, label_of = {}, {}
+    for character, label in zip(character_ids(columns), columns["label"]):
+        character = int(character)
+        if character not in key_of:
+            set_index, rest = divmod(character, 100 * 1000)
+            alphabet, char_id = divmod(rest, 1000)
+            key_of[character] = (omniglot.SETS[set_index], alphabet_names[alphabet],
+                                 f"character{char_id + 1:02d}")
+        if label_of.setdefault(character, int(label)) != int(label):
+            raise CorruptDataError(
+                f"TFDS omniglot in {builder.data_dir}: {'/'.join(key_of[character][1:])} has "
+                f"images with labels {label_of[character]} and {int(label)}.")
+    pairs = {set_name: [key[1:] for key in key_of.values() if key[0] == set_name]
              for set_name in omniglot.SETS}
     characters = omniglot.choose_characters(pairs["background"], pairs["evaluation"], split,
                                             scheme)
-    base, base_items, description = _source(
-        builder, tfds_splits, images, [by_character[key] for key in characters], image_size,
-        1, options, postprocess=omniglot.invert)
+    id_of = {key: character for character, key in key_of.items()}
+    chosen = np.asarray([id_of[key] for key in characters], np.int64)
+    # Pass 2: the chosen characters' images, left encoded.
+    images, columns = read_records(builder, tfds_splits, fields,
+                                   keep=lambda batch: np.isin(character_ids(batch), chosen))
+    kept = character_ids(columns)
+    base_items = [np.flatnonzero(kept == character) for character in chosen]
+    base, description = _source(builder, tfds_splits, images, image_size, 1, options,
+                                postprocess=omniglot.invert)
     return omniglot.character_split(
         split, characters, base_items, base, rotations,
         f"{description}; {scheme} split, rotations {list(rotations)}")
@@ -381,13 +398,15 @@ def _load_cifar(dataset, builder, split, options):
     # use all 600 images of a class: TFDS's train and test splits together.
     tfds_splits = ("train", "test")
     _check_splits(builder, tfds_splits)
-    images, columns = read_records(builder, tfds_splits, ("label", "coarse_label", "id"))
     class_names = list(cifar.split_classes(dataset.name, split))
-    class_items = []
+    wanted = [cifar.FINE_NAMES.index(name) for name in class_names]
+    images, columns = read_records(builder, tfds_splits, ("label", "coarse_label", "id"),
+                                   keep=lambda batch: np.isin(batch["label"], wanted))
     # Within a class: CIFAR-100's own order (train_00000, ..., test_00000, ...).
     order = np.lexsort((columns["id"], columns["tfds_split"]))
-    for name in class_names:
-        items = order[columns["label"][order] == cifar.FINE_NAMES.index(name)]
+    class_items = []
+    for name, fine in zip(class_names, wanted):
+        items = order[columns["label"][order] == fine]
         if not len(items):
             raise CorruptDataError(f"TFDS cifar100 in {builder.data_dir} has no image of class "
                                    f"{name} ({dataset.name} {split}).")
@@ -398,10 +417,9 @@ def _load_cifar(dataset, builder, split, options):
                 f"CIFAR-100 puts it in superclass {cifar.SUPERCLASS_OF[name]} "
                 f"({cifar.SUPERCLASS_NAMES[cifar.SUPERCLASS_OF[name]]}).")
         class_items.append(items)
-    source, items, description = _source(
-        builder, tfds_splits, images, class_items,
-        check_image_size(options["image_size"]) or 32, 3, options)
-    return FewShotSplit(dataset.package_name, split, class_names, items, source,
+    source, description = _source(builder, tfds_splits, images,
+                                  check_image_size(options["image_size"]) or 32, 3, options)
+    return FewShotSplit(dataset.package_name, split, class_names, class_items, source,
                         category_labels=[cifar.SUPERCLASS_OF[name] for name in class_names],
                         category_names=cifar.SUPERCLASS_NAMES, description=description)
 
@@ -416,13 +434,17 @@ def _load_cub(dataset, builder, split, options):
     # images of a class: TFDS's train and test splits together.
     tfds_splits = ("train", "test")
     _check_splits(builder, tfds_splits)
-    images, columns = read_records(builder, tfds_splits, ("label", "image/filename"))
+
+    def in_split(batch):
+        return np.fromiter((cub.cub_split_rule(int(label), split) for label in batch["label"]),
+                           bool, len(batch["label"]))
+
+    images, columns = read_records(builder, tfds_splits, ("label", "image/filename"),
+                                   keep=in_split)
     labels, files = columns["label"], columns["image/filename"]
     order = np.argsort(files, kind="stable")  # the raw reader's order: sorted file names
     class_names, class_items = [], []
     for label in np.unique(labels):
-        if not cub.cub_split_rule(int(label), split):
-            continue
         items = order[labels[order] == label]
         folder = Path(files[items[0]]).parent.name
         match = _CUB_FOLDER.match(folder)
@@ -435,10 +457,10 @@ def _load_cub(dataset, builder, split, options):
     if not class_names:
         raise CorruptDataError(f"TFDS caltech_birds2011 in {builder.data_dir} has no class of "
                                f"the {split} split.")
-    source, items, description = _source(
-        builder, tfds_splits, images, class_items,
-        check_image_size(options["image_size"]) or cub.NATIVE_SIZE, 3, options)
-    return FewShotSplit(dataset.package_name, split, class_names, items, source,
+    source, description = _source(builder, tfds_splits, images,
+                                  check_image_size(options["image_size"]) or cub.NATIVE_SIZE, 3,
+                                  options)
+    return FewShotSplit(dataset.package_name, split, class_names, class_items, source,
                         description=description)
 
 
@@ -465,10 +487,10 @@ def _load_built(dataset, builder, split, options):
                                        f"{name} has images in several categories {categories}.")
         category_names = sorted({categories[0] for categories in per_class})
         category_labels = [category_names.index(categories[0]) for categories in per_class]
-    source, items, description = _source(
-        builder, tfds_splits, images, class_items,
-        check_image_size(options["image_size"]) or NATIVE_SIZE, 3, options)
-    return FewShotSplit(dataset.package_name, split, class_names, items, source,
+    source, description = _source(builder, tfds_splits, images,
+                                  check_image_size(options["image_size"]) or NATIVE_SIZE, 3,
+                                  options)
+    return FewShotSplit(dataset.package_name, split, class_names, class_items, source,
                         category_labels=category_labels, category_names=category_names,
                         description=description)
 
