@@ -162,10 +162,14 @@ def not_prepared_message(dataset, data_dir):
         how = (f"prepare it once on a machine with network: `tfds build {dataset.tfds_name} "
                f"--data_dir={where}` (or in Python: tfds.builder({dataset.tfds_name!r}, "
                f"data_dir={where!r}).download_and_prepare()), then copy {where}")
+    found = sorted(str(info.parent.relative_to(where)) for info in
+                   Path(where).glob(f"{dataset.tfds_name}/**/dataset_info.json"))
+    present = (f"it holds {found}, not the version this TensorFlow Datasets reads"
+               if found else f"no {where}/{dataset.tfds_name}/<version>/")
     return (f"TFDS dataset {dataset.tfds_name!r} (for {PREFIX}{dataset.name}) is not prepared "
-            f"in data_dir {where} (no {where}/{dataset.tfds_name}/<version>/). To use it, "
-            f"{how}. Or read the raw files instead: --dataset={dataset.package_name} "
-            f"--data_dir=<folder with {dataset.raw_files}>.")
+            f"in data_dir {where} ({present}). To use it, {how}. Or read the raw files "
+            f"instead: --dataset={dataset.package_name} --data_dir=<folder with "
+            f"{dataset.raw_files}>.")
 
 
 def prepared_builder(dataset, data_dir):

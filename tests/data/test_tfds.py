@@ -319,6 +319,13 @@ def test_not_prepared_error_names_dataset_data_dir_and_how(tmp_path, name, tfds_
     assert "raw files" in message
 
 
+def test_other_prepared_version_is_named(tmp_path):
+    (tmp_path / "omniglot" / "2.0.0").mkdir(parents=True)
+    (tmp_path / "omniglot" / "2.0.0" / "dataset_info.json").write_text("{}")
+    with pytest.raises(DataNotFoundError, match=r"it holds \['omniglot/2.0.0'\], not the version"):
+        load("tfds:omniglot", tmp_path, "train")
+
+
 def test_missing_data_dir_unknown_name_and_option(tmp_path):
     with pytest.raises(DataNotFoundError, match="does not exist"):
         load("tfds:omniglot", tmp_path / "absent", "train")
