@@ -42,7 +42,9 @@ the split's decoded size is under the `cache_decoded` limit (512 MiB by
 default), as for the raw readers.
 """
 
+import contextlib
 import dataclasses
+import logging
 import os
 import re
 from pathlib import Path
@@ -232,6 +234,28 @@ class EncodedImages:
         return self._chunks[chunk][start:start + int(self.lengths[item])]
 
 
+class _TfdsDtypeWarning(logging.Filter):
+    """Drops TFDS 4.9's own deprecation warning, logged by its `PartialDecoding`.
+
+    `tensorflow_datasets/core/decode/partial_decode.py` reads
+    `FeatureConnector.dtype`, which warns on every call; nothing the user
+    can act on.
+    """
+
+    def filter(self, record):
+        return "`FeatureConnector.dtype` is deprecated" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+    logger, quiet = logging.getLogger("absl"), _TfdsDtypeWarning()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def read_records(builder, tfds_splits, fields, keep=None, image_key="image", batch_size=1024):
     """One pass over TFDS splits: the wanted fields, and the kept images left encoded.
 
@@ -270,8 +294,9 @@ def read_records(builder, tfds_splits, fields, keep=None, image_key="image", bat
     for index, tfds_split in enumerate(tfds_splits):
         count = 0
         try:
-            records = builder.as_dataset(split=tfds_split, decoders=decoders,
-                                         shuffle_files=False, read_config=read_config)
+            with _quiet_tfds():
+                records = builder.as_dataset(split=tfds_split, decoders=decoders,
+                                             shuffle_files=False, read_config=read_config)
             for batch in tfds.as_numpy(records.batch(batch_size)):
                 size = len(batch[fields[0]])
                 count += size
