@@ -156,16 +156,18 @@ def _read(paths, split, image_size=28, split_scheme="vinyals", rotations=None,
                          cache_limit_bytes=cache_limit(cache_decoded))
     source = RotatedSource(base, rotations)
     alphabets = sorted({alphabet for _, alphabet, _ in characters})
-    class_names, class_items, categories = [], [], []
-    for (_, alphabet, character), items in zip(characters, base_items):
+    class_names, class_items, categories, groups = [], [], [], []
+    for character_index, ((_, alphabet, character), items) in enumerate(
+            zip(characters, base_items)):
         for index, degrees in enumerate(rotations):
             suffix = f"/rot{degrees:03d}" if rotations != (0,) else ""
             class_names.append(f"{alphabet}/{character}{suffix}")
             class_items.append(items * len(rotations) + index)
             categories.append(alphabets.index(alphabet))
+            groups.append(character_index)
     return FewShotSplit("omniglot", split, class_names, class_items, source,
                         category_labels=categories, category_names=alphabets,
-                        default_augment=False,
+                        default_augment=False, class_groups=groups,
                         description=f"Omniglot {paths[0].name} + {paths[1].name} "
                                     f"({split_scheme} split, rotations {list(rotations)})")
 
