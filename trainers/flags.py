@@ -22,7 +22,7 @@ MODEL_FLAGS = ("dataset", "train_split", "image_size", "augment", "backbone", "f
                "pooling", "learner", "n_way", "k_shot", "k_query", "meta_batch_size",
                "inner_steps", "bn_mode", "task_reduction", "mgaug", "num_subnets", "keep_min",
                "keep_max", "mgaug_reduction", "resolutions", "mgaug_parity", "outer_optimizer",
-               "seed")
+               "seed", "max_train_classes", "train_classes_seed")
 
 # --- data
 flags.DEFINE_string("dataset", "glyphs", "Dataset name: tieredimagenet, miniimagenet, omniglot, "
@@ -50,6 +50,11 @@ flags.DEFINE_string("val_split", "val", "Split validated on every --eval_every s
                     "checkpoint).")
 flags.DEFINE_string("eval_split", "test", "Split of the final evaluation (--mode=eval, "
                     "train_and_eval).")
+flags.DEFINE_integer("max_train_classes", None, "Meta-train on this many source classes of "
+                     "--train_split drawn at random (Omniglot: characters, each kept in all its "
+                     "rotations), for task-scarcity studies; default: all.", lower_bound=1)
+flags.DEFINE_integer("train_classes_seed", 0, "Seed of the --max_train_classes draw (kept "
+                     "apart from --seed, so runs of several seeds share one class subset).")
 flags.DEFINE_integer("image_size", None, "Image height and width fed to the network (default: "
                      "the dataset's own size).", lower_bound=8)
 flags.DEFINE_enum("augment", "auto", ["auto", "on", "off"], "Training augmentation: auto = on "

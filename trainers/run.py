@@ -73,11 +73,18 @@ def _load_split(split_flag):
     name = FLAGS[split_flag].value
     options = {"image_size": FLAGS.image_size} if FLAGS.image_size else {}
     try:
-        return data.load(FLAGS.dataset, FLAGS.data_dir, name, **options)
+        split = data.load(FLAGS.dataset, FLAGS.data_dir, name, **options)
+        if split_flag == "train_split" and FLAGS.max_train_classes:
+            split = split.sample_source_classes(FLAGS.max_train_classes,
+                                                FLAGS.train_classes_seed)
+        return split
     except data.DataNotFoundError as error:
         raise ConfigError(f"--data_dir={FLAGS.data_dir}: {error}") from None
     except (data.CorruptDataError, ValueError) as error:
-        raise ConfigError(f"--dataset={FLAGS.dataset} --{split_flag}={name}: {error}") from None
+        limit = (f" --max_train_classes={FLAGS.max_train_classes}"
+                 if split_flag == "train_split" and FLAGS.max_train_classes else "")
+        raise ConfigError(f"--dataset={FLAGS.dataset} --{split_flag}={name}{limit}: "
+                          f"{error}") from None
 
 
 def _k_query(split_flag):

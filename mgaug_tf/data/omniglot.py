@@ -169,16 +169,18 @@ def character_split(split, characters, base_items, base, rotations, description)
     """
     source = RotatedSource(base, rotations)
     alphabets = sorted({alphabet for _, alphabet, _ in characters})
-    class_names, class_items, categories = [], [], []
-    for (_, alphabet, character), items in zip(characters, base_items):
+    class_names, class_items, categories, groups = [], [], [], []
+    for character_index, ((_, alphabet, character), items) in enumerate(
+            zip(characters, base_items)):
         for index, degrees in enumerate(rotations):
             suffix = f"/rot{degrees:03d}" if rotations != (0,) else ""
             class_names.append(f"{alphabet}/{character}{suffix}")
             class_items.append(np.asarray(items, np.int64) * len(rotations) + index)
             categories.append(alphabets.index(alphabet))
+            groups.append(character_index)  # a character's rotations: one source class
     return FewShotSplit("omniglot", split, class_names, class_items, source,
                         category_labels=categories, category_names=alphabets,
-                        default_augment=False, description=description)
+                        default_augment=False, description=description, class_groups=groups)
 
 
 def invert(image):

@@ -20,6 +20,9 @@ class FewShotSplit:
             category, Omniglot alphabet, CIFAR-100 superclass) of each class,
             or `None` when the format has none.
         category_names: Names of the categories, or `None`.
+        class_groups: int array `[num_classes]`: classes with the same value
+            are views of one source class (Omniglot: the 4 rotations of one
+            character). Without views, each class is its own group.
         default_augment: Whether `episode_dataset(augment="auto")` augments
             training episodes (natural images yes, strokes no).
         description: The files and format the split was read from.
@@ -31,7 +34,7 @@ class FewShotSplit:
     """
 
     def __init__(self, dataset, split, class_names, class_items, source, category_labels=None,
-                 category_names=None, default_augment=True, description=""):
+                 category_names=None, default_augment=True, description="", class_groups=None):
         if len(class_names) != len(class_items):
             raise ValueError(f"{len(class_names)} class names for {len(class_items)} classes.")
         self.dataset = dataset
@@ -46,6 +49,11 @@ class FewShotSplit:
         self.category_names = None if category_names is None else tuple(category_names)
         self.default_augment = default_augment
         self.description = description
+        self.class_groups = (np.arange(self.num_classes, dtype=np.int64) if class_groups is None
+                             else np.asarray(class_groups, np.int64))
+        if self.class_groups.shape != (self.num_classes,):
+            raise ValueError(f"class_groups needs one entry per class ({self.num_classes}); got "
+                             f"shape {self.class_groups.shape}.")
 
     @classmethod
     def from_arrays(cls, images, labels, class_names=None, dataset="arrays", split="train",
@@ -73,6 +81,50 @@ class FewShotSplit:
             class_names = [str(value) for value in label_values]
         return cls(dataset, split, class_names, class_items, ArraySource(images),
                    default_augment=default_augment, description="in-memory arrays")
+
+    @property
+    def num_source_classes(self):
+        """Distinct source classes (Omniglot: characters, before rotation)."""
+        return len(np.unique(self.class_groups))
+
+    def sample_source_classes(self, count, seed):
+        """A split with `count` source classes drawn at random, all their views kept.
+
+        For task-scarcity studies: e.g. 100 of Omniglot's 1,028 training
+        characters, each still in its 4 rotations (400 classes). The draw is
+        uniform without replacement, from `numpy.random.default_rng(seed)`,
+        so a seed names the subset on every machine; kept classes stay in
+        their original order.
+
+        Args:
+            count: Source classes to keep, `1 <= count <= num_source_classes`.
+            seed: Integer seed of the draw.
+
+        Returns:
+            A new `FewShotSplit` sharing this one's image source.
+
+        Raises:
+            ValueError: `count` out of range.
+
+        Example:
+            >>> train = mgaug_tf.data.load("omniglot", "/data/omniglot", "train")
+            >>> train.sample_source_classes(100, seed=0).num_classes
+            400
+        """
+        groups = np.unique(self.class_groups)
+        if not 1 <= int(count) <= len(groups):
+            raise ValueError(f"Cannot keep {count} source classes of {self.dataset} "
+                             f"{self.split}: it has {len(groups)} (expected 1 to {len(groups)}).")
+        chosen = np.random.default_rng(int(seed)).choice(groups, size=int(count), replace=False)
+        keep = np.flatnonzero(np.isin(self.class_groups, chosen))
+        return FewShotSplit(
+            self.dataset, self.split, [self.class_names[i] for i in keep],
+            [self._class_items[i] for i in keep], self._source,
+            category_labels=None if self.category_labels is None else self.category_labels[keep],
+            category_names=self.category_names, default_augment=self.default_augment,
+            description=f"{self.description}; {int(count)} of {len(groups)} source classes "
+                        f"(seed {int(seed)})",
+            class_groups=self.class_groups[keep])
 
     def num_images(self, class_index):
         """Number of images of class `class_index`."""

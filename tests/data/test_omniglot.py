@@ -111,3 +111,29 @@ def test_vinyals_rule_matches_the_published_lists(shared_data):
     for split, expected in published.items():
         ours = {character[1:] for character in vinyals_split(background, evaluation, split)}
         assert ours == expected, split
+
+
+def test_sampled_source_classes_keep_every_rotation_and_their_images(tmp_path):
+    _write(tmp_path, as_zip=True)
+    split = load("omniglot", tmp_path, "train", split_scheme="background_evaluation",
+                 rotations=True)
+    assert split.num_classes == 20 and split.num_source_classes == 5
+    subset = split.sample_source_classes(2, seed=3)
+    assert subset.num_classes == 8 and subset.num_source_classes == 2
+    characters = sorted({name.rsplit("/", 1)[0] for name in subset.class_names})
+    assert len(characters) == 2
+    # Every kept character comes with its 4 rotations, in the original order.
+    assert list(subset.class_names) == [name for name in split.class_names
+                                        if name.rsplit("/", 1)[0] in characters]
+    for index, name in enumerate(subset.class_names):
+        np.testing.assert_array_equal(subset.images(index),
+                                      split.images(split.class_names.index(name)))
+    assert subset.sample_source_classes(2, seed=0).num_classes == 8
+    # The seed names the subset; all 10 pairs of 5 characters are reachable.
+    assert split.sample_source_classes(2, seed=3).class_names == subset.class_names
+    drawn = {split.sample_source_classes(2, seed=seed).class_names for seed in range(40)}
+    assert len(drawn) > 3
+    for count in (0, 6):
+        with pytest.raises(ValueError, match=f"Cannot keep {count} source classes of omniglot "
+                                             "train: it has 5"):
+            split.sample_source_classes(count, seed=0)

@@ -28,6 +28,8 @@ FLAGS = flags.FLAGS
                                             "gradient-based learners"),
     (["--learner=anil", "--vectorize"], "ANIL adapts only part of the network"),
     (["--bn_mode=inductive", "--vectorize"], "bn_mode must be 'transductive'"),
+    (["--max_train_classes=1001"], "--train_split=train --max_train_classes=1001: Cannot keep "
+                                   "1001 source classes of glyphs train: it has 1000"),
 ])
 def test_bad_flags_and_data_exit_before_any_work(run_main, args, message):
     code, stderr, model_dir = run_main(*GLYPHS, *args)
@@ -146,3 +148,19 @@ def test_learning_rate_decay_and_eval_k_query_reach_the_run(tmp_path):
                                [0.01, 0.005, 0.005, 0.0025], rtol=1e-6)
     evaluation = json.loads((model_dir / "eval_test.json").read_text())
     assert evaluation["k_query"] == 3 and evaluation["config"]["k_query"] == 2
+
+
+def test_max_train_classes_limits_only_the_training_split_and_is_recorded():
+    from trainers import flags as run_flags  # pylint: disable=import-outside-toplevel
+    from trainers import run  # pylint: disable=import-outside-toplevel
+    FLAGS(["run.py", *GLYPHS, "--max_train_classes=7", "--train_classes_seed=4"])
+    try:
+        train, val = run._load_split("train_split"), run._load_split("val_split")
+        text = run_flags.flagfile_text(FLAGS)
+    finally:
+        FLAGS.unparse_flags()
+    assert train.num_classes == 7 and val.num_classes == 200
+    assert train.class_names == run.data.load("glyphs", split="train", image_size=16
+                                              ).sample_source_classes(7, 4).class_names
+    assert "--max_train_classes=7" in text and "--train_classes_seed=4" in text
+    assert {"max_train_classes", "train_classes_seed"} <= set(run_flags.MODEL_FLAGS)

@@ -1,0 +1,94 @@
+"""`trainers/study.py`: the study file, the run plan, and the scarcity study's quick mode."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from tests.results.conftest import PNG_SIGNATURE, REPO, cli_env
+from trainers import study
+
+SCARCITY = REPO / "configs" / "study" / "scarcity.study"
+
+
+def test_the_plan_puts_seeds_outermost_and_fills_in_each_settings_config(tmp_path):
+    settings, arms, seeds = study.parse_study(SCARCITY)
+    assert list(arms) == ["baseline", "catfish", "random_width"]
+    runs = study.plan_runs(settings, arms, seeds, str(tmp_path))
+    assert len(runs) == 3 * 5 * 3 + 1 * 3 * 3
+    assert [run["seed"] for run in runs[:12]] == [0] * 12  # every setting and arm at seed 0 first
+    catfish = next(run for run in runs if run["arm"] == "catfish"
+                   and run["setting"] == "mini42_protonet")
+    assert "--flagfile=configs/study/catfish_mini42_protonet.cfg" in catfish["args"]
+    assert catfish["model_dir"] == str(tmp_path / "mini42_protonet" / "catfish_seed0")
+    quick = study.plan_runs(settings, arms, seeds, str(tmp_path), ["omniglot_c50_protonet"],
+                            quick=True, extra_flags=["--data_dir=/x"])
+    assert [run["arm"] for run in quick] == ["baseline", "catfish", "random_width"]
+    assert all(run["args"][-1] == "--data_dir=/x" and "--train_steps=2" in run["args"]
+               for run in quick)
+    with pytest.raises(study.StudyError, match=r"unknown setting or arm \['nope'\]"):
+        study.plan_runs(settings, arms, seeds, str(tmp_path), ["nope"])
+
+
+def test_every_run_of_the_scarcity_study_parses_as_run_py_flags(tmp_path):
+    from trainers import flags as _  # noqa: F401  (defines run.py's flags)
+    settings, arms, seeds = study.parse_study(SCARCITY)
+    for run in study.plan_runs(settings, arms, seeds, str(tmp_path)):
+        try:
+            flags.FLAGS(["run.py", *run["args"]])
+            parsed = {name: flags.FLAGS[name].value for name in (
+                "learner", "mgaug", "keep_min", "num_subnets", "resolutions",
+                "max_train_classes", "seed")}
+        finally:
+            flags.FLAGS.unparse_flags()
+        assert parsed["learner"] == "protonet" and parsed["seed"] == run["seed"]
+        if run["arm"] == "baseline":
+            assert parsed["mgaug"] == "none"
+        else:
+            assert parsed["mgaug"] == run["arm"] and parsed["num_subnets"] == 3
+            assert parsed["keep_min"] == 0.97
+            size = 28 if run["setting"].startswith("omniglot") else 42
+            assert [int(v) for v in parsed["resolutions"]] == [size, round(0.76 * size),
+                                                                round(0.57 * size)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("arm=baseline\n", "names no settings"),
+    ("setting=a\narm=baseline\n", "a setting needs a name and a config file"),
+    ("setting=a x.cfg\narm=baseline\n", "no seeds for setting 'a'"),
+    ("setting=a x.cfg\narm=baseline\nseeds=* 0 one\n", "seeds must be integers"),
+    ("setting=a x.cfg\nbranch=b\n", "expected 'setting=NAME CONFIG"),
+])
+def test_malformed_study_files_name_the_line(tmp_path, text, message):
+    path = tmp_path / "bad.study"
+    path.write_text(text)
+    with pytest.raises(study.StudyError, match=message):
+        study.parse_study(path)
+
+
+def test_quick_mode_runs_the_omniglot_setting_end_to_end_and_resumes(omniglot_dir, tmp_path):
+    output, plots = tmp_path / "results.md", tmp_path / "plots"
+    command = [sys.executable, "trainers/study.py", f"--study={SCARCITY}",
+               f"--root={tmp_path / 'runs'}", f"--output={output}", f"--plots_dir={plots}",
+               "--settings", "omniglot_c50_protonet", "--quick",
+               f"--run_flag=--data_dir={omniglot_dir}", "--run_flag=--filters=8"]
+    completed = subprocess.run(command, cwd=REPO, env=cli_env(), capture_output=True, text=True,
+                               timeout=600)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    text = output.read_text()
+    begin, end = study.markers("omniglot_c50_protonet")
+    block = text[text.index(begin):text.index(end)]
+    for arm in ("baseline", "catfish", "random_width"):
+        assert f"| {arm} | 1 |" in block
+    assert "Wall time per run" in block
+    assert (plots / "study_omniglot_c50_protonet_validation.png").read_bytes().startswith(
+        PNG_SIGNATURE)
+    timing = json.loads((tmp_path / "runs" / "timing.json").read_text())
+    assert len(timing) == 3 and all(seconds > 0 for seconds in timing.values())
+    flagfile = (tmp_path / "runs" / "omniglot_c50_protonet" / "catfish_seed0" / "flags.cfg")
+    assert "--max_train_classes=50" in flagfile.read_text()
+    again = subprocess.run(command, cwd=REPO, env=cli_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0 and "3 runs, 3 finished earlier" in again.stdout
