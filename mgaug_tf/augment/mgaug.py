@@ -73,7 +73,8 @@ class MGAug:
             `tf.image.resize`). The default is the reference's because
             resolutions exist to reproduce its released multi-resolution
             runs, the only evidence for them; for 84 -> 64 the two differ by
-            up to 0.75 on unit-variance images. `parity=True` requires it.
+            up to 0.86 (mean 0.11) on unit-normal images. `parity=True`
+            requires it.
         flatten_head: How a flatten head serves the shorter features of
             sub-networks at smaller resolutions (MAML family): `None` (refuse
             such resolutions), `"reference"` (the reference code's rule: the

@@ -110,7 +110,7 @@ class FewShotClassifier(keras.Model):
         self.backbone.build(input_shape)
         self.head.build(self.backbone.compute_output_shape(input_shape))
         if getattr(self.backbone, "pooling", None) == "flatten" and hasattr(
-                self.backbone, "feature_grid"):
+                self.backbone, "feature_grid") and None not in input_shape[1:3]:
             self.full_grid = tuple(int(size) for size in
                                    self.backbone.feature_grid(input_shape[1], input_shape[2]))
         self.built = True
