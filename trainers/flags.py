@@ -166,15 +166,22 @@ flags.register_multi_flags_validator(
     lambda values: len(values["filters"]) == 1 or (values["backbone"] == "resnet12"
                                                    and len(values["filters"]) == 4),
     "--filters takes one value for conv4, one or four for resnet12.")
+def _check_flatten_head(values):
+    pooling = values["pooling"] or ("avg" if values["backbone"] == "resnet12" else "flatten")
+    if (not values["resolutions"] or values["learner"] == "protonet" or pooling == "avg"
+            or values["mgaug_flatten_head"] != "none" or values["mgaug_parity"]):
+        return True
+    raise flags.ValidationError(
+        f"--resolutions={','.join(values['resolutions'])} with a flatten head "
+        f"(--pooling={pooling}, --learner={values['learner']}): the head's input length changes "
+        "with the image size. Add --mgaug_flatten_head=reference (the reference code's rule; "
+        "--mgaug_parity implies it) or --mgaug_flatten_head=resize_features, or use "
+        "--pooling=avg (ProtoNet accepts any).")
+
+
 flags.register_multi_flags_validator(
     ["resolutions", "pooling", "learner", "backbone", "mgaug_flatten_head", "mgaug_parity"],
-    lambda values: not values["resolutions"] or values["learner"] == "protonet"
-    or (values["pooling"] or ("avg" if values["backbone"] == "resnet12" else "flatten")) == "avg"
-    or values["mgaug_flatten_head"] != "none" or values["mgaug_parity"],
-    "--resolutions with a flatten head (--pooling=flatten, conv4's default): the head's input "
-    "length changes with the image size. Add --mgaug_flatten_head=reference (the reference "
-    "code's rule; --mgaug_parity implies it) or --mgaug_flatten_head=resize_features, or use "
-    "--pooling=avg (ProtoNet accepts any).")
+    _check_flatten_head)
 flags.register_multi_flags_validator(
     ["mgaug_parity", "mgaug_resize", "mgaug_flatten_head"],
     lambda values: not values["mgaug_parity"] or (

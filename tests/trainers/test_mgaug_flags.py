@@ -67,7 +67,8 @@ def test_build_augmentation_names_the_bad_flag(overrides, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--learner=maml", "--resolutions=64"], "--resolutions with a flatten head"),
+    (["--learner=maml", "--resolutions=64,48"], "--resolutions=64,48 with a flatten head "
+                                                "\\(--pooling=flatten, --learner=maml\\)"),
     (["--learner=fomaml", "--pooling=flatten", "--resolutions=64"],
      "Add --mgaug_flatten_head=reference"),
     (["--mgaug_parity", "--mgaug_resize=half_pixel"], "--mgaug_parity reproduces the "
