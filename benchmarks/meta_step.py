@@ -8,14 +8,28 @@ measured separately (`"kind": "data"` lines). A `"kind": "machine"` line gives
 the core count and this CPU's measured convolution peak (one large conv2d), to
 compare with each step's achieved FLOP/s (FLOPs counted statically from the
 step's graph by TF's profiler: convolutions, matmuls and their gradients).
+Sub-networks whose input size is drawn at run time (MGAug `--resolutions`)
+have no static shapes in that graph: their FLOPs are counted per resolution
+(the step traced with the resolution fixed) and weighted by the draw
+probabilities (`gflop_per_resolution`, `gflop_per_step` = the expectation).
+
+MGAug is built from the same flags, by the same function, as in
+`trainers/run.py` (`trainers.flags.build_augmentation`; `--mgaug`,
+`--num_subnets`, `--keep_min`, `--keep_max`, `--resolutions`,
+`--mgaug_parity`, ...). Each record gives the tasks per step and the
+per-step minimum, median and maximum.
 
 Usage:
     python benchmarks/meta_step.py --suite=mgaug_k --markdown=docs/performance.md
-    python benchmarks/meta_step.py --learner=maml --num_subnets=0 --steps=10
+    python benchmarks/meta_step.py --learner=maml --mgaug=none --steps=10
+    python benchmarks/meta_step.py --suite=released --steps=3 --warmup=1
 Suites: mgaug_k (MAML 2nd order, Conv4-64 84 px, K = 0/1/3 catfish), targets
 (the ratios of the performance issue: per-task and vectorized paths side by
-side), memory (ResNet-12 second order with recomputation), full (the whole
-grid: hours on 2 cores).
+side, and the released MGAug settings), released (only those: MAML, FOMAML
+and ProtoNet (1 task per step) with catfish K = 3, keep (0.98, 1) / (0.97, 1),
+the aligned-corner 84/64/48 px resize and the reference flatten head, as the
+reference code ran them (parity)), memory (ResNet-12 second order with
+recomputation), full (the whole grid: hours on 2 cores).
 """
 
 import argparse
@@ -29,6 +43,11 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# pylint: disable=wrong-import-position
+from trainers import flags as run_flags  # noqa: E402  (the MGAug flags and their builder)
 
 
 def _grid():
@@ -36,8 +55,8 @@ def _grid():
     shapes = [dict(backbone="conv4", image_size=84, channels=3),
               dict(backbone="conv4", image_size=28, channels=1),
               dict(backbone="resnet12", image_size=84, channels=3)]
-    variants = [dict(num_subnets=0)] + [dict(num_subnets=k, strategy=s)
-                                        for k in (1, 3) for s in ("catfish", "random_param")]
+    variants = [dict(mgaug="none")] + [dict(num_subnets=k, mgaug=s)
+                                       for k in (1, 3) for s in ("catfish", "random_param")]
     for shape, learner, shots, variant in itertools.product(
             shapes, ("maml", "fomaml", "protonet"), (1, 5), variants):
         configs.append(dict(shape, learner=learner, k_shot=shots, **variant))
@@ -45,24 +64,36 @@ def _grid():
 
 
 VECTORIZE = dict(vectorize=True)
+NONE = dict(mgaug="none")
+# MGAug as the reference code's released runs used it (CUB, Conv4-64, 84 px):
+# catfish, K = 3, sum, sub-network inputs resized (aligned corners) to 84, 64
+# or 48 px, keep (0.98, 1) for MAML/FOMAML and (0.97, 1) with 1 task per step
+# for ProtoNet; parity (the reference's quirks, its flatten-head rule).
+RELEASED = dict(mgaug="catfish", num_subnets=3, keep_max=1.0, resolutions="84,64,48",
+                mgaug_parity=True)
+RELEASED_ROWS = [dict(learner="maml", keep_min=0.98, **RELEASED),
+                 dict(learner="fomaml", keep_min=0.98, **RELEASED),
+                 dict(learner="protonet", keep_min=0.97, meta_batch_size=1, **RELEASED)]
 SUITES = {
-    "mgaug_k": [dict(learner="maml", strategy="catfish", num_subnets=k) for k in (0, 1, 3)],
+    "mgaug_k": [dict(learner="maml", **NONE)] + [
+        dict(learner="maml", mgaug="catfish", num_subnets=k) for k in (1, 3)],
     # The performance issue's targets, the per-task path ("before") next to
-    # the vectorized one ("after") where it applies.
+    # the vectorized one ("after") where it applies; then the released settings.
     "targets": [
-        dict(learner="maml", num_subnets=0), dict(learner="maml", num_subnets=0, **VECTORIZE),
-        dict(learner="maml", strategy="catfish", num_subnets=3),
-        dict(learner="maml", strategy="catfish", num_subnets=3, **VECTORIZE),
-        dict(learner="fomaml", num_subnets=0),
-        dict(learner="fomaml", num_subnets=0, **VECTORIZE),
-        dict(learner="protonet", num_subnets=0),
-        dict(learner="maml", num_subnets=0, image_size=28, channels=1),
-        dict(learner="maml", num_subnets=0, image_size=28, channels=1, **VECTORIZE)],
+        dict(learner="maml", **NONE), dict(learner="maml", **NONE, **VECTORIZE),
+        dict(learner="maml", mgaug="catfish", num_subnets=3),
+        dict(learner="maml", mgaug="catfish", num_subnets=3, **VECTORIZE),
+        dict(learner="fomaml", **NONE),
+        dict(learner="fomaml", **NONE, **VECTORIZE),
+        dict(learner="protonet", **NONE),
+        dict(learner="maml", image_size=28, channels=1, **NONE),
+        dict(learner="maml", image_size=28, channels=1, **NONE, **VECTORIZE)] + RELEASED_ROWS,
+    "released": RELEASED_ROWS,
     # Memory target: second order, ResNet-12, 5-shot, recomputed inner steps
     # (minutes per step on 2 cores: one timed step; the peak RSS is the point).
     "memory": [
-        dict(learner="maml", num_subnets=0, backbone="resnet12", k_shot=5, recompute=True,
-             steps=1, warmup=0)],
+        dict(learner="maml", backbone="resnet12", k_shot=5, recompute=True, steps=1, warmup=0,
+             **NONE)],
     "full": _grid(),
 }
 
@@ -75,16 +106,17 @@ def parse_args(argv=None):
                         choices=["maml", "fomaml", "anil", "metasgd", "protonet"])
     parser.add_argument("--backbone", default="conv4", choices=["conv4", "resnet12"])
     parser.add_argument("--filters", type=int, default=64, help="conv4 filters")
+    parser.add_argument("--pooling", choices=["flatten", "avg"], default=None,
+                        help="feature pooling (default: flatten for conv4, avg for resnet12)")
     parser.add_argument("--resnet_widths", default="64,160,320,640", help="resnet12 widths")
     parser.add_argument("--image_size", type=int, default=84)
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--n_way", type=int, default=5)
     parser.add_argument("--k_shot", type=int, default=1)
     parser.add_argument("--k_query", type=int, default=15)
-    parser.add_argument("--meta_batch_size", type=int, default=4)
+    parser.add_argument("--meta_batch_size", type=int, default=4, help="tasks per step")
     parser.add_argument("--inner_steps", type=int, default=5)
-    parser.add_argument("--strategy", default="catfish")
-    parser.add_argument("--num_subnets", type=int, default=0, help="K; 0 disables MGAug")
+    run_flags.add_mgaug_arguments(parser)  # --mgaug, --num_subnets, --keep_min, ...
     parser.add_argument("--vectorize", action="store_true",
                         help="tasks and sub-networks as grouped convolutions (GradientLearner)")
     parser.add_argument("--recompute", action="store_true",
@@ -120,12 +152,11 @@ def build_learner(args):
     import mgaug_tf as mg  # pylint: disable=import-outside-toplevel
 
     keras.utils.set_random_seed(0)
-    backbone = mg.get_backbone(args.backbone, **(
+    pooling = args.pooling or ("flatten" if args.backbone == "conv4" else "avg")
+    backbone = mg.get_backbone(args.backbone, pooling=pooling, **(
         {"filters": args.filters} if args.backbone == "conv4"
         else {"widths": [int(width) for width in args.resnet_widths.split(",")]}))
-    augmentation = None
-    if args.num_subnets:
-        augmentation = mg.MGAug(args.strategy, num_subnets=args.num_subnets)
+    augmentation = run_flags.build_augmentation(args, args.image_size, seed=0)
     if args.learner == "protonet":
         learner = mg.ProtoNet(backbone, args.n_way, augmentation=augmentation)
     else:
@@ -160,6 +191,25 @@ def random_batch(args, seed=0):
             labels(args.k_query))
 
 
+def resolution_gflops(args, batch):
+    """`{size: GFLOP}` of the step with every sub-network's resolution fixed to `size`.
+
+    A drawn size makes the sub-networks' shapes unknown to the static count;
+    with one size the step's graph has static shapes throughout.
+    """
+    import copy  # pylint: disable=import-outside-toplevel
+
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    counts = {}
+    for size in sorted({int(size) for size in args.resolutions}):
+        fixed = copy.copy(args)
+        fixed.resolutions = [str(size)]
+        learner = build_learner(fixed)
+        counts[size] = graph_gflops(tf.function(learner.train_step).get_concrete_function(batch))
+    return counts
+
+
 def measure_step(args):
     _setup()
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -171,7 +221,14 @@ def measure_step(args):
     start = time.perf_counter()
     concrete = step.get_concrete_function(batch)
     trace_s = time.perf_counter() - start
-    gflops = graph_gflops(concrete)
+    gflops = static_gflops = graph_gflops(concrete)
+    per_resolution = {}
+    augmentation = learner.augmentation
+    if augmentation is not None and augmentation.resolutions and len(
+            set(augmentation.resolutions)) > 1:
+        per_resolution = resolution_gflops(args, batch)
+        gflops = sum(probability * per_resolution[size] for size, probability
+                     in augmentation.resolution_probabilities().items())
     for _ in range(args.warmup):
         float(step(batch)["loss"])
     times = []
@@ -181,18 +238,33 @@ def measure_step(args):
         times.append(time.perf_counter() - start)
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     median = statistics.median(times)
+    mgaug = {}
+    if augmentation is not None:
+        mgaug = {"keep_range": [args.keep_min, args.keep_max],
+                 "resolutions": [int(size) for size in args.resolutions],
+                 "mgaug_resize": args.mgaug_resize, "mgaug_parity": args.mgaug_parity,
+                 "flatten_head": getattr(learner.network, "flatten_head", None),
+                 "mgaug_reduction": args.mgaug_reduction}
     return {
         "kind": "step", "learner": args.learner, "backbone": args.backbone,
+        "filters": args.filters if args.backbone == "conv4" else args.resnet_widths,
         "image_size": args.image_size, "n_way": n, "k_shot": args.k_shot,
-        "k_query": args.k_query, "meta_batch_size": b,
+        "k_query": args.k_query, "meta_batch_size": b, "tasks_per_step": b,
         "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
-        "strategy": args.strategy if args.num_subnets else "none",
-        "num_subnets": args.num_subnets, "recompute": args.recompute,
+        "strategy": args.mgaug, "num_subnets": args.num_subnets if augmentation else 0,
+        **mgaug, "recompute": args.recompute,
         "path": "vectorized" if args.vectorize else "per-task",
-        "timed_steps": args.steps,
-        "median_step_s": round(median, 3), "q1_step_s": round(quartiles[0], 3),
+        "timed_steps": args.steps, "step_times_s": [round(t, 3) for t in times],
+        "min_step_s": round(min(times), 3), "median_step_s": round(median, 3),
+        "max_step_s": round(max(times), 3), "q1_step_s": round(quartiles[0], 3),
         "q3_step_s": round(quartiles[2], 3), "trace_s": round(trace_s, 1),
-        "gflop_per_step": round(gflops, 1), "achieved_gflops": round(gflops / median, 1),
+        "gflop_per_step": round(gflops, 1),
+        "gflop_count": ("expected over the resolution draws" if per_resolution
+                        else "static graph"),
+        "gflop_per_resolution": {str(size): round(value, 1)
+                                 for size, value in per_resolution.items()},
+        "gflop_static_graph": round(static_gflops, 1),
+        "achieved_gflops": round(gflops / median, 1),
         "peak_rss_mib": round(peak_rss_mib(), 1), "retraces": len(
             step._list_all_concrete_functions_for_serialization()) - 1,  # pylint: disable=protected-access
         "cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
@@ -260,19 +332,25 @@ def markdown(records, command):
              f"TensorFlow {machine['tensorflow']}, "
              f"measured convolution peak {machine['conv_peak_gflops']} GFLOP/s "
              f"({machine['conv_probe']}).", "",
-             "| learner | backbone | px | shot | MGAug | K | path | median step s (q1-q3) | "
-             "GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB | data episodes/s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| learner | backbone | px | shot | tasks/step | MGAug | K | path | "
+             "median step s (min-max) | GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB | "
+             "data episodes/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     data = {(r["image_size"], r["k_shot"]): r["episodes_per_s"]
             for r in records if r["kind"] == "data"}
     for r in records:
         if r["kind"] != "step":
             continue
+        strategy = r["strategy"]
+        if r.get("resolutions"):
+            strategy += (f" keep {r['keep_range'][0]}-{r['keep_range'][1]}, "
+                         f"{'/'.join(map(str, r['resolutions']))} px")
         lines.append(
             f"| {r['learner']} | {r['backbone']} | {r['image_size']} | {r['k_shot']} | "
-            f"{r['strategy']} | {r['num_subnets']} | {r.get('path', 'per-task')}"
-            f"{' + recompute' if r.get('recompute') else ''} | {r['median_step_s']} "
-            f"({r['q1_step_s']}-{r['q3_step_s']}) | {r['gflop_per_step']} | "
+            f"{r['tasks_per_step']} | {strategy} | {r['num_subnets']} | "
+            f"{r.get('path', 'per-task')}{' + recompute' if r.get('recompute') else ''} | "
+            f"{r['median_step_s']} ({r['min_step_s']}-{r['max_step_s']}) | "
+            f"{r['gflop_per_step']} | "
             f"{r['achieved_gflops']} | "
             f"{100 * r['achieved_gflops'] / machine['conv_peak_gflops']:.0f} | "
             f"{r['peak_rss_mib']:.0f} | {data.get((r['image_size'], r['k_shot']), '')} |")

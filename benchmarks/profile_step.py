@@ -8,7 +8,7 @@ events of the executor threads: an op's wall time, its intra-op parallel
 work included), the op time per step and the wall time per step.
 
 Usage:
-    python benchmarks/profile_step.py --learner=maml --num_subnets=0 --steps=3
+    python benchmarks/profile_step.py --learner=maml --mgaug=none --steps=3
 """
 
 import collections

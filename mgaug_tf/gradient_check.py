@@ -20,19 +20,27 @@ class FiniteDifferences:
 
     The meta-loss is compiled once per learner and batch; the variables are
     perturbed in place and restored after each check.
+
+    Args:
+        learner: A built `MetaLearner`.
+        batch: An episode batch.
+        epsilon: Step of the central difference.
+        meta_loss: Optional function of no arguments returning the scalar to
+            differentiate (it reads the learner's variables), e.g. an MGAug
+            objective with fixed masks; default: the batch's summed query loss.
     """
 
-    def __init__(self, learner, batch, epsilon=1e-6):
+    def __init__(self, learner, batch, epsilon=1e-6, meta_loss=None):
         self.learner = learner
         self.epsilon = epsilon
-        tasks = learner._split_tasks(batch)
+        if meta_loss is None:
+            tasks = learner._split_tasks(batch)
 
-        @tf.function
-        def meta_loss():
-            return tf.add_n([learner.task_outcome(task, training=True).query_loss
-                             for task in tasks])
+            def meta_loss():
+                return tf.add_n([learner.task_outcome(task, training=True).query_loss
+                                 for task in tasks])
 
-        self.meta_loss = meta_loss
+        self.meta_loss = tf.function(meta_loss)
 
     def _derivative(self, perturb):
         variables = self.learner.trainable_variables

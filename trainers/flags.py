@@ -21,8 +21,15 @@ MODES = ("train", "eval", "train_and_eval", "export")
 MODEL_FLAGS = ("dataset", "train_split", "image_size", "augment", "backbone", "filters",
                "pooling", "learner", "n_way", "k_shot", "k_query", "meta_batch_size",
                "inner_steps", "bn_mode", "task_reduction", "mgaug", "num_subnets", "keep_min",
-               "keep_max", "mgaug_reduction", "resolutions", "mgaug_parity", "outer_optimizer",
-               "seed", "max_train_classes", "train_classes_seed")
+               "keep_max", "mgaug_reduction", "resolutions", "mgaug_parity", "mgaug_resize",
+               "mgaug_flatten_head", "outer_optimizer", "seed", "max_train_classes",
+               "train_classes_seed")
+# The flags that define the MGAug object (`build_augmentation`); the
+# benchmark takes the same ones (`add_mgaug_arguments`).
+MGAUG_FLAGS = ("mgaug", "num_subnets", "keep_min", "keep_max", "mgaug_reduction", "resolutions",
+               "mgaug_parity", "mgaug_resize", "mgaug_flatten_head")
+# Both backbones halve the image four times (2x2 max-pools).
+MIN_RESOLUTION = 16
 
 # --- data
 flags.DEFINE_string("dataset", "glyphs", "Dataset name: tieredimagenet, miniimagenet, omniglot, "
@@ -100,10 +107,23 @@ flags.DEFINE_float("keep_min", 0.8, "Smallest keep ratio of a sub-network, in (0
 flags.DEFINE_float("keep_max", 1.0, "Largest keep ratio of a sub-network, in (0, 1].")
 flags.DEFINE_enum("mgaug_reduction", "sum", ["sum", "mean", "maxup"], "How sub-network "
                   "meta-gradients join the full network's.")
-flags.DEFINE_list("resolutions", [], "Optional image sizes for the sub-networks' inputs (e.g. "
-                  "64,72,84); needs --pooling=avg unless --learner=protonet.")
+flags.DEFINE_list("resolutions", [], "Optional image sizes for the sub-networks' inputs, one "
+                  "drawn per sub-network (the released runs: 84,64,48 at 84 px); each between "
+                  "16 px and the image size. With a flatten head (conv4's default) it needs "
+                  "--mgaug_flatten_head or --mgaug_parity (or --pooling=avg); ProtoNet takes any.")
 flags.DEFINE_bool("mgaug_parity", False, "Reproduce the MGAug reference code's quirks "
-                  "(k-1 pruned entries, accumulated scores, 0.999 keep cap).")
+                  "(k-1 pruned entries, accumulated scores, 0.999 keep cap) and its "
+                  "multi-resolution rules (--mgaug_resize=align_corners, "
+                  "--mgaug_flatten_head=reference).")
+flags.DEFINE_enum("mgaug_resize", "align_corners", ["align_corners", "half_pixel"], "Bilinear "
+                  "resize of the sub-networks' images to --resolutions: align_corners (the "
+                  "reference code's, PyTorch align_corners=True) or half_pixel "
+                  "(tf.image.resize).")
+flags.DEFINE_enum("mgaug_flatten_head", "none", ["none", "reference", "resize_features"],
+                  "How a flatten head serves sub-networks at smaller --resolutions: reference "
+                  "(the reference code: the head kernel rows whose channels-first flatten index "
+                  "is below the shorter feature length), resize_features (resize the last "
+                  "feature map to the full grid; not in the reference) or none (refuse).")
 
 # --- optimisation and schedule
 flags.DEFINE_enum("outer_optimizer", "adam", ["adam", "sgd"], "Outer-loop optimizer.")
@@ -168,12 +188,103 @@ flags.register_multi_flags_validator(
     lambda values: len(values["filters"]) == 1 or (values["backbone"] == "resnet12"
                                                    and len(values["filters"]) == 4),
     "--filters takes one value for conv4, one or four for resnet12.")
+def _check_flatten_head(values):
+    pooling = values["pooling"] or ("avg" if values["backbone"] == "resnet12" else "flatten")
+    if (not values["resolutions"] or values["learner"] == "protonet" or pooling == "avg"
+            or values["mgaug_flatten_head"] != "none" or values["mgaug_parity"]):
+        return True
+    raise flags.ValidationError(
+        f"--resolutions={','.join(values['resolutions'])} with a flatten head "
+        f"(--pooling={pooling}, --learner={values['learner']}): the head's input length changes "
+        "with the image size. Add --mgaug_flatten_head=reference (the reference code's rule; "
+        "--mgaug_parity implies it) or --mgaug_flatten_head=resize_features, or use "
+        "--pooling=avg (ProtoNet accepts any).")
+
+
 flags.register_multi_flags_validator(
-    ["resolutions", "pooling", "learner", "backbone"],
-    lambda values: not values["resolutions"] or values["learner"] == "protonet"
-    or (values["pooling"] or ("avg" if values["backbone"] == "resnet12" else "flatten")) == "avg",
-    "--resolutions needs --pooling=avg: a flatten head's input length changes with the image "
-    "size (ProtoNet accepts any).")
+    ["resolutions", "pooling", "learner", "backbone", "mgaug_flatten_head", "mgaug_parity"],
+    _check_flatten_head)
+flags.register_multi_flags_validator(
+    ["mgaug_parity", "mgaug_resize", "mgaug_flatten_head"],
+    lambda values: not values["mgaug_parity"] or (
+        values["mgaug_resize"] == "align_corners"
+        and values["mgaug_flatten_head"] in ("none", "reference")),
+    "--mgaug_parity reproduces the reference code: it needs --mgaug_resize=align_corners and "
+    "--mgaug_flatten_head=reference (or none, which it implies).")
+
+
+def build_augmentation(values, image_size, seed=0):
+    """The `MGAug` that the MGAug flags describe, or `None` for --mgaug=none.
+
+    The one place that turns flags into an `MGAug`: `trainers/run.py` passes
+    its parsed flags, `benchmarks/meta_step.py` its arguments of the same
+    names (`add_mgaug_arguments`).
+
+    Args:
+        values: An object with the attributes named in `MGAUG_FLAGS` (absl's
+            `FLAGS`, an `argparse.Namespace`), with the flags' value types.
+        image_size: The input images' size in pixels.
+        seed: Base seed of MGAug's draws (`--seed`).
+
+    Returns:
+        An `mgaug_tf.MGAug` or `None`.
+
+    Raises:
+        ValueError: Naming the flag and value: --resolutions above the image
+            size or below `MIN_RESOLUTION` (an empty feature map), or values
+            the MGAug constructor refuses.
+    """
+    import mgaug_tf as mg  # pylint: disable=import-outside-toplevel
+
+    if values.mgaug == "none":
+        return None
+    sizes = [int(size) for size in values.resolutions]
+    listed = ",".join(str(size) for size in sizes)
+    too_large = [size for size in sizes if size > image_size]
+    if too_large:
+        raise ValueError(f"--resolutions={listed}: {too_large} px exceed the {image_size} px "
+                         "images (--image_size); sub-networks only downscale.")
+    too_small = [size for size in sizes if size < MIN_RESOLUTION]
+    if too_small:
+        raise ValueError(f"--resolutions={listed}: {too_small} px leave an empty feature map "
+                         f"(conv4 and resnet12 halve the image four times: at least "
+                         f"{MIN_RESOLUTION} px).")
+    if not 0.0 < values.keep_min <= values.keep_max <= 1.0:
+        raise ValueError(f"--keep_min={values.keep_min} --keep_max={values.keep_max}: keep "
+                         "ratios must satisfy 0 < keep_min <= keep_max <= 1.")
+    if values.mgaug_parity and (values.mgaug_resize != "align_corners"
+                                or values.mgaug_flatten_head == "resize_features"):
+        raise ValueError(f"--mgaug_parity with --mgaug_resize={values.mgaug_resize} "
+                         f"--mgaug_flatten_head={values.mgaug_flatten_head}: parity needs the "
+                         "reference's align_corners and reference rules.")
+    return mg.MGAug(values.mgaug, num_subnets=int(values.num_subnets),
+                    keep_range=(values.keep_min, values.keep_max),
+                    reduction=values.mgaug_reduction, resolutions=sizes or None,
+                    image_size=image_size, parity=bool(values.mgaug_parity), seed=seed,
+                    resize_method=values.mgaug_resize,
+                    flatten_head=(None if values.mgaug_flatten_head == "none"
+                                  else values.mgaug_flatten_head))
+
+
+def add_mgaug_arguments(parser):
+    """Adds the `MGAUG_FLAGS` to an `argparse` parser: same names, defaults, choices, help.
+
+    For scripts that do not parse absl flags (the benchmark) but must build
+    MGAug exactly as `trainers/run.py` does (`build_augmentation`).
+    """
+    for name in MGAUG_FLAGS:
+        flag = flags.FLAGS[name]
+        help_text = flag.help + f" (default: {flag.serialize() or '--' + name + '='})"
+        if isinstance(flag.default, bool):
+            parser.add_argument(f"--{name}", action="store_true", default=flag.default,
+                                help=help_text)
+        elif isinstance(flag.default, list):
+            parser.add_argument(f"--{name}", default=list(flag.default), help=help_text,
+                                type=lambda text: [part for part in text.split(",") if part])
+        else:
+            choices = getattr(flag.parser, "enum_values", None)
+            parser.add_argument(f"--{name}", default=flag.default, type=type(flag.default),
+                                choices=choices, help=help_text)
 
 
 def model_dir_flag_values(flag_values):

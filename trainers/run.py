@@ -137,14 +137,7 @@ def _build_learner(image_shape):
         widths = filters if len(filters) == 4 else [int(filters[0] * scale)
                                                     for scale in (1, 2.5, 5, 10)]
         backbone = mg.get_backbone("resnet12", widths=widths, pooling=pooling, dtype=FLAGS.dtype)
-    augmentation = None
-    if FLAGS.mgaug != "none":
-        augmentation = mg.MGAug(FLAGS.mgaug, num_subnets=FLAGS.num_subnets,
-                                keep_range=(FLAGS.keep_min, FLAGS.keep_max),
-                                reduction=FLAGS.mgaug_reduction,
-                                resolutions=[int(size) for size in FLAGS.resolutions] or None,
-                                image_size=image_shape[0], parity=FLAGS.mgaug_parity,
-                                seed=FLAGS.seed)
+    augmentation = run_flags.build_augmentation(FLAGS, image_shape[0], seed=FLAGS.seed)
     common = {"bn_mode": FLAGS.bn_mode, "task_reduction": FLAGS.task_reduction,
               "augmentation": augmentation}
     if FLAGS.learner == "protonet":

@@ -10,11 +10,41 @@ import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
 from mgaug_tf import functional
+from mgaug_tf import interpolation
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
+from mgaug_tf.backbones import classifier as classifier_lib
 from mgaug_tf.learners.base import accuracy
 
 REDUCTIONS = ("sum", "mean", "maxup")
+RESIZE_METHODS = ("align_corners", "half_pixel")
+FLATTEN_HEADS = classifier_lib.FLATTEN_HEADS
+
+
+def resize_images(images, size, method="align_corners"):
+    """Bilinear resize of `[B, H, W, C]` images to `size x size`, keeping their dtype.
+
+    Args:
+        images: `[B, H, W, C]` floating-point tensor.
+        size: Target height and width, a Python int or a scalar int32 tensor
+            (drawn at run time inside `tf.function`).
+        method: `"align_corners"`: output pixel o samples input coordinate
+            o * (H - 1) / (size - 1), so corner pixels are copied exactly
+            (PyTorch `align_corners=True`, the reference code's resize;
+            `interpolation.resize_align_corners`, exact in the images' dtype);
+            `"half_pixel"`: pixel centres (o + 0.5) * H / size - 0.5
+            (`tf.image.resize`).
+
+    Returns:
+        `[B, size, size, C]`, the dtype of `images`. Images are data, so only
+        the forward value matters (no gradient is taken through it).
+    """
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"resize method must be one of {RESIZE_METHODS}, got {method!r}.")
+    if method == "align_corners":
+        return interpolation.resize_align_corners(images, size, size)
+    target = tf.stack([size, size]) if isinstance(size, tf.Tensor) else [int(size)] * 2
+    return tf.cast(tf.image.resize(images, target, method="bilinear"), images.dtype)
 
 
 class MGAug:
@@ -28,11 +58,33 @@ class MGAug:
         reduction: `"sum"` (reference code: g = grad L_full + sum_k grad L_k),
             `"mean"` (the same divided by K + 1) or `"maxup"` (L_full +
             max_k L_k: only the worst sub-network back-propagates).
-        resolutions: Optional sizes; each sub-network sees its task's support
-            and query images resized bilinearly to one of them, drawn per
-            sub-network (the full network is never resized). Needs a head whose
-            input length does not depend on the image size: a backbone with
-            `pooling="avg"`, or ProtoNet (distances work for any length).
+        resolutions: Optional sizes in pixels; each sub-network sees its
+            task's support and query images resized bilinearly to one of them,
+            drawn uniformly per sub-network (the full network is never
+            resized; the reference code's "shot augmentation", e.g. (84, 64,
+            48) at 84 px). Each must be at most the image size and leave a
+            non-empty feature map (Conv4, ResNet12: at least 16 px). ProtoNet
+            and `pooling="avg"` backbones take any size; a MAML-family
+            learner with a flatten head needs `flatten_head`.
+        resize_method: How sub-network images are resized: `"align_corners"`
+            (default; bilinear with corner pixels aligned, PyTorch's
+            `interpolate(..., align_corners=True)` as in the reference code)
+            or `"half_pixel"` (bilinear with half-pixel centres,
+            `tf.image.resize`). The default is the reference's because
+            resolutions exist to reproduce its released multi-resolution
+            runs, the only evidence for them; for 84 -> 64 the two differ by
+            up to 0.86 (mean 0.11) on unit-normal images. `parity=True`
+            requires it.
+        flatten_head: How a flatten head serves the shorter features of
+            sub-networks at smaller resolutions (MAML family): `None` (refuse
+            such resolutions), `"reference"` (the reference code's rule: the
+            head kernel rows whose channels-first flatten index is below the
+            sub-network's feature length; see
+            `backbones.classifier.reference_head_rows`) or
+            `"resize_features"` (resize the last feature map to the
+            full-resolution grid before flattening; not in the reference).
+            Sets the network's `FewShotClassifier.flatten_head`. `parity=True`
+            implies `"reference"`.
         image_size: Optional input size, to check `resolutions` at construction
             (otherwise they are checked when the learner is built).
         include_dense: Also prune dense kernels (default: convolutions only).
@@ -40,8 +92,9 @@ class MGAug:
             `ConstantKeepRatio(0.9)`).
         parity: Reproduce the reference code's quirks: prune k - 1 entries
             (k = int(n * (1 - r))) with catfish/snip, score with the gradient
-            buffer accumulated over the meta-batch's earlier tasks, and cap
-            keep ratios at 0.999 (0.99 for ProtoNet).
+            buffer accumulated over the meta-batch's earlier tasks, cap
+            keep ratios at 0.999 (0.99 for ProtoNet), resize with aligned
+            corners and slice a flatten head by the reference rule.
         seed: Base seed of the mask and resolution draws.
 
     Example:
@@ -51,7 +104,8 @@ class MGAug:
 
     def __init__(self, strategy="catfish", num_subnets=3, keep_range=(0.8, 1.0),
                  reduction="sum", resolutions=None, image_size=None, include_dense=False,
-                 keep_ratio_sampler=None, parity=False, seed=0):
+                 keep_ratio_sampler=None, parity=False, seed=0, resize_method="align_corners",
+                 flatten_head=None):
         self.strategy_name = strategy
         self.strategy = strategies_lib.get_strategy(strategy)
         if not isinstance(num_subnets, int) or num_subnets < 1:
@@ -72,6 +126,20 @@ class MGAug:
                 raise ValueError(f"resolutions must be positive sizes, got {resolutions!r}.")
             if image_size is not None:
                 self._check_resolutions(image_size)
+        if resize_method not in RESIZE_METHODS:
+            raise ValueError(f"resize_method must be one of {RESIZE_METHODS}, got "
+                             f"{resize_method!r}.")
+        if flatten_head is not None and flatten_head not in FLATTEN_HEADS:
+            raise ValueError(f"flatten_head must be None or one of {FLATTEN_HEADS}, got "
+                             f"{flatten_head!r}.")
+        if parity and resize_method != "align_corners":
+            raise ValueError(f"parity=True reproduces the reference code, which resizes with "
+                             f"resize_method='align_corners'; got {resize_method!r}.")
+        if parity and flatten_head not in (None, "reference"):
+            raise ValueError(f"parity=True reproduces the reference code, whose flatten head "
+                             f"rule is flatten_head='reference'; got {flatten_head!r}.")
+        self.resize_method = resize_method
+        self.flatten_head = "reference" if parity and flatten_head is None else flatten_head
         self.include_dense = include_dense
         self.parity = parity
         self.seed = int(seed)
@@ -82,23 +150,63 @@ class MGAug:
                              f"the input images ({image_size} px); sub-networks only downscale.")
 
     def check_learner(self, learner):
-        """Raises a clear `ValueError` if this augmentation cannot serve `learner`."""
+        """Raises a clear `ValueError` if this augmentation cannot serve `learner`.
+
+        With resolutions and a flatten head, also sets the network's
+        `flatten_head` to this augmentation's.
+        """
         from mgaug_tf.learners.protonet import ProtoNet  # pylint: disable=import-outside-toplevel
         if self.resolutions and not isinstance(learner, ProtoNet):
-            backbone = getattr(learner.network, "backbone", None)
+            network = learner.network
+            backbone = getattr(network, "backbone", None)
             if getattr(backbone, "pooling", None) != "avg":
-                raise ValueError(
-                    "MGAug resolutions need a head that accepts any image size: build the "
-                    "backbone with pooling='avg' (a flatten head's input length changes with "
-                    "the resolution).")
+                if self.flatten_head is None:
+                    raise ValueError(
+                        f"MGAug resolutions={self.resolutions} with a flatten head (backbone "
+                        f"pooling={getattr(backbone, 'pooling', None)!r}): the head's input "
+                        "length changes with the resolution. Choose flatten_head='reference' "
+                        "(the reference code's rule; parity=True implies it) or "
+                        "'resize_features', or build the backbone with pooling='avg'.")
+                if not hasattr(network, "head_features") or not hasattr(backbone,
+                                                                        "feature_grid"):
+                    raise ValueError(
+                        f"MGAug flatten_head={self.flatten_head!r} needs a FewShotClassifier "
+                        f"whose backbone has feature_grid; got {type(network).__name__} with "
+                        f"{type(backbone).__name__}.")
+                if network.flatten_head not in (None, self.flatten_head):
+                    raise ValueError(
+                        f"MGAug flatten_head={self.flatten_head!r} conflicts with the "
+                        f"network's flatten_head={network.flatten_head!r}.")
+                network.flatten_head = self.flatten_head
         if self.parity and self.keep_ratio_sampler.__class__ is masks_lib.ReferenceKeepRatios \
                 and self.keep_ratio_sampler.cap is None:
             # The reference code's caps: 0.99 for ProtoNet, 0.999 otherwise.
             self.keep_ratio_sampler.cap = 0.99 if isinstance(learner, ProtoNet) else 0.999
 
     def on_build(self, learner, image_shape):
-        """Called when the learner learns its input size."""
+        """Called when the learner learns its input size.
+
+        Raises:
+            ValueError: A resolution exceeds the image size or leaves the
+                backbone an empty feature map.
+        """
         self._check_resolutions(min(image_shape[0], image_shape[1]))
+        backbone = getattr(learner.network, "backbone", learner.network)
+        if self.resolutions and hasattr(backbone, "feature_grid"):
+            empty = [size for size in self.resolutions if min(backbone.feature_grid(size, size)) < 1]
+            if empty:
+                raise ValueError(
+                    f"MGAug resolutions {self.resolutions}: {empty} px give an empty feature map "
+                    f"in {type(backbone).__name__} (its last feature map at {image_shape[0]} px "
+                    f"is {backbone.feature_grid(image_shape[0], image_shape[1])}); use sizes "
+                    "that survive its poolings (16 px or more for Conv4 and ResNet12).")
+
+    def resolution_probabilities(self):
+        """`{size: probability}` of one sub-network's resolution draw (uniform)."""
+        if not self.resolutions:
+            return {}
+        return {size: self.resolutions.count(size) / len(self.resolutions)
+                for size in self.resolutions}
 
     def metric_names(self):
         names = ["subnet_loss", "subnet_accuracy", "full_grad_norm", "augmented_grad_norm"]
@@ -131,13 +239,16 @@ class MGAug:
     def _resize(self, task, task_seed, k):
         if not self.resolutions:
             return task
-        index = tf.random.stateless_uniform(
-            [], seed=tf.random.experimental.stateless_fold_in(task_seed, 2_000_003 + k),
-            maxval=len(self.resolutions), dtype=tf.int32)
-        size = tf.gather(tf.constant(self.resolutions, tf.int32), index)
+        if len(set(self.resolutions)) == 1:
+            size = self.resolutions[0]  # static: the sub-network's graph has known shapes
+        else:
+            index = tf.random.stateless_uniform(
+                [], seed=tf.random.experimental.stateless_fold_in(task_seed, 2_000_003 + k),
+                maxval=len(self.resolutions), dtype=tf.int32)
+            size = tf.gather(tf.constant(self.resolutions, tf.int32), index)
 
         def resize(images):
-            return tf.image.resize(images, tf.stack([size, size]), method="bilinear")
+            return resize_images(images, size, self.resize_method)
 
         return episodes_lib.Task(resize(task.support_images), task.support_labels,
                                  resize(task.query_images), task.query_labels)

@@ -3,6 +3,54 @@
 import keras
 import tensorflow as tf
 
+from mgaug_tf.interpolation import resize_align_corners
+
+# How a flatten head serves the smaller feature maps of MGAug sub-networks
+# that see lower resolutions (see `FewShotClassifier`).
+FLATTEN_HEADS = ("reference", "resize_features")
+
+
+def reference_head_rows(full_grid, grid, channels):
+    """Head kernel rows that the reference code multiplies a smaller feature map by.
+
+    The reference code (PyTorch, channels-first) flattens a sub-network's
+    `[C, h, w]` feature map to d = C * h * w features in NCHW order
+    (index j = c * h * w + y * w + x) and multiplies them by the first d
+    input rows of the full network's head kernel, whose NCHW flatten index on
+    the full-resolution grid `[C, H, W]` is below d. Keras flattens
+    channels-last, so feature i of the `[h, w, C]` map (i = (y * w + x) * C
+    + c) and kernel row r of the `[H, W, C]` grid (r = (Y * W + X) * C + c')
+    are numbered differently. The rule in this package's order:
+
+        i -> (y, x, c) -> j = c * h * w + y * w + x
+          -> (c', Y, X) = divmod of j over (C, H, W) -> row (Y * W + X) * C + c'.
+
+    Worked example: C = 2 channels, full grid 2 x 2 (D = 8 rows), a
+    sub-network's grid 1 x 1 (d = 2 features). Its features are channel 0
+    (i = 0, j = 0) and channel 1 (i = 1, j = 1). Full NCHW indices 0 and 1
+    are (c'=0, Y=0, X=0) and (c'=0, Y=0, X=1), Keras rows 0 and 2: the
+    sub-network's channel 1 is multiplied by the row that the full network
+    uses for channel 0 at position (0, 1). Rows 1 and 3-7 are unused (they get
+    zero gradient from this sub-network).
+
+    Args:
+        full_grid: `(H, W)` of the full-resolution feature map (Python ints).
+        grid: `(h, w)` of the smaller map (ints or scalar int tensors), with
+            `h * w <= H * W`.
+        channels: C.
+
+    Returns:
+        int32 tensor `[h * w * C]`: the kernel row (channels-last flatten
+        index on the full grid) of each feature, in Keras flatten order.
+    """
+    full_h, full_w = full_grid
+    height, width = (tf.cast(size, tf.int32) for size in grid)
+    index = tf.range(height * width * channels)
+    y, x, c = index // (width * channels), (index // channels) % width, index % channels
+    nchw = c * height * width + y * width + x
+    full_c, position = nchw // (full_h * full_w), nchw % (full_h * full_w)
+    return position * channels + full_c
+
 
 @keras.saving.register_keras_serializable(package="mgaug_tf")
 class FewShotClassifier(keras.Model):
@@ -12,9 +60,31 @@ class FewShotClassifier(keras.Model):
     and what the fast-weights call relies on: the classifier's trainable
     weights are the backbone's followed by the head's.
 
+    A flatten head (the reference Conv-4's) expects the feature length of the
+    image size it was built for (Conv4-64: 1600 at 84 px). MGAug sub-networks
+    that see smaller images (`MGAug(resolutions=...)`) give shorter features
+    (1024 at 64 px, 576 at 48 px); `flatten_head` says how the head serves
+    them (`None` refuses them):
+
+    - `"reference"`: the reference code's rule: the d features, taken in
+      channels-first order, multiply the head kernel rows whose
+      channels-first flatten index on the full-resolution grid is below d
+      (`reference_head_rows` gives the mapping to Keras's channels-last
+      order, with a worked example). Implemented by placing each feature at
+      its row of a zero full-length vector and applying the unchanged head,
+      so the head's kernel gets exact (zero for unused rows) gradients.
+    - `"resize_features"`: a principled alternative (not in the reference):
+      the last feature map is resized bilinearly (aligned corners) to the
+      full-resolution grid before flattening, so every kernel row sees the
+      channel and (interpolated) position it was trained for.
+
+    Features of the built length always go straight to the head.
+
     Args:
         backbone: A Keras model mapping images to feature vectors.
         n_way: Number of classes per episode.
+        flatten_head: `None`, `"reference"` or `"resize_features"` (above);
+            `MGAug` sets it from its own `flatten_head`/`parity`.
         **kwargs: Standard model arguments (`name`, `dtype`).
 
     Example:
@@ -22,21 +92,75 @@ class FewShotClassifier(keras.Model):
         >>> logits = network(tf.zeros([2, 84, 84, 3]))  # shape [2, 5]
     """
 
-    def __init__(self, backbone, n_way, **kwargs):
+    def __init__(self, backbone, n_way, flatten_head=None, **kwargs):
         # The head computes in the backbone's precision unless told otherwise.
         kwargs.setdefault("dtype", backbone.dtype_policy)
         super().__init__(**kwargs)
+        if flatten_head is not None and flatten_head not in FLATTEN_HEADS:
+            raise ValueError(f"flatten_head must be None or one of {FLATTEN_HEADS}, got "
+                             f"{flatten_head!r}.")
         self.backbone = backbone
         self.n_way = n_way
+        self.flatten_head = flatten_head
         self.head = keras.layers.Dense(n_way, dtype=self.dtype_policy, name="head")
+        self.full_grid = None
 
     def build(self, input_shape):
-        self.backbone.build(tuple(input_shape))
-        self.head.build(self.backbone.compute_output_shape(tuple(input_shape)))
+        input_shape = tuple(input_shape)
+        self.backbone.build(input_shape)
+        self.head.build(self.backbone.compute_output_shape(input_shape))
+        if getattr(self.backbone, "pooling", None) == "flatten" and hasattr(
+                self.backbone, "feature_grid") and None not in input_shape[1:3]:
+            self.full_grid = tuple(int(size) for size in
+                                   self.backbone.feature_grid(input_shape[1], input_shape[2]))
         self.built = True
 
     def call(self, inputs, training=False):
-        return self.head(self.backbone(inputs, training=training))
+        features = self.backbone(inputs, training=training)
+        if features.shape[-1] != self.head.kernel.shape[0]:  # another resolution
+            shape = tf.shape(inputs)
+            features = self.head_features(features, (shape[1], shape[2]))
+        return self.head(features)
+
+    def head_features(self, features, image_size):
+        """`features` as the head's input: unchanged, or mapped per `flatten_head`.
+
+        Args:
+            features: `[B, d]` backbone features of `image_size` images
+                (d may be unknown until run time).
+            image_size: `(height, width)` of the images (ints or scalar
+                tensors).
+
+        Returns:
+            `[B, D]`, D the head's input length.
+
+        Raises:
+            ValueError: The length differs (or is unknown) and `flatten_head`
+                is `None`, or the backbone's feature grid is unknown.
+        """
+        rows = self.head.kernel.shape[0]
+        if features.shape[-1] == rows:
+            return features
+        if self.flatten_head is None or self.full_grid is None:
+            raise ValueError(
+                f"The head of this FewShotClassifier takes {rows} features (a flatten head "
+                f"built for one image size) but got {features.shape[-1]} (another "
+                "resolution). Choose how a flatten head serves smaller feature maps: "
+                f"flatten_head in {FLATTEN_HEADS} (MGAug(flatten_head=...), or "
+                "MGAug(parity=True) for the reference rule), or build the backbone with "
+                "pooling='avg'.")
+        full_h, full_w = self.full_grid
+        channels = rows // (full_h * full_w)
+        height, width = self.backbone.feature_grid(image_size[0], image_size[1])
+        if self.flatten_head == "reference":
+            # Feature i goes to row rows_of[i] of a zero full-length vector:
+            # the head's matmul then multiplies it by exactly that kernel row.
+            rows_of = reference_head_rows(self.full_grid, (height, width), channels)
+            batch = tf.shape(features)[0]
+            placed = tf.scatter_nd(rows_of[:, None], tf.transpose(features), [rows, batch])
+            return tf.ensure_shape(tf.transpose(placed), [None, rows])
+        feature_map = tf.reshape(features, [-1, height, width, channels])
+        return tf.reshape(resize_align_corners(feature_map, full_h, full_w), [-1, rows])
 
     @property
     def supports_grouped_call(self):
@@ -59,7 +183,7 @@ class FewShotClassifier(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(backbone=keras.saving.serialize_keras_object(self.backbone),
-                      n_way=self.n_way)
+                      n_way=self.n_way, flatten_head=self.flatten_head)
         return config
 
     @classmethod

@@ -58,6 +58,17 @@ class Conv4(keras.Model):
                 shape = layer.compute_output_shape(shape)
         return self.pool.compute_output_shape(shape)
 
+    def feature_grid(self, height, width):
+        """Height and width of the last feature map for `height x width` inputs.
+
+        Each of the four 2x2 max-pools (stride 2, no padding) floors:
+        84 px -> 5 x 5, 64 px -> 4 x 4, 48 px -> 3 x 3, 15 px -> 0 x 0 (empty).
+        Accepts Python ints or integer tensors (sizes drawn at run time).
+        """
+        for _ in self.blocks:
+            height, width = height // 2, width // 2
+        return height, width
+
     def call(self, inputs, training=False):
         x = inputs
         for conv, norm, relu, pool in self.blocks:

@@ -90,6 +90,16 @@ class ResNet12(keras.Model):
             shape = block.compute_output_shape(shape)
         return self.pool.compute_output_shape(shape)
 
+    def feature_grid(self, height, width):
+        """Height and width of the last feature map for `height x width` inputs.
+
+        Each block's 2x2 max-pool (stride 2, no padding) floors: 84 px -> 5 x 5.
+        Accepts Python ints or integer tensors.
+        """
+        for _ in self.blocks:
+            height, width = height // 2, width // 2
+        return height, width
+
     def call(self, inputs, training=False):
         x = inputs
         for block in self.blocks:

@@ -1,6 +1,7 @@
 """ANIL: Almost No Inner Loop (Raghu et al., 2020)."""
 
 import keras
+import tensorflow as tf
 
 from mgaug_tf import functional
 from mgaug_tf.learners.base import cross_entropy
@@ -37,6 +38,12 @@ class ANIL(GradientLearner):
                                                  body_masks, training, layer=backbone)
         query_features, new_statistics = self._network_call(
             body_weights, task.query_images, body_masks, training, layer=backbone)
+        # Sub-networks at another resolution: the classifier's flatten-head rule.
+        support_features, query_features = (
+            self.network.head_features(features, (tf.shape(images)[1], tf.shape(images)[2]))
+            if features.shape[-1] != head.kernel.shape[0] else features
+            for features, images in ((support_features, task.support_images),
+                                     (query_features, task.query_images)))
 
         def head_logits(head_values, features):
             logits, _ = functional.call_with_weights(head, head_values, [], features,

@@ -32,11 +32,12 @@ def configuration_kinds():
     for suite in meta_step.SUITES.values():
         for config in suite:
             key = (config.get("learner", "maml"), config.get("backbone", "conv4"),
-                   config.get("strategy", "catfish") if config.get("num_subnets") else "none",
-                   bool(config.get("vectorize")), bool(config.get("recompute")))
+                   config.get("mgaug", "none"), bool(config.get("vectorize")),
+                   bool(config.get("recompute")), bool(config.get("resolutions")))
             kinds[key] = key
     # MGAug on the vectorized path is not in the grid's cross product; add it.
-    kinds[("maml", "conv4", "catfish", True, False)] = ("maml", "conv4", "catfish", True, False)
+    kinds[("maml", "conv4", "catfish", True, False, False)] = (
+        "maml", "conv4", "catfish", True, False, False)
     return sorted(kinds)
 
 
@@ -47,22 +48,30 @@ def test_the_suites_cover_the_main_kinds():
     assert len(KINDS) >= 16
     assert {kind[0] for kind in KINDS} == {"maml", "fomaml", "protonet"}
     assert {kind[2] for kind in KINDS} == {"none", "catfish", "random_param"}
+    # The released settings: resolutions drawn at run time, flatten head (MAML, FOMAML).
+    assert {kind[0] for kind in KINDS if kind[5]} == {"maml", "fomaml", "protonet"}
 
 
 # ResNet-12's second-order graphs take most of a minute each to trace on 2 cores.
+# Drawn resolutions trace the sub-networks with unknown sizes (~30 s each):
+# MAML's in the default run, FOMAML's and ProtoNet's in the slow one.
 PARAMS = [pytest.param(kind, id="-".join(map(str, kind)),
-                       marks=[pytest.mark.slow] if kind[1] == "resnet12" else [])
+                       marks=[pytest.mark.slow] if kind[1] == "resnet12"
+                       or (kind[5] and kind[0] != "maml") else [])
           for kind in KINDS]
 
 
 @pytest.mark.parametrize("kind", PARAMS)
 def test_meta_step_traces_once(kind):
-    learner_name, backbone, strategy, vectorize, recompute = kind
-    argv = [f"--learner={learner_name}", f"--backbone={backbone}", "--image_size=16",
+    learner_name, backbone, strategy, vectorize, recompute, resolutions = kind
+    size = 32 if resolutions else 16
+    argv = [f"--learner={learner_name}", f"--backbone={backbone}", f"--image_size={size}",
             "--channels=1", "--filters=4", "--resnet_widths=4,4,4,4", "--n_way=3",
             "--k_shot=1", "--k_query=1", "--meta_batch_size=2", "--inner_steps=1",
-            f"--num_subnets={0 if strategy == 'none' else 1}", f"--strategy={strategy}"]
+            "--num_subnets=1", f"--mgaug={strategy}"]
     argv += ["--vectorize"] * vectorize + ["--recompute"] * recompute
+    # Sizes drawn at run time (grids 2 x 2 and 1 x 1): the step still traces once.
+    argv += ["--num_subnets=2", "--resolutions=32,16", "--mgaug_parity"] * resolutions
     args = meta_step.parse_args(argv)
     learner = meta_step.build_learner(args)
     step = tf.function(learner.train_step)

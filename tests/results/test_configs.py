@@ -62,3 +62,18 @@ def test_comparison_arms_differ_only_in_mgaug(monkeypatch):
             FLAGS.unparse_flags()
     assert len(settings) == 4
     assert all(value == settings["omniglot_protonet_compare"] for value in settings.values())
+
+
+@pytest.mark.parametrize("path", [path for path in CONFIGS if "mgaug" in path.stem
+                                  or "compare_" in path.stem], ids=lambda path: path.name)
+def test_published_mgaug_result_configs_keep_the_values_that_made_their_numbers(path,
+                                                                                monkeypatch):
+    """docs/results.md's MGAug rows ran keep (0.8, 1.0) without resolutions; they must not move."""
+    monkeypatch.chdir(REPO)
+    FLAGS(["run.py", f"--flagfile={path}"])
+    try:
+        assert (FLAGS.keep_min, FLAGS.keep_max, FLAGS.mgaug_reduction) == (0.8, 1.0, "sum")
+        assert FLAGS.resolutions == [] and not FLAGS.mgaug_parity
+        assert FLAGS.num_subnets == (1 if path.stem.startswith("mini_subset_") else 3)
+    finally:
+        FLAGS.unparse_flags()

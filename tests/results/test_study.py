@@ -17,8 +17,8 @@ def test_the_plan_puts_seeds_outermost_and_fills_in_each_settings_config(tmp_pat
     settings, arms, seeds = study.parse_study(SCARCITY)
     assert list(arms) == ["baseline", "catfish", "random_width"]
     runs = study.plan_runs(settings, arms, seeds, str(tmp_path))
-    assert len(runs) == 3 * 5 * 3 + 1 * 3 * 3
-    assert [run["seed"] for run in runs[:12]] == [0] * 12  # every setting and arm at seed 0 first
+    assert len(runs) == 3 * 5 * 3 + 3 * 3 * 3
+    assert [run["seed"] for run in runs[:18]] == [0] * 18  # every setting and arm at seed 0 first
     catfish = next(run for run in runs if run["arm"] == "catfish"
                    and run["setting"] == "mini42_protonet")
     assert "--flagfile=configs/study/catfish_mini42_protonet.cfg" in catfish["args"]
@@ -39,19 +39,27 @@ def test_every_run_of_the_scarcity_study_parses_as_run_py_flags(tmp_path):
         try:
             flags.FLAGS(["run.py", *run["args"]])
             parsed = {name: flags.FLAGS[name].value for name in (
-                "learner", "mgaug", "keep_min", "num_subnets", "resolutions",
-                "max_train_classes", "seed")}
+                "learner", "mgaug", "keep_min", "keep_max", "num_subnets", "resolutions",
+                "mgaug_resize", "mgaug_flatten_head", "mgaug_reduction", "max_train_classes",
+                "seed")}
         finally:
             flags.FLAGS.unparse_flags()
-        assert parsed["learner"] == "protonet" and parsed["seed"] == run["seed"]
+        learner = run["setting"].rsplit("_", 1)[1]
+        assert parsed["learner"] == learner and parsed["seed"] == run["seed"]
+        if run["setting"].startswith("omniglot_c"):
+            assert parsed["max_train_classes"] == int(run["setting"].split("_")[1][1:])
         if run["arm"] == "baseline":
             assert parsed["mgaug"] == "none"
-        else:
-            assert parsed["mgaug"] == run["arm"] and parsed["num_subnets"] == 3
-            assert parsed["keep_min"] == 0.97
-            size = 28 if run["setting"].startswith("omniglot") else 42
-            assert [int(v) for v in parsed["resolutions"]] == [size, round(0.76 * size),
-                                                                round(0.57 * size)]
+            continue
+        # The released setting of the learner (issue 11), resolutions scaled to the image size.
+        assert parsed["mgaug"] == run["arm"] and parsed["num_subnets"] == 3
+        assert (parsed["keep_min"], parsed["keep_max"]) == (
+            0.97 if learner == "protonet" else 0.98, 1.0)
+        assert (parsed["mgaug_reduction"], parsed["mgaug_resize"]) == ("sum", "align_corners")
+        assert parsed["mgaug_flatten_head"] == "reference"
+        size = 28 if run["setting"].startswith("omniglot") else 42
+        assert [int(v) for v in parsed["resolutions"]] == [size, round(0.76 * size),
+                                                            round(0.57 * size)]
 
 
 @pytest.mark.parametrize("text, message", [

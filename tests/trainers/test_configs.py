@@ -4,9 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from absl import flags
 
 from tests.data.writers import random_images, write_npz_tiered, write_ren_tiered
-from tests.trainers.conftest import RUN, Cli
+from tests.trainers.conftest import REPO, RUN, Cli
+from trainers import run  # noqa: F401  (defines the CLI's flags)
 
 CLASSES, IMAGES_PER_CLASS, SIZE = 5, 4, 24
 
@@ -29,7 +31,8 @@ def write_tiered(root, file_format):
 # Only what makes a few CPU steps affordable; learner, MGAug, optimizer and
 # episode layout come from the config.
 SMALL = ["--image_size=16", "--filters=4", "--k_query=2", "--meta_batch_size=2",
-         "--inner_steps=1", "--eval_inner_steps=1", "--num_subnets=1", "--train_steps=2",
+         "--inner_steps=1", "--eval_inner_steps=1", "--num_subnets=1", "--resolutions=16",
+         "--train_steps=2",
          "--eval_every=2", "--checkpoint_every=2", "--val_episodes=2", "--eval_episodes=2"]
 
 
@@ -76,3 +79,34 @@ def test_demo_config_trains_evaluates_and_exports_well_above_chance(tmp_path):
     assert result["num_episodes"] == 600
     assert result["mean_accuracy"] - result["ci95"] > 0.6  # 5-way: chance is 0.2
     assert (model_dir / "export" / "saved_model.pb").exists()
+
+
+# ----------------------------------------------------- MGAug's released setting
+MGAUG_CONFIGS = sorted((REPO / "configs").glob("*_mgaug.cfg")) + [REPO / "configs" / "tiered.cfg"]
+# Sizes 1.0 / 0.76 / 0.57 of the image size, rounded (84 px: the released 84, 64, 48).
+RESOLUTIONS = {84: ["84", "64", "48"], 32: ["32", "24", "18"], 28: ["28", "21", "16"]}
+
+
+def test_every_mgaug_config_is_checked():
+    assert len(MGAUG_CONFIGS) == 13  # 4 datasets x 3 learners, and tiered.cfg
+
+
+@pytest.mark.parametrize("path", MGAUG_CONFIGS, ids=lambda path: path.name)
+def test_mgaug_config_resolves_to_the_released_setting(path, monkeypatch):
+    """Catfish, K = 3, keep (0.98, 1) or (0.97, 1) for ProtoNet, 1.0/0.76/0.57 resize, sum."""
+    monkeypatch.chdir(REPO)  # included --flagfile paths are relative to the repository
+    values = flags.FLAGS
+    values(["run.py", f"--flagfile={path}"])
+    try:
+        assert (values.mgaug, values.num_subnets, values.mgaug_reduction) == ("catfish", 3, "sum")
+        keep_min = 0.97 if values.learner == "protonet" else 0.98
+        assert (values.keep_min, values.keep_max) == (keep_min, 1.0)
+        assert values.resolutions == RESOLUTIONS[values.image_size]
+        assert values.mgaug_resize == "align_corners"
+        assert values.mgaug_flatten_head == "reference"
+        # Parity only where the config is the released experiment itself (CUB).
+        assert values.mgaug_parity == (values.dataset == "cub")
+        assert values.meta_batch_size == (1 if values.learner == "protonet" else
+                                          32 if values.dataset == "omniglot" else 4)
+    finally:
+        values.unparse_flags()

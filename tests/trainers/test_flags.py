@@ -65,7 +65,7 @@ def test_resuming_with_other_model_flags_is_refused(run_main, reference_run):
 @pytest.mark.parametrize("args, message", [
     (["--keep_min=1.5"], "--keep_min must be a keep ratio in (0, 1]"),
     (["--keep_min=0.9", "--keep_max=0.8"], "--keep_min must not exceed --keep_max"),
-    (["--resolutions=12", "--learner=maml"], "--resolutions needs --pooling=avg"),
+    (["--resolutions=12", "--learner=maml"], "--resolutions=12 with a flatten head"),
     (["--backbone=conv4", "--filters=4,8"], "--filters takes one value for conv4"),
     (["--mgaug=dropout"], "--mgaug"),
     (["--dataset=imagenet"], "--dataset=imagenet: Unknown dataset 'imagenet'"),
