@@ -18,11 +18,19 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from trainers import quiet  # pylint: disable=wrong-import-position  # imports no TensorFlow
+
+quiet.configure()  # before TensorFlow loads
 
 # pylint: disable=wrong-import-position
 import numpy as np
-import tensorflow as tf
+
+with quiet.native_stderr():
+    import tensorflow as tf
+
+    if __name__ == "__main__":
+        tf.config.list_physical_devices()  # cuInit noise, filtered
 from absl import app
 from absl import flags
 from PIL import Image, UnidentifiedImageError
