@@ -83,12 +83,16 @@ def _read_image(path, channels, size, eval_resize_ratio):
     return eval_preprocess(pixels, size, eval_resize_ratio)
 
 
-def _eval_resize_ratio(saved_model):
+def _metadata(saved_model):
     path = os.path.join(saved_model, METADATA_FILE)
     if not os.path.exists(path):
-        return None
+        return {}
     with open(path, encoding="utf-8") as handle:
-        augment = json.load(handle).get("eval_augment")
+        return json.load(handle)
+
+
+def _eval_resize_ratio(saved_model):
+    augment = _metadata(saved_model).get("eval_augment")
     if augment and augment.get("random_resized_crop"):
         return float(augment["eval_resize_ratio"])
     return None
@@ -111,7 +115,10 @@ def predict(saved_model, support_dir, query_dir):
         raise InputError(f"--saved_model={saved_model} is not a readable SavedModel "
                          f"({error}).") from None
     signature = model.signatures["serving_default"]
-    height, width, channels = signature.structured_input_signature[1]["query_images"].shape[1:]
+    image_shape = _metadata(saved_model).get("image_shape")
+    if image_shape is None:  # exports whose signature fixed the image shape
+        image_shape = signature.structured_input_signature[1]["query_images"].shape[1:]
+    height, width, channels = (int(size) for size in image_shape)
     n_way = signature.structured_outputs["logits"].shape[-1]
     ratio = _eval_resize_ratio(saved_model)
 
