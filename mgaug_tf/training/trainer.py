@@ -167,6 +167,15 @@ class MetaTrainer:
             NonFiniteError: The meta-loss or the weights became NaN/Inf (the
                 weights are checked before every save, so no checkpoint ever
                 holds them).
+            CorruptDataError, DataNotFoundError: An image of the training or
+                validation split could not be read inside the input pipeline
+                (one line naming the file). Caveat: once an input pipeline
+                has failed this way, TensorFlow 2.21 blocks forever when its
+                iterator is destroyed (seen with gdb, in several tf.data
+                destructors), which would keep the process from exiting; a
+                program that catches this error should end with `os._exit`
+                rather than a normal interpreter exit, as `trainers/run.py`
+                does.
         """
         step = self.resume()
         progress = Progress(train_steps - step, enabled=self.show_progress)
