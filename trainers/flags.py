@@ -42,11 +42,11 @@ flags.DEFINE_enum("augment", "auto", ["auto", "on", "off"], "Training augmentati
                   "for natural images, off for Omniglot and glyphs.")
 flags.DEFINE_bool("check_image_files", True, "Before any work, check that every encoded image "
                   "of the chosen splits is non-empty and starts with a JPEG/PNG signature, and "
-                  "list every one that fails (about 1 s per 50,000 files; truncated images pass: "
+                  "list every one that fails (1-6 s per 50,000 files; truncated images pass: "
                   "see --verify_images).")
 flags.DEFINE_bool("verify_images", False, "Before any work, decode every image of the chosen "
                   "splits (in parallel, with a progress bar) and list every undecodable one; "
-                  "minutes for a large split.")
+                  "seconds for miniImageNet, minutes for tieredImageNet.")
 
 # --- model
 flags.DEFINE_enum("backbone", "conv4", ["conv4", "resnet12"], "Backbone network.")

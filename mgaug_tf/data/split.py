@@ -103,8 +103,8 @@ class FewShotSplit:
         """Finds every unreadable image of the split, before any training.
 
         Args:
-            decode: False: a quick check, a fraction of a second per 10,000
-                image files (each encoded image must be non-empty and start
+            decode: False: a quick check, 1-6 s per 50,000 image files
+                (each encoded image must be non-empty and start
                 with a JPEG/PNG signature; catches empty and non-image files,
                 not truncated ones). True: decode every image as training
                 would, in parallel threads (minutes for a large split).

@@ -155,3 +155,12 @@ def test_flagfile_includes_resolve_beside_the_including_file(tmp_path, monkeypat
                        match=r"--flagfile=missing.cfg \(included by .*a.cfg\) not found; "
                              r"looked at .*missing.cfg"):
         run_flags.expand_flagfiles(["--flagfile=a.cfg"])
+
+
+def test_readme_test_command_shows_skip_reasons_and_says_what_they_need():
+    readme = (REPO / "README.md").read_text()
+    command = 'python -m pytest -q -rs -m "not slow"'
+    assert command in readme and command in (REPO / ".ci" / "run").read_text()
+    for needed in ("../shared/data", "MGAUG_SHARED_DATA", "images_background.zip",
+                   "miniimagenet_subset20.tar", "about 15\nCPU-minutes"):
+        assert needed in readme, needed
