@@ -14,19 +14,25 @@ evaluation pipeline does (`assets.extra/mgaug_export.json`: a bilinear resize,
 or a centre crop for models trained with random resized crops).
 """
 
+import contextlib
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from trainers import quiet  # pylint: disable=wrong-import-position  # imports no TensorFlow
+try:  # in a checkout: filter TensorFlow's start-up noise (imports no TensorFlow)
+    from trainers import quiet  # pylint: disable=wrong-import-position
 
-quiet.configure()  # before TensorFlow loads
+    quiet.configure()
+    _quiet_stderr = quiet.native_stderr
+except ImportError:  # this file copied alone: TensorFlow only
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet_stderr = contextlib.nullcontext
 
 # pylint: disable=wrong-import-position
 import numpy as np
 
-with quiet.native_stderr():
+with _quiet_stderr():
     import tensorflow as tf
 
     if __name__ == "__main__":
