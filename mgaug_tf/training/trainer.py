@@ -149,6 +149,7 @@ class MetaTrainer:
         self.checkpoint_every = checkpoint_every
         self.summary_every = summary_every
         self.show_progress = show_progress
+        self._validated = False  # the first validation builds the evaluation graph
         self._train_step = make_distributed_train_step(learner, strategy)
 
     def resume(self):
@@ -236,6 +237,10 @@ class MetaTrainer:
         self.checkpoints.save(step)
 
     def _validate(self, step, progress):
+        if not self._validated:
+            progress.message(f"step {step}: validating (the first validation also builds the "
+                             "evaluation graph)...")
+            self._validated = True
         result = self.validator()
         self.summaries.validation(step, result)
         improved = result.mean_accuracy > float(self.checkpoints.best_accuracy.numpy())
@@ -243,4 +248,5 @@ class MetaTrainer:
             self._check_weights(step)
             self.checkpoints.save_best(step, result.mean_accuracy)
         progress.message(f"step {step}: validation {result.summary()}"
-                         + (" (best so far)" if improved else ""))
+                         + (" (best so far)" if improved else "")
+                         + (f", {result.seconds:.1f} s" if result.seconds else ""))

@@ -49,6 +49,9 @@ def test_first_step_says_it_builds_the_graph_and_how_long_it_took(reference_runs
                     if line.startswith("Building the meta-step graph"))
     assert lines[building + 1].startswith("Meta-step graph built; the first step took ")
     assert float(lines[building + 1].split("took ")[1].split(" s")[0]) > 0
+    # So does the first validation, which builds the evaluation graph.
+    assert [line for line in lines if "validating" in line] == [
+        "step 3: validating (the first validation also builds the evaluation graph)..."]
 
 
 def test_tensorboard_has_every_listed_tag(reference_run):
