@@ -153,7 +153,7 @@ def _check_images(splits, say):
         problems += split.check_images(decode=FLAGS.verify_images, progress=progress)
     if problems:
         how = ("decoded" if FLAGS.verify_images
-               else "checked by size and signature (--check_image_files)")
+               else "quick check of sizes and signatures, --check_image_files")
         raise ConfigError(
             f"{len(problems)} image(s) of the chosen splits cannot be read ({how}):\n  "
             + "\n  ".join(problems) + "\nReplace or remove these files (and their entries in "
