@@ -12,8 +12,9 @@ prototypes for ProtoNet, test-time batch norm of `bn_mode`):
 
 It needs TensorFlow only: `tf.saved_model.load(path).signatures
 ["serving_default"](...)` works in a process that never imports mgaug_tf.
-Inputs of the wrong shape are rejected by the signature; unbalanced or
-out-of-range labels by assertions naming the input.
+Inputs of the wrong shape (NumPy arrays or tensors) are rejected by a
+check in the graph naming the input, its expected and its given shape;
+unbalanced or out-of-range labels by assertions naming the input.
 `assets.extra/mgaug_export.json` describes the inputs and the preprocessing
 (for `trainers/predict.py`).
 """
@@ -26,6 +27,43 @@ from mgaug_tf.training import files
 
 SIGNATURE_KEY = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 METADATA_FILE = os.path.join("assets.extra", "mgaug_export.json")
+
+
+def _shape_checks(inputs):
+    """Graph checks of each input's rank and sizes, for NumPy and tf.Tensor inputs alike.
+
+    The signature takes any shape so that every caller gets these short
+    messages (the input, its expected and its given shape) instead of a
+    dump of the arrays or a failure deep inside the network.
+
+    Args:
+        inputs: `[(name, tensor, expected shape)]`, the shape's sizes ints or
+            names of free sizes (`"M"`).
+
+    Returns:
+        The tensors with their static shapes set, after the checks.
+    """
+    checked = []
+    for name, tensor, expected in inputs:
+        wanted = ", ".join(str(size) for size in expected)
+        expected = [size if isinstance(size, int) else None for size in expected]
+        shape = tf.shape(tensor, out_type=tf.int64)
+        rank_ok = tf.equal(tf.size(shape), len(expected))
+        # Compare sizes only when the rank matches (the gather needs it).
+        sizes_ok = tf.cond(
+            rank_ok,
+            lambda shape=shape, expected=expected: tf.reduce_all(tf.stack(
+                [tf.constant(True)] + [tf.equal(shape[axis], size)
+                                       for axis, size in enumerate(expected)
+                                       if size is not None])),
+            lambda: tf.constant(False))
+        check = tf.debugging.Assert(
+            sizes_ok, [f"{name} must have shape [{wanted}]; given shape:", shape], summarize=8,
+            name=f"check_{name}_shape")
+        with tf.control_dependencies([check]):
+            tensor = tf.identity(tensor)
+        checked.append(tf.ensure_shape(tensor, expected))
+    return checked
 
 
 def _episode_checks(support_images, support_labels, query_images, n_way):
@@ -71,11 +109,16 @@ class FewShotInference(tf.Module):
         # restores as plain TensorFlow, with no Python classes needed.
         self.weights = [getattr(variable, "value", variable) for variable in learner.variables]
 
+        # Any shape: `_shape_checks` names a wrong one (see there).
         @tf.function(autograph=False, input_signature=[
-            tf.TensorSpec([None, *image_shape], tf.float32, name="support_images"),
-            tf.TensorSpec([None], tf.int32, name="support_labels"),
-            tf.TensorSpec([None, *image_shape], tf.float32, name="query_images")])
+            tf.TensorSpec(None, tf.float32, name="support_images"),
+            tf.TensorSpec(None, tf.int32, name="support_labels"),
+            tf.TensorSpec(None, tf.float32, name="query_images")])
         def few_shot_predict(support_images, support_labels, query_images):
+            support_images, support_labels, query_images = _shape_checks([
+                ("support_images", support_images, ["N*K", *image_shape]),
+                ("support_labels", support_labels, ["N*K"]),
+                ("query_images", query_images, ["M", *image_shape])])
             with tf.control_dependencies(_episode_checks(support_images, support_labels,
                                                          query_images, n_way)):
                 support_labels = tf.identity(support_labels)
@@ -94,7 +137,8 @@ def export_saved_model(learner, export_dir, image_shape, metadata=None):
         learner: A built `MetaLearner` created outside any distribution
             strategy (copy the weights of a distributed one into a fresh
             learner first).
-        export_dir: Output folder (files of an earlier export are overwritten).
+        export_dir: Output folder (files of an earlier export are overwritten;
+            `trainers/run.py` refuses a non-empty folder it does not own).
         image_shape: `(H, W, C)` of the images the learner was trained on.
         metadata: Optional JSON-ready dict stored in
             `assets.extra/mgaug_export.json` (e.g. preprocessing settings).

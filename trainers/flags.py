@@ -6,6 +6,8 @@ later value overrides an earlier one, so command-line flags given after
 `--flagfile` override the file).
 """
 
+import os
+
 from absl import flags
 
 from mgaug_tf import distribute
@@ -66,6 +68,13 @@ flags.DEFINE_integer("image_size", None, "Image height and width fed to the netw
                      "the dataset's own size).", lower_bound=8)
 flags.DEFINE_enum("augment", "auto", ["auto", "on", "off"], "Training augmentation: auto = on "
                   "for natural images, off for Omniglot and glyphs.")
+flags.DEFINE_bool("check_image_files", True, "Before any work, check that every encoded image "
+                  "of the chosen splits is non-empty and starts with a JPEG/PNG signature, and "
+                  "list every one that fails (1-6 s per 50,000 files; truncated images pass: "
+                  "see --verify_images).")
+flags.DEFINE_bool("verify_images", False, "Before any work, decode every image of the chosen "
+                  "splits (in parallel, with a progress bar) and list every undecodable one; "
+                  "seconds for miniImageNet, minutes for tieredImageNet.")
 
 # --- model
 flags.DEFINE_enum("backbone", "conv4", ["conv4", "resnet12"], "Backbone network.")
@@ -156,7 +165,10 @@ flags.DEFINE_string("model_dir", None, "Run folder: checkpoints, TensorBoard sum
                     "results. Rerunning the same command resumes from it.")
 flags.DEFINE_enum("mode", "train_and_eval", MODES, "train (then export), eval, train_and_eval "
                   "(train, evaluate, export) or export.")
-flags.DEFINE_string("export_dir", None, "SavedModel folder (default: model_dir/export).")
+flags.DEFINE_string("export_dir", None, "SavedModel folder (default: model_dir/export, "
+                    "replaced by each export). Another folder must be empty or absent unless "
+                    "--overwrite_export; it may not hold or be part of the model_dir's own files.")
+flags.DEFINE_bool("overwrite_export", False, "Replace a non-empty --export_dir.")
 flags.DEFINE_enum("strategy", "auto", distribute.STRATEGIES, "auto (mirrored when several "
                   "GPUs are visible), one_device, mirrored, or multi_worker (TF_CONFIG).")
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices (to "
@@ -307,3 +319,111 @@ def flagfile_text(flag_values):
 def flag_dict(flag_values):
     """`{name: value}` of the flags defined here (JSON-ready)."""
     return {flag.name: flag.value for flag in _own_flags(flag_values)}
+
+
+# The groups of `--help`, as docs/cli.md groups the flags. Flags defined in
+# this module but in no group are listed under "other".
+HELP_GROUPS = (
+    ("data", ("dataset", "data_dir", "train_split", "val_split", "eval_split", "image_size",
+              "augment", "max_train_classes", "train_classes_seed", "check_image_files",
+              "verify_images")),
+    ("model", ("backbone", "filters", "pooling", "dtype", "learner", "n_way", "k_shot",
+               "k_query", "eval_k_query", "meta_batch_size", "inner_lr", "inner_steps",
+               "eval_inner_steps", "bn_mode", "task_reduction", "vectorize", "recompute")),
+    ("MGAug", ("mgaug", "num_subnets", "keep_min", "keep_max", "mgaug_reduction", "resolutions",
+               "mgaug_resize", "mgaug_flatten_head", "mgaug_parity")),
+    ("optimisation", ("outer_optimizer", "outer_lr", "outer_lr_decay_steps",
+                      "outer_lr_decay_rate", "outer_momentum", "train_steps", "seed")),
+    ("loop", ("eval_every", "val_episodes", "eval_episodes", "eval_seed", "checkpoint_every",
+              "keep_checkpoints", "summary_every", "use_best_checkpoint", "deterministic")),
+    ("run", ("model_dir", "mode", "export_dir", "overwrite_export", "strategy", "cpu_devices")),
+)
+
+HELP_ARGUMENTS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
+
+
+def help_text(flag_values, usage=""):
+    """`--help` / `--helpshort`: `usage`, then this module's flags in `HELP_GROUPS`."""
+    own = {flag.name: flag for flag in _own_flags(flag_values)}
+    grouped = [(group, [own.pop(name) for name in names if name in own])
+               for group, names in HELP_GROUPS]
+    if own:
+        grouped.append(("other", sorted(own.values(), key=lambda flag: flag.name)))
+    lines = [usage.strip(), ""] if usage.strip() else []
+    for group, group_flags in grouped:
+        lines.append(f"{group}:")
+        for flag in group_flags:
+            name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
+            lines.append(flags.text_wrap(f"{name}: {flag.help}", indent="      ",
+                                         firstline_indent="  "))
+            if flag.default is not None and flag.default != []:
+                lines.append(f"      (default: {flag.default_as_str})")
+        lines.append("")
+    lines.append("--flagfile=FILE reads flags from FILE (one per line); --helpfull also lists "
+                 "absl's and TensorFlow's flags.")
+    return "\n".join(lines)
+
+
+class FlagfileError(ValueError):
+    """A --flagfile (or a file it includes) cannot be found or read."""
+
+
+def _flagfile_path(name, including):
+    """Where `--flagfile=name` points: tried in the order absl would, then beside the includer."""
+    path = os.path.expanduser(name)
+    if os.path.isabs(path):
+        return path, [path]
+    tried = [os.path.abspath(path)]
+    if including is not None:
+        # Relative to the current folder (absl's rule), else to the including
+        # file's folder or one of its parents (configs/x.cfg including
+        # configs/y.cfg from anywhere).
+        folder = os.path.dirname(os.path.abspath(including))
+        while True:
+            tried.append(os.path.join(folder, path))
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+    for candidate in tried:
+        if os.path.isfile(candidate):
+            return candidate, tried
+    return None, tried
+
+
+def expand_flagfiles(args, _including=None, _depth=0):
+    """`args` with every `--flagfile=FILE` replaced by FILE's flags, recursively.
+
+    FILE is read as absl reads flagfiles (one flag per line, `#` and `//`
+    comments). A relative FILE is looked up in the current folder first (as
+    absl does), and for a file included by another config also beside the
+    including file and in the folders above it, so configs that include
+    each other work from any folder.
+
+    Raises:
+        FlagfileError: A FILE is not found (naming every place looked at and
+            the including file) or includes itself.
+    """
+    expanded = []
+    for arg in args:
+        if not (arg.startswith("--flagfile=") or arg.startswith("-flagfile=")):
+            expanded.append(arg)
+            continue
+        name = arg.split("=", 1)[1]
+        path, tried = _flagfile_path(name, _including)
+        where = f" (included by {_including})" if _including else ""
+        if path is None:
+            raise FlagfileError(f"--flagfile={name}{where} not found; looked at "
+                                + ", ".join(dict.fromkeys(tried)) + ".")
+        if _depth > 20:
+            raise FlagfileError(f"--flagfile={name}{where}: flagfiles include each other in a "
+                                "loop.")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = [line.strip() for line in handle]
+        except OSError as error:
+            raise FlagfileError(f"--flagfile={name}{where} cannot be read: {error}.") from None
+        lines = [line for line in lines
+                 if line and not line.startswith("#") and not line.startswith("//")]
+        expanded.extend(expand_flagfiles(lines, path, _depth + 1))
+    return expanded

@@ -14,15 +14,29 @@ evaluation pipeline does (`assets.extra/mgaug_export.json`: a bilinear resize,
 or a centre crop for models trained with random resized crops).
 """
 
+import contextlib
 import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:  # in a checkout: filter TensorFlow's start-up noise (imports no TensorFlow)
+    from trainers import quiet  # pylint: disable=wrong-import-position
+
+    quiet.configure()
+    _quiet_stderr = quiet.native_stderr
+except ImportError:  # this file copied alone: TensorFlow only
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet_stderr = contextlib.nullcontext
 
 # pylint: disable=wrong-import-position
 import numpy as np
-import tensorflow as tf
+
+with _quiet_stderr():
+    import tensorflow as tf
+
+    if __name__ == "__main__":
+        tf.config.list_physical_devices()  # cuInit noise, filtered
 from absl import app
 from absl import flags
 from PIL import Image, UnidentifiedImageError
@@ -75,12 +89,16 @@ def _read_image(path, channels, size, eval_resize_ratio):
     return eval_preprocess(pixels, size, eval_resize_ratio)
 
 
-def _eval_resize_ratio(saved_model):
+def _metadata(saved_model):
     path = os.path.join(saved_model, METADATA_FILE)
     if not os.path.exists(path):
-        return None
+        return {}
     with open(path, encoding="utf-8") as handle:
-        augment = json.load(handle).get("eval_augment")
+        return json.load(handle)
+
+
+def _eval_resize_ratio(saved_model):
+    augment = _metadata(saved_model).get("eval_augment")
     if augment and augment.get("random_resized_crop"):
         return float(augment["eval_resize_ratio"])
     return None
@@ -103,7 +121,10 @@ def predict(saved_model, support_dir, query_dir):
         raise InputError(f"--saved_model={saved_model} is not a readable SavedModel "
                          f"({error}).") from None
     signature = model.signatures["serving_default"]
-    height, width, channels = signature.structured_input_signature[1]["query_images"].shape[1:]
+    image_shape = _metadata(saved_model).get("image_shape")
+    if image_shape is None:  # exports whose signature fixed the image shape
+        image_shape = signature.structured_input_signature[1]["query_images"].shape[1:]
+    height, width, channels = (int(size) for size in image_shape)
     n_way = signature.structured_outputs["logits"].shape[-1]
     ratio = _eval_resize_ratio(saved_model)
 

@@ -10,27 +10,38 @@ See docs/cli.md for the modes, configs, distribution and the SavedModel.
 """
 
 import os
+import shutil
 import sys
+import time
 import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+from trainers import quiet  # pylint: disable=wrong-import-position
+
+quiet.configure()  # before TensorFlow loads
 
 # pylint: disable=wrong-import-position
 import dataclasses
 
-import keras
-import tensorflow as tf
 from absl import app
 from absl import flags
 from absl import logging
 
-import mgaug_tf as mg
-from mgaug_tf import data, distribute, export
-from mgaug_tf.data import preprocess
-from mgaug_tf.training import checkpoints, evaluation, files, inputs, summaries, trainer
-from trainers import flags as run_flags
+with quiet.native_stderr():
+    import keras
+    import tensorflow as tf
+
+    import mgaug_tf as mg
+    from mgaug_tf import data, distribute, export
+    from mgaug_tf.data import preprocess
+    from mgaug_tf.training import checkpoints, evaluation, files, inputs, summaries, trainer
+    from trainers import flags as run_flags
+
+    if __name__ == "__main__":
+        # Finds the devices (cuInit) now, while the noise of a machine without a
+        # GPU is filtered; later calls reuse the result.
+        tf.config.list_physical_devices()
 
 FLAGS = flags.FLAGS
 
@@ -125,6 +136,65 @@ def _check_image_size(image_shape):
                           "only downscale).")
 
 
+def _check_images(splits, say):
+    """The pre-flight image check (--check_image_files, --verify_images) of the chosen splits.
+
+    Raises:
+        ConfigError: Listing every unreadable image found.
+    """
+    if not (FLAGS.check_image_files or FLAGS.verify_images):
+        return
+    problems, checked = [], set()
+    for split_flag, split in splits.items():
+        if FLAGS[split_flag].value in checked:
+            continue
+        checked.add(FLAGS[split_flag].value)
+        progress = None
+        if FLAGS.verify_images:
+            total = int(split.class_sizes.sum())
+            say(f"Decoding the {total} images of {split.dataset} {split.split} (--verify_images)")
+            if say.enabled:
+                bar = keras.utils.Progbar(total, unit_name="image",
+                                          interval=0.5 if sys.stdout.isatty() else 30.0)
+                progress = bar.update
+        problems += split.check_images(decode=FLAGS.verify_images, progress=progress)
+    if problems:
+        how = ("decoded" if FLAGS.verify_images
+               else "quick check of sizes and signatures, --check_image_files")
+        raise ConfigError(
+            f"{len(problems)} image(s) of the chosen splits cannot be read ({how}):\n  "
+            + "\n  ".join(problems) + "\nReplace or remove these files (and their entries in "
+            "the split's list) and rerun.")
+
+
+def _export_dir():
+    return FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
+
+
+RUN_ENTRIES = ("train", "val", "eval", checkpoints.BEST, "checkpoint", "flags.cfg",
+               files.LOCK_FILE)
+
+
+def _check_export_dir():
+    """The export must not mix with other files or write over the model_dir's own."""
+    export_dir = os.path.abspath(_export_dir())
+    model_dir = os.path.abspath(FLAGS.model_dir)
+    own_default = export_dir == os.path.join(model_dir, "export")
+    name = os.path.basename(export_dir)
+    if (export_dir == model_dir or model_dir.startswith(export_dir.rstrip(os.sep) + os.sep)
+            or (os.path.dirname(export_dir) == model_dir
+                and (name in RUN_ENTRIES or name.startswith(("ckpt-", "eval_"))))):
+        raise ConfigError(f"--export_dir={FLAGS.export_dir} would write the SavedModel over the "
+                          f"files of --model_dir={FLAGS.model_dir}; use a folder of its own "
+                          "(default: model_dir/export).")
+    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise ConfigError(f"--export_dir={FLAGS.export_dir} is a file, not a folder.")
+    if (not own_default and os.path.isdir(export_dir) and os.listdir(export_dir)
+            and not FLAGS.overwrite_export):
+        raise ConfigError(f"--export_dir={FLAGS.export_dir} is not empty; pass "
+                          "--overwrite_export to replace its contents, or choose a new folder.")
+
+
 # ----------------------------------------------------------------- builders
 def _build_learner(image_shape):
     """The learner the flags describe, built for `image_shape`."""
@@ -182,6 +252,17 @@ def _hparams():
     return values
 
 
+class _Say:
+    """`say(text)` prints on the chief only."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __call__(self, text):
+        if self.enabled:
+            print(text, flush=True)
+
+
 # ----------------------------------------------------------------- phases
 @dataclasses.dataclass
 class Experiment:
@@ -218,6 +299,7 @@ def prepare(training, evaluating):
     if FLAGS.cpu_devices:
         distribute.split_cpu(FLAGS.cpu_devices)
     strategy = distribute.create_strategy(FLAGS.strategy)
+    role = distribute.worker_role(strategy)
     replicas = strategy.num_replicas_in_sync
     if FLAGS.meta_batch_size % replicas:
         raise ConfigError(f"--meta_batch_size={FLAGS.meta_batch_size} is not divisible by the "
@@ -228,6 +310,8 @@ def prepare(training, evaluating):
     elif tf.train.latest_checkpoint(FLAGS.model_dir) is None:
         raise ConfigError(f"--mode={FLAGS.mode} needs a trained run, but --model_dir="
                           f"{FLAGS.model_dir} holds no checkpoint.")
+    if FLAGS.mode != "eval":
+        _check_export_dir()
     split_flags = ["train_split"] + (["val_split"] if training else []) + (
         ["eval_split"] if evaluating else [])
     splits = {}
@@ -238,6 +322,7 @@ def prepare(training, evaluating):
     size = FLAGS.image_size or train_split.image_shape[0]
     image_shape = (size, size, train_split.image_shape[2])
     _check_image_size(image_shape)
+    _check_images(splits, _Say(role.is_chief))
 
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -250,7 +335,6 @@ def prepare(training, evaluating):
         optimizer = _build_optimizer()
         learner.compile(optimizer=optimizer)
         optimizer.build(learner.trainable_variables)
-    role = distribute.worker_role(strategy)
     return Experiment(
         strategy=strategy, role=role, image_shape=image_shape, splits=splits,
         augment={"auto": "auto", "on": True, "off": False}[FLAGS.augment], learner=learner,
@@ -302,7 +386,10 @@ def evaluate(experiment, checkpoint_path):
 
 def export_model(experiment, checkpoint_path):
     """Writes the restored weights as a few-shot inference SavedModel."""
-    export_dir = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
+    export_dir = _export_dir()
+    _check_export_dir()  # again: the folder may have changed while training
+    if os.path.isdir(export_dir):  # the run's own earlier export, or --overwrite_export
+        shutil.rmtree(export_dir)
     # A plain (undistributed) copy of the learner: the SavedModel must not
     # depend on the training devices.
     serving_learner = _build_learner(experiment.image_shape)
@@ -321,20 +408,36 @@ def run():
     evaluating = FLAGS.mode in ("eval", "train_and_eval")
     exporting = FLAGS.mode in ("train", "train_and_eval", "export")
     experiment = prepare(training, evaluating)
-    experiment.say(
-        f"{FLAGS.learner} on {experiment.splits['train_split'].dataset} ({FLAGS.n_way}-way "
-        f"{FLAGS.k_shot}-shot, {'x'.join(map(str, experiment.image_shape))}), MGAug "
-        f"{FLAGS.mgaug}, {experiment.strategy.num_replicas_in_sync} replica(s) on "
-        f"{experiment.role.num_workers} worker(s), model_dir {FLAGS.model_dir}")
-    if training:
-        train(experiment)
-        distribute.barrier(experiment.strategy)  # the chief's last saves are complete
-    checkpoint_path = experiment.checkpoints.restore_model(
-        checkpoints.BEST if FLAGS.use_best_checkpoint else checkpoints.LATEST)
-    if evaluating:
-        evaluate(experiment, checkpoint_path)
-    if exporting and experiment.role.is_chief:
-        export_model(experiment, checkpoint_path)
+    _STATE["experiment"] = experiment
+    lock = None
+    if experiment.role.is_chief:
+        # A second live run in the same model_dir would overwrite this one's
+        # checkpoints and double its TensorBoard curves.
+        try:
+            lock = files.RunLock(FLAGS.model_dir).acquire()
+        except files.RunLockedError as error:
+            raise ConfigError(f"--model_dir={FLAGS.model_dir}: {error}") from None
+        if lock.stale_owner:
+            experiment.say(f"Replaced a stale lock of a run that no longer runs "
+                           f"({lock.stale_owner}).")
+    try:
+        experiment.say(
+            f"{FLAGS.learner} on {experiment.splits['train_split'].dataset} ({FLAGS.n_way}-way "
+            f"{FLAGS.k_shot}-shot, {'x'.join(map(str, experiment.image_shape))}), MGAug "
+            f"{FLAGS.mgaug}, {experiment.strategy.num_replicas_in_sync} replica(s) on "
+            f"{experiment.role.num_workers} worker(s), model_dir {FLAGS.model_dir}")
+        if training:
+            train(experiment)
+            distribute.barrier(experiment.strategy)  # the chief's last saves are complete
+        checkpoint_path = experiment.checkpoints.restore_model(
+            checkpoints.BEST if FLAGS.use_best_checkpoint else checkpoints.LATEST)
+        if evaluating:
+            evaluate(experiment, checkpoint_path)
+        if exporting and experiment.role.is_chief:
+            export_model(experiment, checkpoint_path)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def main(argv):
@@ -352,6 +455,14 @@ def main(argv):
               "(its flags.cfg) or a new --model_dir.", error=error)
     except trainer.NonFiniteError as error:
         _fail(str(error), EXIT_NON_FINITE, error=error)
+    except (data.CorruptDataError, data.DataNotFoundError) as error:
+        # Raised inside the input pipeline mid-run (a file the pre-flight
+        # check could not catch, or one changed since).
+        latest = tf.train.latest_checkpoint(FLAGS.model_dir) if FLAGS.model_dir else None
+        kept = (f"The last checkpoint, {latest}, is intact; rerun the same command to resume "
+                "from it." if latest else "No checkpoint had been written yet.")
+        _fail(f"{error} Replace or remove the file (--verify_images lists every unreadable "
+              f"image before training). {kept}", error=error)
     except KeyboardInterrupt as error:
         _fail("interrupted; rerun the same command to resume from the last checkpoint.", 130,
               error=error)
@@ -361,15 +472,70 @@ def main(argv):
         _fail(f"{type(error).__name__}; see the traceback above.", 1, error=error)
 
 
+# Errors of this process are kept alive until it ends: their frames hold the
+# run's tf.data iterators, and destroying an iterator whose pipeline has
+# failed (a corrupt image) blocks forever inside TensorFlow 2.21: gdb showed
+# the main thread waiting in MultiDeviceBuffer::Reset, MapAndBatch's or the
+# tf.data thread pool's destructor for threads that never finish, with no
+# thread waiting for the GIL. That is why run.py printed its error and then
+# never exited; `_exit_now` ends the process without that teardown.
+_FAILURES = []
+_STATE = {}
+
+
 def _fail(message, code=EXIT_USAGE, error=None):
     if error is not None:
-        # The failed frames hold live tf.data iterators, whose Python-function
-        # threads would hang the interpreter's exit: drop them first.
-        traceback.clear_frames(error.__traceback__)
+        _FAILURES.append(error)
     print(f"\nrun.py: error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
 
 
-if __name__ == "__main__":
+def _exit_now(code):
+    """Ends the process with `code` without destroying TensorFlow objects (see `_FAILURES`).
+
+    Everything the run wrote is complete by now: checkpoints and JSON files
+    are written synchronously; summaries and the standard streams are flushed
+    here. Skipping the interpreter's teardown is what guarantees that no
+    error path leaves the process running.
+    """
+    experiment = _STATE.get("experiment")
+    try:
+        if experiment is not None:
+            experiment.summaries.flush()
+    except Exception:  # pylint: disable=broad-except  # exiting anyway
+        pass
+    logging.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if isinstance(code, str):  # sys.exit("message")
+        print(code, file=sys.stderr, flush=True)
+        code = 1
+    os._exit(0 if code is None else int(code))  # pylint: disable=protected-access
+
+
+def entry_point(argv):
+    """`python trainers/run.py ...`: help, flagfiles, then `main`; never returns."""
+    if any(arg in run_flags.HELP_ARGUMENTS for arg in argv[1:]):
+        print(run_flags.help_text(FLAGS, __doc__))
+        _exit_now(0)
+    try:
+        argv = argv[:1] + run_flags.expand_flagfiles(argv[1:])
+    except run_flags.FlagfileError as error:
+        print(f"run.py: error: {error}", file=sys.stderr)
+        _exit_now(1)
     flags.mark_flag_as_required("model_dir")
-    app.run(main)
+    try:
+        app.run(main, argv=argv)
+    except SystemExit as done:
+        _exit_now(done.code)
+    except BaseException:  # pylint: disable=broad-except
+        traceback.print_exc()
+        _exit_now(1)
+    _exit_now(0)
+
+
+if __name__ == "__main__":
+    entry_point(sys.argv)

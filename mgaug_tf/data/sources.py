@@ -7,6 +7,9 @@ what a user inspects is exactly what the learner is fed.
 
 import io
 import logging
+import os
+import re
+from concurrent import futures
 
 import numpy as np
 from PIL import Image
@@ -41,6 +44,8 @@ def decode_image(data, channels, size, what):
     Raises:
         CorruptDataError: The bytes are not a decodable image.
     """
+    if not data:
+        raise CorruptDataError(f"Cannot decode image {what}: it is empty (0 bytes).")
     try:
         with Image.open(io.BytesIO(data)) as pil:
             mode = "L" if channels == 1 else "RGB"
@@ -48,11 +53,36 @@ def decode_image(data, channels, size, what):
             if pil.mode != mode:
                 pil = pil.convert(mode)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        # PIL names the in-memory buffer ("<_io.BytesIO object at 0x...>"): drop it.
+        reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(error)).rstrip(". ")
         raise CorruptDataError(
-            f"Cannot decode image {what}: {error}. The image is truncated or corrupt, or is "
-            "not a PNG/JPEG.") from None
+            f"Cannot decode image {what} ({len(data)} bytes): {reason}. The image is truncated "
+            "or corrupt, or is not a PNG/JPEG.") from None
     image = np.asarray(pil).reshape(pil.size[1], pil.size[0], channels)
     return resize_image(image, size)
+
+
+# Leading bytes of the encodings Pillow decodes here (JPEG, PNG, GIF, BMP, WebP).
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
+                    b"RIFF")
+SIGNATURE_BYTES = 8
+
+
+def quick_image_problem(size, head):
+    """Why an encoded image is certainly undecodable, from its size and first bytes, or None.
+
+    Catches empty files and non-image bytes (the signature is wrong); a
+    truncated image passes, since only decoding it finds that.
+
+    Args:
+        size: Length of the encoded image in bytes.
+        head: Its first `SIGNATURE_BYTES` bytes (or fewer when shorter).
+    """
+    if size == 0:
+        return "empty (0 bytes)"
+    if not head.startswith(IMAGE_SIGNATURES):
+        return f"not a JPEG/PNG ({size} bytes starting {bytes(head[:4]).hex(' ')})"
+    return None
 
 
 class ImageSource:
@@ -66,6 +96,27 @@ class ImageSource:
     def load(self, items):
         """Returns the uint8 images `[len(items), H, W, C]` for int item ids."""
         raise NotImplementedError
+
+    def check(self, items, decode=False, workers=None, progress=None):
+        """Finds the items that cannot be read, without stopping at the first.
+
+        Args:
+            items: int item ids to check.
+            decode: False: a quick check of each encoded image's size and
+                signature (sources without encoded images report nothing).
+                True: decode every image, as training would.
+            workers: Threads decoding in parallel (default: the CPU count).
+            progress: Optional `callback(number of items done)`, called as
+                the check advances.
+
+        Returns:
+            A list of one-line problems, each naming the file or item, in
+            item order (empty when every item is readable).
+        """
+        del decode, workers
+        if progress is not None:
+            progress(len(items))
+        return []
 
 
 class ArraySource(ImageSource):
@@ -113,6 +164,10 @@ class EncodedSource(ImageSource):
         count: Number of items.
         fetch: `fetch(item) -> bytes`, the encoded image. Called from several
             threads at once by the episode pipeline.
+        peek: Optional `peek(item) -> (size in bytes, first bytes)` for the
+            quick check (`check(decode=False)`), cheaper than `fetch` (a file
+            size and its first `SIGNATURE_BYTES` bytes); without it the quick
+            check reports nothing.
         describe: `describe(item) -> str`, the file or item named in errors.
         image_size: Decoded images are resized to `[image_size, image_size]`.
         channels: 1 or 3.
@@ -123,9 +178,10 @@ class EncodedSource(ImageSource):
     """
 
     def __init__(self, count, fetch, describe, image_size, channels, postprocess=None,
-                 cache_limit_bytes=DEFAULT_CACHE_LIMIT_BYTES):
+                 cache_limit_bytes=DEFAULT_CACHE_LIMIT_BYTES, peek=None):
         self._count = count
         self._fetch = fetch
+        self._peek = peek
         self._describe = describe
         self._channels = channels
         self._postprocess = postprocess
@@ -159,6 +215,39 @@ class EncodedSource(ImageSource):
                 self._cached[item] = True
         return images
 
+    def _problem(self, item, decode):
+        try:
+            if decode:
+                decode_image(self._fetch(item), self._channels, self.image_shape[0],
+                             self._describe(item))
+                return None
+            if self._peek is None:
+                return None
+            problem = quick_image_problem(*self._peek(item))
+        except (CorruptDataError, DataNotFoundError) as error:
+            return str(error)
+        return None if problem is None else f"{self._describe(item)}: {problem}"
+
+    def check(self, items, decode=False, workers=None, progress=None):
+        items = [int(item) for item in items]
+        if not decode or len(items) < 2:
+            problems = [self._problem(item, decode) for item in items]
+            if progress is not None:
+                progress(len(items))
+            return [problem for problem in problems if problem]
+        # Pillow decodes without the GIL: threads use every core.
+        chunks = [items[start:start + 64] for start in range(0, len(items), 64)]
+        problems = []
+        with futures.ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+            done = 0
+            for chunk, found in zip(chunks, pool.map(
+                    lambda chunk: [self._problem(item, True) for item in chunk], chunks)):
+                problems.extend(problem for problem in found if problem)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done)
+        return problems
+
 
 class RotatedSource(ImageSource):
     """Every image of `base` at several multiples of 90 degrees.
@@ -177,6 +266,10 @@ class RotatedSource(ImageSource):
 
     def __len__(self):
         return len(self._base) * len(self._quarter_turns)
+
+    def check(self, items, decode=False, workers=None, progress=None):
+        base_items = np.unique(np.asarray(items, np.int64) // len(self._quarter_turns))
+        return self._base.check(base_items, decode, workers, progress)
 
     def load(self, items):
         items = np.asarray(items, np.int64)
@@ -208,9 +301,21 @@ def read_file(path):
         raise CorruptDataError(f"Cannot read image file {path}: {error}.") from None
 
 
+def peek_file(path):
+    """`(size in bytes, first SIGNATURE_BYTES bytes)` of an image file (quick check)."""
+    try:
+        with open(path, "rb") as handle:
+            return os.fstat(handle.fileno()).st_size, handle.read(SIGNATURE_BYTES)
+    except FileNotFoundError:
+        raise DataNotFoundError(f"Image file {path} is missing.") from None
+    except OSError as error:
+        raise CorruptDataError(f"Cannot read image file {path}: {error}.") from None
+
+
 def file_source(paths, image_size, channels, cache_limit_bytes, postprocess=None):
     """An `EncodedSource` over image files (item `i` is `paths[i]`)."""
     paths = [str(path) for path in paths]
     return EncodedSource(len(paths), lambda item: read_file(paths[item]),
                          lambda item: paths[item], image_size, channels,
-                         postprocess=postprocess, cache_limit_bytes=cache_limit_bytes)
+                         postprocess=postprocess, cache_limit_bytes=cache_limit_bytes,
+                         peek=lambda item: peek_file(paths[item]))

@@ -17,7 +17,7 @@ import numpy as np
 from mgaug_tf.data.errors import CorruptDataError
 from mgaug_tf.data.formats import Dataset, Format, cache_limit, check_image_size
 from mgaug_tf.data.pickles import as_str, load_pickle, scan_png_blobs
-from mgaug_tf.data.sources import ArraySource, EncodedSource
+from mgaug_tf.data.sources import SIGNATURE_BYTES, ArraySource, EncodedSource
 from mgaug_tf.data.split import FewShotSplit, group_by_label
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,9 @@ def _read_ren(paths, split, image_size=None, cache_decoded=None):
         def fetch(item):
             return view[offsets[item]:offsets[item] + lengths[item]]
 
+        def peek(item):
+            return int(lengths[item]), view[offsets[item]:offsets[item] + SIGNATURE_BYTES]
+
         how = "PNG bytes memory-mapped in place"
     else:
         logger.warning(
@@ -100,10 +103,14 @@ def _read_ren(paths, split, image_size=None, cache_decoded=None):
             value = encoded[item]
             return value.tobytes() if isinstance(value, np.ndarray) else bytes(value)
 
+        def peek(item):
+            data = fetch(item)
+            return len(data), data[:SIGNATURE_BYTES]
+
         how = "PNG bytes unpickled into memory"
     class_names, class_items, categories = labels.group(count)
-    source = EncodedSource(count, fetch, lambda item: f"#{item} of {images_path}", image_size,
-                           3, cache_limit_bytes=cache_limit(cache_decoded))
+    source = EncodedSource(count, fetch, lambda item: f"image #{item} of {images_path}",
+                           image_size, 3, cache_limit_bytes=cache_limit(cache_decoded), peek=peek)
     return FewShotSplit("tieredimagenet", split, class_names, class_items, source,
                         category_labels=categories, category_names=labels.category_names,
                         description=f"Ren et al. pickles {images_path.name} ({how}) + "

@@ -225,6 +225,8 @@ class MetaLearner(keras.Model):
                 gradients, augment_logs = self.augmentation.task_gradients(
                     self, task, task_index, variables, gradients, accumulated=totals)
                 logs.update(augment_logs)
+            else:  # the norm MGAug logs as full_grad_norm, so runs compare
+                logs["full_grad_norm"] = tf.linalg.global_norm(gradients)
             totals = [total + gradient for total, gradient in zip(totals, gradients)]
             per_task_logs.append(logs)
             if outcome.new_non_trainable is not None:
@@ -294,6 +296,8 @@ class MetaLearner(keras.Model):
             names.append("accuracy_before")
         if self.augmentation is not None:
             names += self.augmentation.metric_names()
+        else:
+            names.append("full_grad_norm")
         return names
 
     def _has_accuracy_before(self):

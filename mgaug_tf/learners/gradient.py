@@ -186,6 +186,10 @@ class GradientLearner(MetaLearner):
             totals, augment_logs = self.augmentation.grouped_task_gradients(
                 self, stacked_task, outcome)
             logs.update(augment_logs)
+        else:  # per-task norm of the network's meta-gradient, as MGAug's full_grad_norm
+            logs["full_grad_norm"] = tf.reduce_mean(tf.sqrt(tf.add_n([
+                tf.reduce_sum(tf.square(tf.reshape(gradient, [num_tasks, -1])), axis=1)
+                for gradient in outcome.group_gradients])))
         if self.task_reduction == "mean":
             scale = self._mean_scale(num_tasks)
             totals = [total * tf.cast(scale, total.dtype) for total in totals]

@@ -119,7 +119,8 @@ class EpisodeEvaluator:
             self.strategy, spec, self.tasks_per_step, training=False, num_steps=num_steps))
         accuracies, losses = [], []
         for _ in range(num_steps):
-            step_accuracies, step_losses = self._step(iterator)
+            with inputs.data_errors_reported():
+                step_accuracies, step_losses = self._step(iterator)
             accuracies.append(step_accuracies.numpy())
             losses.append(step_losses.numpy())
         return EvaluationResult(spec.split.split,

@@ -19,12 +19,14 @@ against `episode_dataset`'s own episodes; a `first_episode` argument there
 would make the rule explicit.
 """
 
+import contextlib
 import dataclasses
 from typing import Any
 
 import tensorflow as tf
 
 from mgaug_tf import data
+from mgaug_tf.data import errors as data_errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,3 +118,21 @@ def distributed_meta_batches(strategy, spec, meta_batch_size, first_step=0, trai
     return strategy.distribute_datasets_from_function(
         lambda context: meta_batches(spec, meta_batch_size, context, first_step, training,
                                      num_steps))
+
+
+@contextlib.contextmanager
+def data_errors_reported():
+    """Re-raises a data error from inside the input pipeline as the package's own.
+
+    A corrupt image found by the episode pipeline surfaces as a TensorFlow
+    `InvalidArgumentError` wrapping a Python traceback; this raises the
+    `CorruptDataError` / `DataNotFoundError` it carries instead (one line
+    naming the file). Other errors pass unchanged.
+    """
+    try:
+        yield
+    except tf.errors.OpError as error:
+        data_error = data_errors.error_from_pipeline(error)
+        if data_error is None:
+            raise
+        raise data_error from None

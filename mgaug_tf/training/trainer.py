@@ -1,14 +1,15 @@
 """The meta-training loop: distributed meta-steps, validation, checkpoints, summaries."""
 
 import math
+import sys
 import time
 
+import keras
 import tensorflow as tf
 
 from mgaug_tf.training import checkpoints as checkpoints_lib
 from mgaug_tf.training import inputs
 from mgaug_tf.training import summaries as summaries_lib
-from mgaug_tf.training.progress import ProgressBar
 
 
 class NonFiniteError(RuntimeError):
@@ -16,11 +17,50 @@ class NonFiniteError(RuntimeError):
 
     def __init__(self, step, what, last_checkpoint):
         self.step, self.last_checkpoint = step, last_checkpoint
-        kept = (f"The last good checkpoint, {last_checkpoint}, is intact"
-                if last_checkpoint else "No checkpoint had been written yet")
-        super().__init__(
-            f"{what} at step {step}; training stopped. {kept}. Resume from it with a lower "
-            "outer or inner learning rate.")
+        if last_checkpoint:
+            advice = (f"The last good checkpoint, {last_checkpoint}, is intact. Resume from it "
+                      "with a lower outer or inner learning rate.")
+        else:
+            advice = ("No checkpoint had been written yet, so there is nothing to resume from: "
+                      "start again with a lower outer or inner learning rate.")
+        super().__init__(f"{what} at step {step}; training stopped. {advice}")
+
+
+class Progress:
+    """The training progress bar (`keras.utils.Progbar`) and messages between its lines.
+
+    The bar counts the meta-steps of this session (a resumed run's bar
+    starts at 0 of the steps left, so its ETA is right); messages say the
+    absolute step. On a terminal the bar is redrawn twice a second, in a log
+    file every 30 s.
+
+    Args:
+        steps: Meta-steps this session will run.
+        enabled: False makes every call a no-op (processes other than the chief).
+    """
+
+    def __init__(self, steps, enabled=True):
+        self.enabled = enabled
+        self._bar = None
+        if enabled and steps > 0:
+            interactive = bool(getattr(sys.stdout, "isatty", lambda: False)())
+            self._bar = keras.utils.Progbar(steps, interval=0.5 if interactive else 30.0,
+                                            stateful_metrics=["loss", "accuracy",
+                                                              "subnet_loss"])
+        self._open_line = False
+
+    def update(self, done, values):
+        """Shows `done` steps of this session and the latest `values` (`{name: float}`)."""
+        if self._bar is not None:
+            self._bar.update(done, list(values.items()))
+            self._open_line = done < self._bar.target
+
+    def message(self, text):
+        """Prints `text` on its own line."""
+        if not self.enabled:
+            return
+        print(("\n" if self._open_line else "") + text, flush=True)
+        self._open_line = False
 
 
 def _weights_are_finite(learner):
@@ -109,6 +149,7 @@ class MetaTrainer:
         self.checkpoint_every = checkpoint_every
         self.summary_every = summary_every
         self.show_progress = show_progress
+        self._validated = False  # the first validation builds the evaluation graph
         self._train_step = make_distributed_train_step(learner, strategy)
 
     def resume(self):
@@ -127,9 +168,18 @@ class MetaTrainer:
             NonFiniteError: The meta-loss or the weights became NaN/Inf (the
                 weights are checked before every save, so no checkpoint ever
                 holds them).
+            CorruptDataError, DataNotFoundError: An image of the training or
+                validation split could not be read inside the input pipeline
+                (one line naming the file). Caveat: once an input pipeline
+                has failed this way, TensorFlow 2.21 blocks forever when its
+                iterator is destroyed (seen with gdb, in several tf.data
+                destructors), which would keep the process from exiting; a
+                program that catches this error should end with `os._exit`
+                rather than a normal interpreter exit, as `trainers/run.py`
+                does.
         """
         step = self.resume()
-        progress = ProgressBar(train_steps, initial=step, enabled=self.show_progress)
+        progress = Progress(train_steps - step, enabled=self.show_progress)
         if step >= train_steps:
             progress.message(f"model_dir already holds step {step} >= train_steps="
                              f"{train_steps}; nothing to train.")
@@ -141,9 +191,15 @@ class MetaTrainer:
         averages, timings, last_logs = _Averages(), _Averages(), {}
         started = step
         while step < train_steps:
+            if step == started:
+                progress.message("Building the meta-step graph (the first step traces and "
+                                 "compiles it; minutes for large models)...")
             start = time.perf_counter()
-            logs = {name: float(value) for name, value in self._train_step(iterator).items()}
+            with inputs.data_errors_reported():
+                logs = {name: float(value) for name, value in self._train_step(iterator).items()}
             seconds = time.perf_counter() - start
+            if step == started:
+                progress.message(f"Meta-step graph built; the first step took {seconds:.1f} s.")
             step += 1
             if not math.isfinite(logs["loss"]):
                 raise NonFiniteError(step, f"The meta-loss became {logs['loss']}",
@@ -155,7 +211,7 @@ class MetaTrainer:
             shown = {"loss": logs["loss"], "accuracy": logs["accuracy"]}
             if "subnet_loss" in logs:
                 shown["subnet_loss"] = logs["subnet_loss"]
-            progress.update(step, shown)
+            progress.update(step - started, shown)
             if step % self.summary_every == 0 or step == train_steps:
                 last_logs = averages.pop()
                 extra = summaries_lib.learning_rates(self.learner, self.learner.optimizer)
@@ -181,6 +237,10 @@ class MetaTrainer:
         self.checkpoints.save(step)
 
     def _validate(self, step, progress):
+        if not self._validated:
+            progress.message(f"step {step}: validating (the first validation also builds the "
+                             "evaluation graph)...")
+            self._validated = True
         result = self.validator()
         self.summaries.validation(step, result)
         improved = result.mean_accuracy > float(self.checkpoints.best_accuracy.numpy())
@@ -188,4 +248,5 @@ class MetaTrainer:
             self._check_weights(step)
             self.checkpoints.save_best(step, result.mean_accuracy)
         progress.message(f"step {step}: validation {result.summary()}"
-                         + (" (best so far)" if improved else ""))
+                         + (" (best so far)" if improved else "")
+                         + (f", {result.seconds:.1f} s" if result.seconds else ""))

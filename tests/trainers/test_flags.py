@@ -142,7 +142,11 @@ def test_learning_rate_decay_and_eval_k_query_reach_the_run(tmp_path):
         run.main(["run.py"])
     finally:
         FLAGS.unparse_flags()
-    rates = dict(report.read_scalars(str(model_dir / "train"))["learning_rate/outer"])
+    scalars = report.read_scalars(str(model_dir / "train"))
+    rates = dict(scalars["learning_rate/outer"])
+    # A run without MGAug logs its meta-gradient norm too (compared with MGAug runs').
+    assert [step for step, _ in scalars["meta_gradient_norm/full"]] == [1, 2, 3, 4]
+    assert all(value > 0 for _, value in scalars["meta_gradient_norm/full"])
     # Logged after each step's update: staircase halving every 2 optimizer steps.
     np.testing.assert_allclose([rates[step] for step in (1, 2, 3, 4)],
                                [0.01, 0.005, 0.005, 0.0025], rtol=1e-6)
@@ -164,3 +168,27 @@ def test_max_train_classes_limits_only_the_training_split_and_is_recorded():
                                               ).sample_source_classes(7, 4).class_names
     assert "--max_train_classes=7" in text and "--train_classes_seed=4" in text
     assert {"max_train_classes", "train_classes_seed"} <= set(run_flags.MODEL_FLAGS)
+
+
+def test_flagfile_includes_resolve_beside_the_including_file(tmp_path, monkeypatch):
+    from trainers import flags as run_flags  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.chdir(tmp_path)  # not the repository: configs/... is not found from here
+    args = run_flags.expand_flagfiles([f"--flagfile={REPO / 'configs' / 'mini_maml_mgaug.cfg'}",
+                                       "--n_way=3"])
+    assert "--learner=maml" in args and "--mgaug=catfish" in args
+    assert args[-1] == "--n_way=3"  # the command line still overrides the files
+    (tmp_path / "a.cfg").write_text("# a comment\n--flagfile=missing.cfg\n")
+    with pytest.raises(run_flags.FlagfileError,
+                       match=r"--flagfile=missing.cfg \(included by .*a.cfg\) not found; "
+                             r"looked at .*missing.cfg"):
+        run_flags.expand_flagfiles(["--flagfile=a.cfg"])
+
+
+def test_readme_test_command_shows_skip_reasons_and_says_what_they_need():
+    readme = (REPO / "README.md").read_text()
+    command = 'python -m pytest -q -rs -m "not slow"'
+    assert command in readme and command in (REPO / ".ci" / "run").read_text()
+    for needed in ("../shared/data", "MGAUG_SHARED_DATA", "images_background.zip",
+                   "miniimagenet_subset20.tar", "about 15\nCPU-minutes"):
+        assert needed in readme, needed

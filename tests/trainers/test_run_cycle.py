@@ -42,6 +42,18 @@ def _eval_episodes(count):
             for (support, support_labels, query), labels in dataset]
 
 
+def test_first_step_says_it_builds_the_graph_and_how_long_it_took(reference_runs):
+    cli, _ = reference_runs.finished("reference")
+    lines = cli.stdout.splitlines()
+    building = next(index for index, line in enumerate(lines)
+                    if line.startswith("Building the meta-step graph"))
+    assert lines[building + 1].startswith("Meta-step graph built; the first step took ")
+    assert float(lines[building + 1].split("took ")[1].split(" s")[0]) > 0
+    # So does the first validation, which builds the evaluation graph.
+    assert [line for line in lines if "validating" in line] == [
+        "step 3: validating (the first validation also builds the evaluation graph)..."]
+
+
 def test_tensorboard_has_every_listed_tag(reference_run):
     train = _events(reference_run / "train")
     assert TRAIN_TAGS <= set(train), TRAIN_TAGS - set(train)
@@ -95,7 +107,9 @@ RELOAD_SCRIPT = textwrap.dedent("""
     bad_inputs = {"label_range": dict(support_labels=np.array([0, 1, 3], np.int32)),
                   "unbalanced": dict(support_labels=np.array([0, 1, 1], np.int32)),
                   "count": dict(support_labels=np.array([0, 1], np.int32)),
-                  "image_size": dict(query_images=np.zeros([2, 8, 8, 1], np.float32))}
+                  "image_size": dict(query_images=np.zeros([2, 8, 8, 1], np.float32)),
+                  "image_size_tensor": dict(query_images=tf.zeros([2, 8, 8, 1])),
+                  "rank_tensor": dict(support_images=tf.zeros([3, 16, 16]))}
     for name, change in bad_inputs.items():
         try:
             predict(**dict(good, **change))
@@ -130,7 +144,16 @@ def test_export_reloads_without_the_package_and_matches_evaluation(reference_run
     assert "support_labels must be in [0, 3)" in errors["label_range"]
     assert "the same number K >= 1" in errors["unbalanced"]
     assert "same number (N*K)" in errors["count"]
-    assert "query_images" in errors["image_size"] and "16, 16, 1" in errors["image_size"]
+    # Wrong shapes, as NumPy arrays or tensors: one short message naming the
+    # input, the expected and the given shape (checked in the graph).
+    for name, expected in (("image_size", "query_images must have shape [M, 16, 16, 1]; "
+                                          "given shape:] [2 8 8 1]"),
+                           ("image_size_tensor", "query_images must have shape [M, 16, 16, 1]; "
+                                                 "given shape:] [2 8 8 1]"),
+                           ("rank_tensor", "support_images must have shape [N*K, 16, 16, 1]; "
+                                           "given shape:] [3 16 16]")):
+        assert expected in errors[name], errors[name]
+        assert len(errors[name]) < 600, errors[name]  # no dump of the arrays
 
     # The same logits as the learner rebuilt in-process from flags.cfg and
     # the exported checkpoint.

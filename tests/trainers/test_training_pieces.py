@@ -1,6 +1,5 @@
 """The trainer's pieces alone: inputs, CI, predict preprocessing, roles, summaries, NaN stop."""
 
-import io
 import traceback
 
 import keras
@@ -12,7 +11,6 @@ import mgaug_tf as mg
 from mgaug_tf import data, distribute
 from mgaug_tf.data import preprocess
 from mgaug_tf.training import checkpoints, evaluation, inputs, summaries, trainer
-from mgaug_tf.training.progress import ProgressBar
 from tests.trainers.conftest import checkpoint_tensors
 from trainers import predict
 
@@ -109,14 +107,27 @@ def test_learning_rate_summaries():
         "learning_rate/outer"}
 
 
-def test_progress_bar_log_lines():
-    stream = io.StringIO()
-    bar = ProgressBar(10, initial=4, stream=stream, log_every_seconds=0)
-    for step in range(5, 11):
-        bar.update(step, {"loss": 1.25})
-    lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("step 5/10 [") and "loss 1.25" in lines[0]
-    assert "ETA" in lines[2] and lines[-1].startswith("step 10/10") and "elapsed" in lines[-1]
+def test_progress_counts_this_sessions_steps_and_keeps_messages_on_their_own_lines(capsys):
+    progress = trainer.Progress(3)
+    progress.update(1, {"loss": 1.25, "accuracy": 0.5})
+    progress.message("step 5: validation")
+    for done in (2, 3):
+        progress.update(done, {"loss": 0.75, "accuracy": 0.5})
+    out = capsys.readouterr().out
+    assert "\nstep 5: validation\n" in out  # never glued to a bar line
+    assert "3/3" in out and "loss: 0.7500" in out  # the latest value, not a running mean
+    trainer.Progress(3, enabled=False).message("hidden")
+    assert capsys.readouterr().out == ""
+
+
+def test_non_finite_message_reads_right_with_and_without_a_checkpoint():
+    with_checkpoint = str(trainer.NonFiniteError(7, "The meta-loss became nan", "runs/x/ckpt-6"))
+    assert with_checkpoint == ("The meta-loss became nan at step 7; training stopped. The last "
+                               "good checkpoint, runs/x/ckpt-6, is intact. Resume from it with "
+                               "a lower outer or inner learning rate.")
+    without = str(trainer.NonFiniteError(1, "The meta-loss became nan", None))
+    assert "No checkpoint had been written yet, so there is nothing to resume from" in without
+    assert "Resume from it" not in without
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(glyph_spec, tmp_path):
@@ -151,3 +162,18 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(glyph_spec, tmp_pat
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
     for name, value in checkpoint_tensors(tmp_path / "ckpt-2").items():
         np.testing.assert_array_equal(value, saved[name])
+
+    # Blown up before any save: nothing to resume from, and the message says so.
+    empty_dir = tmp_path / "fresh"
+    fresh = trainer.MetaTrainer(
+        learner, tf.distribute.get_strategy(), glyph_spec, 2,
+        checkpoints.RunCheckpoints(str(empty_dir), distribute.WorkerRole(), learner, optimizer),
+        summaries.RunSummaries(str(empty_dir), enabled=False), checkpoint_every=2,
+        show_progress=False)
+    fresh.resume = lambda: resume_into_a_blown_up_state() * 0
+    with pytest.raises(trainer.NonFiniteError, match=r"at step 1; training stopped\. No "
+                       r"checkpoint had been written yet, so there is nothing to resume from"
+                       ) as failure:
+        fresh.train(2)
+    traceback.clear_frames(failure.tb)
+    assert tf.train.latest_checkpoint(str(empty_dir)) is None
