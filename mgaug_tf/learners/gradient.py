@@ -101,20 +101,27 @@ class GradientLearner(MetaLearner):
         """The inner-loop learning rates: a scalar, or per-weight tensors (Meta-SGD)."""
         return self.inner_lr
 
-    def _adapt(self, weights, loss_fn, training):
+    def _adapt(self, weights, loss_fn, training, inputs=()):
+        """`inner_loop.adapt` with this learner's rates and steps.
+
+        `loss_fn(fast_weights, *inputs)` must take every tensor it reads
+        (images, labels, masks, features) from `inputs`, never from its
+        closure, so that a recomputed step differentiates through them.
+        """
         # Without an outer tape (evaluation) second-order terms would be built
         # for nothing, so stop them there too.
         return inner_loop.adapt(loss_fn, weights, self.inner_learning_rates(),
                                 self._inner_steps(training),
                                 first_order=self.first_order or not training,
-                                recompute=self.recompute and training)
+                                recompute=self.recompute and training, inputs=inputs)
 
     def _query_logits(self, weights, task, masks=None, training=True):
-        def support_loss(fast_weights):
-            logits, _ = self._network_call(fast_weights, task.support_images, masks, training)
-            return cross_entropy(task.support_labels, logits)
+        def support_loss(fast_weights, images, labels, masks):
+            logits, _ = self._network_call(fast_weights, images, masks, training)
+            return cross_entropy(labels, logits)
 
-        adapted = self._adapt(weights, support_loss, training)
+        adapted = self._adapt(weights, support_loss, training,
+                              inputs=(task.support_images, task.support_labels, masks))
         return self._network_call(adapted, task.query_images, masks, training)
 
     # ------------------------------------------------------- vectorized path
@@ -124,16 +131,17 @@ class GradientLearner(MetaLearner):
         `weights` and `masks` carry a leading group axis; `task` holds
         `[G, ...]` tensors.
         """
-        def network_call(fast_weights, images):
+        def network_call(fast_weights, images, masks):
             return self.network.grouped_call(functional.apply_masks(fast_weights, masks), images)
 
-        def support_loss(fast_weights):
+        def support_loss(fast_weights, images, labels, masks):
             # Copies are independent, so the gradient of the sum is each copy's own.
-            logits = network_call(fast_weights, task.support_images)
-            return tf.reduce_sum(cross_entropy(task.support_labels, logits, axis=-1))
+            logits = network_call(fast_weights, images, masks)
+            return tf.reduce_sum(cross_entropy(labels, logits, axis=-1))
 
-        adapted = self._adapt(weights, support_loss, training=True)
-        return network_call(adapted, task.query_images)
+        adapted = self._adapt(weights, support_loss, training=True,
+                              inputs=(task.support_images, task.support_labels, masks))
+        return network_call(adapted, task.query_images, masks)
 
     def grouped_gradients(self, task, masks=None, combine=None):
         """Query losses and meta-gradients of G copies computed side by side.
