@@ -31,7 +31,8 @@ class FewShotClassifier(keras.Model):
         self.head = keras.layers.Dense(n_way, dtype=self.dtype_policy, name="head")
 
     def build(self, input_shape):
-        self.backbone.build(tuple(input_shape))
+        if not self.backbone.built:  # already built when loaded from a .keras file
+            self.backbone.build(tuple(input_shape))
         self.head.build(self.backbone.compute_output_shape(tuple(input_shape)))
         self.built = True
 

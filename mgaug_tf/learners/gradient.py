@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from mgaug_tf import functional
 from mgaug_tf import inner_loop
-from mgaug_tf.learners.base import MetaLearner, accuracy, cross_entropy
+from mgaug_tf.learners.base import MetaLearner, accuracy, cross_entropy, scale_loss
 
 
 def tile_weights(weights, groups):
@@ -143,7 +143,7 @@ class GradientLearner(MetaLearner):
                               inputs=(task.support_images, task.support_labels, masks))
         return network_call(adapted, task.query_images, masks)
 
-    def grouped_gradients(self, task, masks=None, combine=None):
+    def grouped_gradients(self, task, masks=None, combine=None, loss_scale=None):
         """Query losses and meta-gradients of G copies computed side by side.
 
         Args:
@@ -153,6 +153,8 @@ class GradientLearner(MetaLearner):
                 each `[G, *shape]` or `None`.
             combine: Maps the losses `[G]` to the objective differentiated for
                 `GroupedOutcome.gradients` (default: their sum).
+            loss_scale: Optional loss scale multiplied into the objective
+                inside the tape (both gradient lists come out scaled).
 
         Returns:
             A `GroupedOutcome`.
@@ -167,6 +169,7 @@ class GradientLearner(MetaLearner):
             logits = self._grouped_query_logits(stacked, task, masks)
             losses = cross_entropy(task.query_labels, logits, axis=-1)
             objective = tf.reduce_sum(losses) if combine is None else combine(losses)
+            objective = scale_loss(objective, loss_scale)
         group_gradients = tape.gradient(objective, stacked + own_variables,
                                         unconnected_gradients=tf.UnconnectedGradients.ZERO)
         by_id = {id(variable): tf.reduce_sum(gradient, axis=0)
@@ -176,13 +179,13 @@ class GradientLearner(MetaLearner):
         gradients = [by_id[id(variable)] for variable in self.trainable_variables]
         return GroupedOutcome(losses, logits, group_gradients[:len(stacked)], gradients)
 
-    def _meta_gradients_and_logs(self, data):
+    def _meta_gradients_and_logs(self, data, loss_scale=None):
         if not self.vectorize:
-            return super()._meta_gradients_and_logs(data)
+            return super()._meta_gradients_and_logs(data, loss_scale)
         # The batch is already task-major: its tensors are the stacked tasks.
         stacked_task = self._checked_batch(data)
         num_tasks = self.tasks_per_replica
-        outcome = self.grouped_gradients(stacked_task)
+        outcome = self.grouped_gradients(stacked_task, loss_scale=loss_scale)
         totals = outcome.gradients
         logs = {"loss": tf.reduce_mean(tf.cast(outcome.losses, tf.float32)),
                 "accuracy": accuracy(stacked_task.query_labels, outcome.logits)}
@@ -192,7 +195,7 @@ class GradientLearner(MetaLearner):
         logs["accuracy_before"] = accuracy(stacked_task.query_labels, before)
         if self.augmentation is not None:
             totals, augment_logs = self.augmentation.grouped_task_gradients(
-                self, stacked_task, outcome)
+                self, stacked_task, outcome, loss_scale=loss_scale)
             logs.update(augment_logs)
         if self.task_reduction == "mean":
             scale = self._mean_scale(num_tasks)
