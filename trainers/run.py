@@ -249,6 +249,9 @@ def prepare(training, evaluating):
             raise ConfigError(f"The model flags do not fit together: {error}") from None
         optimizer = _build_optimizer()
         learner.compile(optimizer=optimizer)
+        # mixed_float16: compile wrapped it in a LossScaleOptimizer, whose
+        # dynamic loss scale the checkpoints must hold too.
+        optimizer = learner.optimizer
         optimizer.build(learner.trainable_variables)
     role = distribute.worker_role(strategy)
     return Experiment(
