@@ -361,9 +361,21 @@ class MetaLearner(keras.Model):
         lowering the scale if they are not finite), then clips them
         (`clipnorm`, `clipvalue`, `global_clipnorm`), accumulates them
         (`gradient_accumulation_steps`) and updates the EMA (`use_ema`).
+        Weight regularization losses (`self.losses`) are added to the
+        meta-objective, once per meta-step (the logged `loss` stays the
+        query loss).
         """
-        gradients, logs, new_statistics = self._meta_gradients_and_logs(
-            data, loss_scale=self._loss_scale())
+        loss_scale = self._loss_scale()
+        gradients, logs, new_statistics = self._meta_gradients_and_logs(data, loss_scale)
+        if self.losses:
+            # Weight regularizers (e.g. a backbone's kernel_regularizer) count
+            # once per meta-step, at theta, as Keras adds `model.losses`.
+            with tf.GradientTape() as tape:
+                penalty = tf.add_n([tf.cast(loss, tf.float32) for loss in self.losses])
+                scaled = scale_loss(penalty, loss_scale)
+            penalty_gradients = tape.gradient(scaled, self.trainable_variables)
+            gradients = [g if p is None else g + tf.cast(p, g.dtype)
+                         for g, p in zip(gradients, penalty_gradients)]
         self.optimizer.apply(gradients, self.trainable_variables)
         if self.bn_mode == "inductive" and new_statistics:
             # Moving statistics for inductive testing: the tasks' average.

@@ -153,3 +153,22 @@ def test_mixed_float16_train_step_equals_keras_loss_scaling():
     # step was 1/32768 of Keras's, a difference of the step's own size.
     assert np.linalg.norm(got - want) < 1e-2 * np.linalg.norm(
         want - np.concatenate([np.ravel(v) for v in make_learner().trainable_variables]))
+
+
+def test_weight_regularizers_join_the_meta_objective_as_in_keras():
+    keras.utils.set_random_seed(3)
+    backbone = keras.Sequential([
+        keras.layers.Flatten(),
+        keras.layers.Dense(4, kernel_regularizer=keras.regularizers.L2(0.1))])
+    learner = mg.MAML(mg.FewShotClassifier(backbone, 3), 3, inner_lr=0.1, inner_steps=1)
+    learner.build((16, 16, 1))
+    learner.compile(optimizer=keras.optimizers.SGD(1.0))
+    batch = batches(1)[0]
+    _, gradients = learner.compute_meta_gradients(batch)
+    kernel = backbone.layers[-1].kernel
+    before = [np.array(v) for v in learner.trainable_variables]
+    learner.fit(one_batch_dataset(batch), epochs=1, verbose=0)
+    for variable, start, gradient in zip(learner.trainable_variables, before, gradients):
+        penalty = 0.2 * start if variable is kernel else 0.0  # d/dw 0.1 * |w|^2
+        np.testing.assert_allclose(np.array(variable), start - gradient - penalty,
+                                   rtol=1e-5, atol=1e-6)
