@@ -188,7 +188,13 @@ LEARNER_CONFIGS = [
                               for kind, aug in LEARNER_CONFIGS])
 def test_keras_file_round_trip(tmp_path, kind, augmentation, train_data):
     learner = make_learner(kind, augmentation() if augmentation else None)
-    learner.fit(train_data.take(1), epochs=1, verbose=0)  # optimizer state too
+    if augmentation is not None and kind == "maml":
+        learner.fit(train_data.take(1), epochs=1, verbose=0)  # optimizer state too
+    else:
+        learner.build((SIZE, SIZE, 1))
+        learner.optimizer.build(learner.trainable_variables)
+        for variable in learner.non_trainable_variables:  # moving statistics, meta_step
+            variable.assign(variable + tf.cast(3, variable.dtype))
     path = str(tmp_path / "learner.keras")
     learner.save(path)
     restored = keras.saving.load_model(path)
