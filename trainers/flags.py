@@ -82,9 +82,11 @@ flags.DEFINE_list("filters", ["32"], "conv4: filters per convolution (one value)
                   "four stage widths, or one base width w giving (w, 2.5w, 5w, 10w).")
 flags.DEFINE_enum("pooling", None, ["flatten", "avg"], "Feature pooling (default: flatten for "
                   "conv4, avg for resnet12); MGAug resolutions need avg.")
-flags.DEFINE_enum("dtype", "float32", ["float32", "mixed_bfloat16"], "Compute precision: "
-                  "mixed_bfloat16 runs the network in bfloat16 with float32 weights, batch-norm "
-                  "moments and losses (faster on recent accelerators).")
+flags.DEFINE_enum("dtype", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                  "Compute precision: mixed_bfloat16 runs the network in bfloat16 with float32 "
+                  "weights, batch-norm moments and losses (faster on recent accelerators); "
+                  "mixed_float16 likewise in float16 (GPUs before Ampere), with dynamic loss "
+                  "scaling of the meta-loss.")
 flags.DEFINE_enum("learner", "maml", LEARNERS, "Meta-learner.")
 flags.DEFINE_integer("n_way", 5, "Classes per episode.", lower_bound=2)
 flags.DEFINE_integer("k_shot", 1, "Support images per class.", lower_bound=1)

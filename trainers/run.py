@@ -334,6 +334,9 @@ def prepare(training, evaluating):
             raise ConfigError(f"The model flags do not fit together: {error}") from None
         optimizer = _build_optimizer()
         learner.compile(optimizer=optimizer)
+        # mixed_float16: compile wrapped it in a LossScaleOptimizer, whose
+        # dynamic loss scale the checkpoints must hold too.
+        optimizer = learner.optimizer
         optimizer.build(learner.trainable_variables)
     return Experiment(
         strategy=strategy, role=role, image_shape=image_shape, splits=splits,

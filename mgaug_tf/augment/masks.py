@@ -40,8 +40,15 @@ def prunable_weights(network, include_dense=False):
     return [id(variable) in prunable_ids for variable in network.trainable_variables]
 
 
+@keras.saving.register_keras_serializable(package="mgaug_tf")
 class KeepRatioSampler:
-    """Draws the keep ratios r_1..r_K of a task's K sub-networks (a float64 tensor)."""
+    """Draws the keep ratios r_1..r_K of a task's K sub-networks (a float64 tensor).
+
+    Subclasses implement `__call__` and `bounds`, and `get_config` (the
+    `__init__` arguments) if they have any, so that a learner using them
+    saves to `.keras`; register them with
+    `keras.saving.register_keras_serializable`.
+    """
 
     def __call__(self, num_subnets, seed):
         raise NotImplementedError
@@ -50,7 +57,15 @@ class KeepRatioSampler:
         """(smallest, largest) ratio this sampler can return."""
         raise NotImplementedError
 
+    def get_config(self):
+        return {}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="mgaug_tf")
 class ReferenceKeepRatios(KeepRatioSampler):
     """The reference code's rule: r_min plus K-1 draws from U(r_min, r_max).
 
@@ -89,7 +104,11 @@ class ReferenceKeepRatios(KeepRatioSampler):
         low = self.keep_min if self.cap is None else min(self.keep_min, self.cap)
         return low, top
 
+    def get_config(self):
+        return {"keep_min": self.keep_min, "keep_max": self.keep_max, "cap": self.cap}
 
+
+@keras.saving.register_keras_serializable(package="mgaug_tf")
 class ConstantKeepRatio(KeepRatioSampler):
     """Every sub-network keeps the same fraction `keep_ratio`."""
 
@@ -103,6 +122,9 @@ class ConstantKeepRatio(KeepRatioSampler):
 
     def bounds(self):
         return self.keep_ratio, self.keep_ratio
+
+    def get_config(self):
+        return {"keep_ratio": self.keep_ratio}
 
 
 def check_keep_ratio(name, value):

@@ -6,6 +6,7 @@ same per-task computation as the full network (`learner.task_outcome` with
 masks, restarting from theta), and adds their meta-gradients.
 """
 
+import keras
 import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
@@ -14,7 +15,7 @@ from mgaug_tf import interpolation
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
 from mgaug_tf.backbones import classifier as classifier_lib
-from mgaug_tf.learners.base import accuracy
+from mgaug_tf.learners.base import accuracy, scale_loss, unscale
 
 REDUCTIONS = ("sum", "mean", "maxup")
 RESIZE_METHODS = ("align_corners", "half_pixel")
@@ -47,6 +48,7 @@ def resize_images(images, size, method="align_corners"):
     return tf.cast(tf.image.resize(images, target, method="bilinear"), images.dtype)
 
 
+@keras.saving.register_keras_serializable(package="mgaug_tf")
 class MGAug:
     """Meta-gradient augmentation, given to any learner as `augmentation=`.
 
@@ -255,7 +257,7 @@ class MGAug:
 
     # ------------------------------------------------------------- gradients
     def task_gradients(self, learner, task, task_index, variables, full_gradients,
-                       accumulated):
+                       accumulated, loss_scale=None):
         """The task's meta-gradient with its sub-networks' part added.
 
         Args:
@@ -266,6 +268,10 @@ class MGAug:
             full_gradients: The full network's meta-gradient of this task,
                 aligned with `variables`.
             accumulated: The meta-batch's gradients so far (for `parity`).
+            loss_scale: Optional loss scale (mixed_float16): `full_gradients`
+                and `accumulated` come scaled by it, the sub-networks'
+                objectives are scaled by it and so are the returned gradients;
+                scores and logs use unscaled values.
 
         Returns:
             `(gradients, logs)`: the combined gradients aligned with `variables`
@@ -275,6 +281,7 @@ class MGAug:
         score_gradients = full_gradients
         if self.parity and learner.uses_inner_loop:
             score_gradients = [a + g for a, g in zip(accumulated, full_gradients)]
+        score_gradients = unscale(score_gradients, loss_scale)
         positions = {id(variable): index for index, variable in enumerate(variables)}
         network_gradients = [score_gradients[positions[id(variable)]]
                              for variable in learner.network.trainable_variables]
@@ -286,7 +293,7 @@ class MGAug:
                 outcomes = [learner.task_outcome(subnet_task, masks=masks, training=True)
                             for subnet_task, masks in zip(subnet_tasks, subnet_masks)]
                 losses = tf.stack([outcome.query_loss for outcome in outcomes])
-                worst = tf.reduce_max(losses)
+                worst = scale_loss(tf.reduce_max(losses), loss_scale)
             augmented = tape.gradient(worst, variables,
                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
         else:
@@ -297,7 +304,8 @@ class MGAug:
             for subnet_task, masks in zip(subnet_tasks, subnet_masks):
                 with tf.control_dependencies(augmented):
                     outcome, gradients = learner.task_gradients(subnet_task, variables,
-                                                                masks=masks)
+                                                                masks=masks,
+                                                                loss_scale=loss_scale)
                 outcomes.append(outcome)
                 augmented = [total + gradient for total, gradient in zip(augmented, gradients)]
             losses = tf.stack([outcome.query_loss for outcome in outcomes])
@@ -305,8 +313,8 @@ class MGAug:
         logs = {"subnet_loss": tf.reduce_mean(losses),
                 "subnet_accuracy": tf.reduce_mean(tf.stack([
                     accuracy(task.query_labels, outcome.query_logits) for outcome in outcomes])),
-                "full_grad_norm": tf.linalg.global_norm(full),
-                "augmented_grad_norm": tf.linalg.global_norm(augmented)}
+                "full_grad_norm": tf.linalg.global_norm(unscale(full, loss_scale)),
+                "augmented_grad_norm": tf.linalg.global_norm(unscale(augmented, loss_scale))}
         logs.update(self._sparsity_logs(learner, [subnet_masks]))
         return [a + b for a, b in zip(full, augmented)], logs
 
@@ -331,7 +339,7 @@ class MGAug:
             masks_lib.sparsity(task_masks[k], weights) for task_masks in masks_per_task]))
             for k in range(self.num_subnets)}
 
-    def grouped_task_gradients(self, learner, tasks, full_outcome):
+    def grouped_task_gradients(self, learner, tasks, full_outcome, loss_scale=None):
         """The vectorized path's `task_gradients` for a whole meta-batch.
 
         The masks are the per-task path's (same seeds, scores from each
@@ -342,6 +350,7 @@ class MGAug:
             learner: A `GradientLearner` with `vectorize=True`.
             tasks: The meta-batch as one stacked `episodes.Task` (`[T, ...]`).
             full_outcome: The full network's `GroupedOutcome` on `tasks`.
+            loss_scale: Optional loss scale, as in `task_gradients`.
 
         Returns:
             `(gradients, logs)` like `task_gradients`, summed over the tasks
@@ -351,7 +360,8 @@ class MGAug:
         subnets = self.num_subnets
         masks_per_task = []
         for task_index in range(num_tasks):
-            task_gradients = [gradient[task_index] for gradient in full_outcome.group_gradients]
+            task_gradients = unscale([gradient[task_index]
+                                      for gradient in full_outcome.group_gradients], loss_scale)
             masks_per_task.append(self._task_masks(
                 learner, self._task_seed(learner, task_index), task_gradients))
         # Group t * K + k is sub-network k of task t.
@@ -369,14 +379,14 @@ class MGAug:
             return tf.reduce_sum(losses)
 
         subnet_tasks = episodes_lib.Task(*(tf.repeat(field, subnets, axis=0) for field in tasks))
-        outcome = learner.grouped_gradients(subnet_tasks, stacked_masks, combine)
+        outcome = learner.grouped_gradients(subnet_tasks, stacked_masks, combine, loss_scale)
         full, augmented = self._scale(full_outcome.gradients), self._scale(outcome.gradients)
 
         def per_task_norms(group_gradients, groups_per_task):
             # Each task's gradient is the sum over its copies.
             squares = [tf.reduce_sum(tf.square(tf.reduce_sum(tf.reshape(
                 gradient, [num_tasks, groups_per_task, -1]), axis=1)), axis=1)
-                for gradient in self._scale(group_gradients)]
+                for gradient in self._scale(unscale(group_gradients, loss_scale))]
             return tf.reduce_mean(tf.sqrt(tf.add_n(squares)))
 
         # Norms over the network's weights (Meta-SGD's rates have no per-task
@@ -387,3 +397,26 @@ class MGAug:
                 "augmented_grad_norm": per_task_norms(outcome.group_gradients, subnets)}
         logs.update(self._sparsity_logs(learner, masks_per_task))
         return [a + b for a, b in zip(full, augmented)], logs
+
+    # ------------------------------------------------------------- saving
+    def get_config(self):
+        """The constructor arguments, for `.keras` saving (the sampler serialized).
+
+        `image_size` is not kept: resolutions are checked again when the
+        reloaded learner is built.
+        """
+        return {"strategy": self.strategy_name, "num_subnets": self.num_subnets,
+                "reduction": self.reduction,
+                "resolutions": None if self.resolutions is None else list(self.resolutions),
+                "include_dense": self.include_dense,
+                "keep_ratio_sampler": keras.saving.serialize_keras_object(
+                    self.keep_ratio_sampler),
+                "parity": self.parity, "seed": self.seed, "resize_method": self.resize_method,
+                "flatten_head": self.flatten_head}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["keep_ratio_sampler"] = keras.saving.deserialize_keras_object(
+            config["keep_ratio_sampler"])
+        return cls(**config)

@@ -107,7 +107,8 @@ class FewShotClassifier(keras.Model):
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
-        self.backbone.build(input_shape)
+        if not self.backbone.built:  # already built when loaded from a .keras file
+            self.backbone.build(input_shape)
         self.head.build(self.backbone.compute_output_shape(input_shape))
         if getattr(self.backbone, "pooling", None) == "flatten" and hasattr(
                 self.backbone, "feature_grid") and None not in input_shape[1:3]:

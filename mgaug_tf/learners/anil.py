@@ -45,13 +45,16 @@ class ANIL(GradientLearner):
             for features, images in ((support_features, task.support_images),
                                      (query_features, task.query_images)))
 
-        def head_logits(head_values, features):
+        def head_logits(head_values, features, masks):
             logits, _ = functional.call_with_weights(head, head_values, [], features,
-                                                     masks=head_masks)
+                                                     masks=masks)
             return logits
 
-        adapted = self._adapt(
-            head_weights,
-            lambda fast: cross_entropy(task.support_labels, head_logits(fast, support_features)),
-            training)
-        return head_logits(adapted, query_features), new_statistics
+        def support_loss(fast, features, labels, masks):
+            return cross_entropy(labels, head_logits(fast, features, masks))
+
+        # The support features depend on the backbone: they go to the inner
+        # loop as an argument, so a recomputed step differentiates through them.
+        adapted = self._adapt(head_weights, support_loss, training,
+                              inputs=(support_features, task.support_labels, head_masks))
+        return head_logits(adapted, query_features, head_masks), new_statistics

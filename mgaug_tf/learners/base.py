@@ -28,6 +28,18 @@ def cross_entropy(labels, logits, axis=None):
         labels=tf.cast(labels, tf.int32), logits=logits), axis=axis)
 
 
+def scale_loss(loss, loss_scale):
+    """`loss * loss_scale` (in the loss's dtype), or `loss` when `loss_scale` is None."""
+    return loss if loss_scale is None else loss * tf.cast(loss_scale, loss.dtype)
+
+
+def unscale(values, loss_scale):
+    """`values / loss_scale` elementwise (a list), or `values` when `loss_scale` is None."""
+    if loss_scale is None:
+        return list(values)
+    return [value / tf.cast(loss_scale, value.dtype) for value in values]
+
+
 def accuracy(labels, logits):
     predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
     return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32))
@@ -170,11 +182,16 @@ class MetaLearner(keras.Model):
         logits, new_non_trainable = self._query_logits(weights, task, masks, training)
         return TaskOutcome(cross_entropy(task.query_labels, logits), logits, new_non_trainable)
 
-    def task_gradients(self, task, variables, masks=None):
-        """Gradient of one task's query loss with respect to `variables`."""
+    def task_gradients(self, task, variables, masks=None, loss_scale=None):
+        """Gradient of one task's query loss with respect to `variables`.
+
+        With `loss_scale` (a scalar tensor, see `_loss_scale`) the loss is
+        multiplied by it inside the tape and the gradients come out scaled.
+        """
         with tf.GradientTape() as tape:
             outcome = self.task_outcome(task, masks=masks, training=True)
-        gradients = tape.gradient(outcome.query_loss, variables,
+            objective = scale_loss(outcome.query_loss, loss_scale)
+        gradients = tape.gradient(objective, variables,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return outcome, gradients
 
@@ -204,7 +221,15 @@ class MetaLearner(keras.Model):
         return [episodes_lib.Task(*(field[i] for field in batch))
                 for i in range(self.tasks_per_replica)]
 
-    def _meta_gradients_and_logs(self, data):
+    def _meta_gradients_and_logs(self, data, loss_scale=None):
+        """`(gradients, logs, new_statistics)` of one episode batch.
+
+        With `loss_scale`, every differentiated objective is multiplied by it
+        inside its tape (mixed_float16: small float16 gradients do not flush
+        to zero) and the returned gradients are scaled by it, for an
+        optimizer that unscales them (`keras.optimizers.LossScaleOptimizer`).
+        Logged values are never scaled.
+        """
         tasks = self._split_tasks(data)
         variables = self.trainable_variables
         totals = [tf.zeros_like(variable) for variable in variables]
@@ -214,7 +239,8 @@ class MetaLearner(keras.Model):
             # Tasks run one after the other (ops parallelise within a task), so
             # only one task's second-order graph holds memory at a time.
             with tf.control_dependencies(totals):
-                outcome, gradients = self.task_gradients(task, variables)
+                outcome, gradients = self.task_gradients(task, variables,
+                                                         loss_scale=loss_scale)
             logs = {"loss": outcome.query_loss,
                     "accuracy": accuracy(task.query_labels, outcome.query_logits)}
             before = self._logits_before_adaptation(
@@ -223,7 +249,8 @@ class MetaLearner(keras.Model):
                 logs["accuracy_before"] = accuracy(task.query_labels, before)
             if self.augmentation is not None:
                 gradients, augment_logs = self.augmentation.task_gradients(
-                    self, task, task_index, variables, gradients, accumulated=totals)
+                    self, task, task_index, variables, gradients, accumulated=totals,
+                    loss_scale=loss_scale)
                 logs.update(augment_logs)
             else:  # the norm MGAug logs as full_grad_norm, so runs compare
                 logs["full_grad_norm"] = tf.linalg.global_norm(gradients)
@@ -315,8 +342,44 @@ class MetaLearner(keras.Model):
         return {name: tracker.result() for name, tracker in self._trackers.items()
                 if name in logs}
 
+    def _loss_scale(self):
+        """The factor `optimizer.scale_loss` multiplies losses by, or `None`.
+
+        `compile` wraps the optimizer of a mixed_float16 learner in a
+        `LossScaleOptimizer` (dynamic scale); any optimizer may also have a
+        fixed `loss_scale_factor`. Either way `optimizer.apply` divides the
+        gradients by the same factor, as in `keras.Model.train_step`.
+        """
+        optimizer = self.optimizer
+        if not (isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+                or getattr(optimizer, "loss_scale_factor", None) is not None):
+            return None
+        return tf.cast(optimizer.scale_loss(tf.constant(1.0, tf.float32)), tf.float32)
+
     def train_step(self, data):
-        gradients, logs, new_statistics = self._meta_gradients_and_logs(data)
+        """One meta-step, honouring Keras's training contract.
+
+        As `keras.Model.train_step` does: the objective is scaled by the
+        optimizer's loss scale inside the tape (`optimizer.scale_loss`) and
+        `optimizer.apply` unscales the gradients (skipping the step and
+        lowering the scale if they are not finite), then clips them
+        (`clipnorm`, `clipvalue`, `global_clipnorm`), accumulates them
+        (`gradient_accumulation_steps`) and updates the EMA (`use_ema`).
+        Weight regularization losses (`self.losses`) are added to the
+        meta-objective, once per meta-step (the logged `loss` stays the
+        query loss).
+        """
+        loss_scale = self._loss_scale()
+        gradients, logs, new_statistics = self._meta_gradients_and_logs(data, loss_scale)
+        if self.losses:
+            # Weight regularizers (e.g. a backbone's kernel_regularizer) count
+            # once per meta-step, at theta, as Keras adds `model.losses`.
+            with tf.GradientTape() as tape:
+                penalty = tf.add_n([tf.cast(loss, tf.float32) for loss in self.losses])
+                scaled = scale_loss(penalty, loss_scale)
+            penalty_gradients = tape.gradient(scaled, self.trainable_variables)
+            gradients = [g if p is None else g + tf.cast(p, g.dtype)
+                         for g, p in zip(gradients, penalty_gradients)]
         self.optimizer.apply(gradients, self.trainable_variables)
         if self.bn_mode == "inductive" and new_statistics:
             # Moving statistics for inductive testing: the tasks' average.
@@ -376,15 +439,32 @@ class MetaLearner(keras.Model):
             functional.read_values(self.network.trainable_variables), task, None, False)
         return logits
 
+    # ------------------------------------------------------- saving
     def get_config(self):
         config = super().get_config()
         config.update(network=keras.saving.serialize_keras_object(self.network),
                       n_way=self.n_way, bn_mode=self.bn_mode,
-                      task_reduction=self.task_reduction)
+                      task_reduction=self.task_reduction,
+                      augmentation=None if self.augmentation is None
+                      else keras.saving.serialize_keras_object(self.augmentation))
         return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        if config.get("augmentation") is not None:
+            config["augmentation"] = keras.saving.deserialize_keras_object(
+                config["augmentation"])
         return cls(**config)
+
+    def compile_from_config(self, config):
+        """Recompiles a learner loaded from a `.keras` file (optimizer state included).
+
+        `keras.Model.compile_from_config` skips models that override
+        `compile`, as this class does (for its `jit_compile` default).
+        """
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from mgaug_tf import functional
 from mgaug_tf import inner_loop
-from mgaug_tf.learners.base import MetaLearner, accuracy, cross_entropy
+from mgaug_tf.learners.base import MetaLearner, accuracy, cross_entropy, scale_loss
 
 
 def tile_weights(weights, groups):
@@ -101,20 +101,27 @@ class GradientLearner(MetaLearner):
         """The inner-loop learning rates: a scalar, or per-weight tensors (Meta-SGD)."""
         return self.inner_lr
 
-    def _adapt(self, weights, loss_fn, training):
+    def _adapt(self, weights, loss_fn, training, inputs=()):
+        """`inner_loop.adapt` with this learner's rates and steps.
+
+        `loss_fn(fast_weights, *inputs)` must take every tensor it reads
+        (images, labels, masks, features) from `inputs`, never from its
+        closure, so that a recomputed step differentiates through them.
+        """
         # Without an outer tape (evaluation) second-order terms would be built
         # for nothing, so stop them there too.
         return inner_loop.adapt(loss_fn, weights, self.inner_learning_rates(),
                                 self._inner_steps(training),
                                 first_order=self.first_order or not training,
-                                recompute=self.recompute and training)
+                                recompute=self.recompute and training, inputs=inputs)
 
     def _query_logits(self, weights, task, masks=None, training=True):
-        def support_loss(fast_weights):
-            logits, _ = self._network_call(fast_weights, task.support_images, masks, training)
-            return cross_entropy(task.support_labels, logits)
+        def support_loss(fast_weights, images, labels, masks):
+            logits, _ = self._network_call(fast_weights, images, masks, training)
+            return cross_entropy(labels, logits)
 
-        adapted = self._adapt(weights, support_loss, training)
+        adapted = self._adapt(weights, support_loss, training,
+                              inputs=(task.support_images, task.support_labels, masks))
         return self._network_call(adapted, task.query_images, masks, training)
 
     # ------------------------------------------------------- vectorized path
@@ -124,18 +131,19 @@ class GradientLearner(MetaLearner):
         `weights` and `masks` carry a leading group axis; `task` holds
         `[G, ...]` tensors.
         """
-        def network_call(fast_weights, images):
+        def network_call(fast_weights, images, masks):
             return self.network.grouped_call(functional.apply_masks(fast_weights, masks), images)
 
-        def support_loss(fast_weights):
+        def support_loss(fast_weights, images, labels, masks):
             # Copies are independent, so the gradient of the sum is each copy's own.
-            logits = network_call(fast_weights, task.support_images)
-            return tf.reduce_sum(cross_entropy(task.support_labels, logits, axis=-1))
+            logits = network_call(fast_weights, images, masks)
+            return tf.reduce_sum(cross_entropy(labels, logits, axis=-1))
 
-        adapted = self._adapt(weights, support_loss, training=True)
-        return network_call(adapted, task.query_images)
+        adapted = self._adapt(weights, support_loss, training=True,
+                              inputs=(task.support_images, task.support_labels, masks))
+        return network_call(adapted, task.query_images, masks)
 
-    def grouped_gradients(self, task, masks=None, combine=None):
+    def grouped_gradients(self, task, masks=None, combine=None, loss_scale=None):
         """Query losses and meta-gradients of G copies computed side by side.
 
         Args:
@@ -145,6 +153,8 @@ class GradientLearner(MetaLearner):
                 each `[G, *shape]` or `None`.
             combine: Maps the losses `[G]` to the objective differentiated for
                 `GroupedOutcome.gradients` (default: their sum).
+            loss_scale: Optional loss scale multiplied into the objective
+                inside the tape (both gradient lists come out scaled).
 
         Returns:
             A `GroupedOutcome`.
@@ -159,6 +169,7 @@ class GradientLearner(MetaLearner):
             logits = self._grouped_query_logits(stacked, task, masks)
             losses = cross_entropy(task.query_labels, logits, axis=-1)
             objective = tf.reduce_sum(losses) if combine is None else combine(losses)
+            objective = scale_loss(objective, loss_scale)
         group_gradients = tape.gradient(objective, stacked + own_variables,
                                         unconnected_gradients=tf.UnconnectedGradients.ZERO)
         by_id = {id(variable): tf.reduce_sum(gradient, axis=0)
@@ -168,13 +179,13 @@ class GradientLearner(MetaLearner):
         gradients = [by_id[id(variable)] for variable in self.trainable_variables]
         return GroupedOutcome(losses, logits, group_gradients[:len(stacked)], gradients)
 
-    def _meta_gradients_and_logs(self, data):
+    def _meta_gradients_and_logs(self, data, loss_scale=None):
         if not self.vectorize:
-            return super()._meta_gradients_and_logs(data)
+            return super()._meta_gradients_and_logs(data, loss_scale)
         # The batch is already task-major: its tensors are the stacked tasks.
         stacked_task = self._checked_batch(data)
         num_tasks = self.tasks_per_replica
-        outcome = self.grouped_gradients(stacked_task)
+        outcome = self.grouped_gradients(stacked_task, loss_scale=loss_scale)
         totals = outcome.gradients
         logs = {"loss": tf.reduce_mean(tf.cast(outcome.losses, tf.float32)),
                 "accuracy": accuracy(stacked_task.query_labels, outcome.logits)}
@@ -184,7 +195,7 @@ class GradientLearner(MetaLearner):
         logs["accuracy_before"] = accuracy(stacked_task.query_labels, before)
         if self.augmentation is not None:
             totals, augment_logs = self.augmentation.grouped_task_gradients(
-                self, stacked_task, outcome)
+                self, stacked_task, outcome, loss_scale=loss_scale)
             logs.update(augment_logs)
         else:  # per-task norm of the network's meta-gradient, as MGAug's full_grad_norm
             logs["full_grad_norm"] = tf.reduce_mean(tf.sqrt(tf.add_n([
