@@ -43,7 +43,9 @@ class GradientLearner(MetaLearner):
         first_order: Stop gradients through the inner-loop gradients (FOMAML).
         recompute: Recompute each inner step in the outer backward pass instead
             of storing it (`inner_loop.adapt`): trades time for memory, e.g. for
-            second-order MAML with ResNet-12.
+            second-order MAML with ResNet-12. Exact: the support loss gets
+            every tensor it reads (images, masks, ANIL's features) as an
+            argument of the recomputed step.
         vectorize: Run the meta-batch's tasks (and each task's MGAug
             sub-networks) as one batched computation: their weights stacked
             and every convolution a grouped convolution (`grouped_call` of the
