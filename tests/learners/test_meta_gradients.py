@@ -164,6 +164,10 @@ def test_resnet12_meta_gradient_matches_finite_differences():
     assert error < TOLERANCE
 
 
+# tests/learners/test_recompute.py holds recompute == stored steps for every
+# learner in the default run; this larger case (2 tasks, with a
+# finite-difference check) is slow.
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [mg.MAML, mg.MetaSGD])
 def test_recomputed_inner_steps_give_the_same_meta_gradient(kind, batch):
     """Recomputation trades memory for time and changes nothing else."""
