@@ -144,7 +144,10 @@ def parse_args(argv=None):
                         help="recompute inner steps in the outer backward pass")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--measure", default="step", choices=["step", "data", "machine"])
+    parser.add_argument("--measure", default="step", choices=["step", "data", "machine", "dtypes"],
+                        help="dtypes: float32 and mixed_bfloat16 (plain and fused batch norm) "
+                             "built in one process, their steps interleaved, so that a shared "
+                             "machine's load hits every variant alike")
     return parser.parse_args(argv)
 
 
@@ -344,6 +347,54 @@ def measure_machine():
             "conv_probe": "conv2d [64,84,84,64] x [3,3,64,64], median of 7"}
 
 
+DTYPE_VARIANTS = (("float32", "false"), ("float32", "true"),
+                  ("mixed_bfloat16", "false"), ("mixed_bfloat16", "auto"))
+
+
+def measure_dtypes(args):
+    """Median step times of the precision variants, their steps interleaved.
+
+    Variants (`dtype`, `fused_batch_norm`): float32 with the plain batch norm
+    (the float32 default), float32 with the fused kernel, mixed_bfloat16 with
+    the plain float32 batch norm (the path before the fused kernel) and
+    mixed_bfloat16 as it runs by default (fused). One step of each in turn,
+    `args.steps` rounds after `args.warmup`.
+    """
+    import copy  # pylint: disable=import-outside-toplevel
+
+    _setup()
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    batch = random_batch(args)
+    steps = {}
+    for dtype, fused in DTYPE_VARIANTS:
+        variant = copy.copy(args)
+        variant.dtype, variant.fused_batch_norm = dtype, fused
+        steps[(dtype, fused)] = tf.function(build_learner(variant).train_step)
+    times = {key: [] for key in steps}
+    for round_index in range(args.warmup + args.steps):
+        for key, step in steps.items():
+            start = time.perf_counter()
+            float(step(batch)["loss"])
+            if round_index >= args.warmup:
+                times[key].append(time.perf_counter() - start)
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    baseline = medians[("float32", "false")]
+    return {"kind": "dtypes", "learner": args.learner, "backbone": args.backbone,
+            "image_size": args.image_size, "k_shot": args.k_shot, "k_query": args.k_query,
+            "meta_batch_size": args.meta_batch_size,
+            "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
+            "strategy": args.mgaug,
+            "num_subnets": args.num_subnets if args.mgaug != "none" else 0,
+            "path": "vectorized" if args.vectorize else "per-task", "timed_rounds": args.steps,
+            "variants": [{"dtype": dtype, "fused_batch_norm": fused,
+                          "step_times_s": [round(t, 3) for t in times[(dtype, fused)]],
+                          "median_step_s": round(medians[(dtype, fused)], 3),
+                          "speedup_vs_float32": round(baseline / medians[(dtype, fused)], 2)}
+                         for dtype, fused in DTYPE_VARIANTS],
+            "usable_cores": len(os.sched_getaffinity(0))}
+
+
 def run_child(base_args, overrides):
     command = [sys.executable, os.path.abspath(__file__)] + base_args + [
         f"--{key}" if value is True else f"--{key}={value}"
@@ -417,6 +468,8 @@ def main():
             record = measure_machine()
         elif args.measure == "data":
             record = measure_data(args)
+        elif args.measure == "dtypes":
+            record = measure_dtypes(args)
         else:
             record = measure_step(args)
         print(json.dumps(record), flush=True)
