@@ -76,9 +76,7 @@ class Conv4(keras.Model):
     def call(self, inputs, training=False):
         x = inputs
         for conv, norm, relu, pool in self.blocks:
-            # ReLU after the max-pool: the same values and gradients (max and
-            # ReLU commute: ReLU is monotone), on a quarter of the elements.
-            x = relu(pool(norm(conv(x), training=training)))
+            x = pool(relu(norm(conv(x), training=training)))
         return self.pool(x)
 
     def grouped_call(self, weights, images):
@@ -107,7 +105,7 @@ class Conv4(keras.Model):
             kernel, bias, gamma, beta = weights[4 * index:4 * index + 4]
             x = grouped.conv2d(x, kernel, bias, self.compute_dtype)
             x = grouped.batch_norm(x, gamma, beta, norm.epsilon, norm.fused)
-            x = tf.nn.relu(tf.nn.max_pool2d(x, 2, 2, "VALID"))  # as in `call`
+            x = tf.nn.max_pool2d(tf.nn.relu(x), 2, 2, "VALID")
         return grouped.pool_features(x, groups, self.pooling)
 
     def get_config(self):
