@@ -74,6 +74,11 @@ RELEASED = dict(mgaug="catfish", num_subnets=3, keep_max=1.0, resolutions="84,64
 RELEASED_ROWS = [dict(learner="maml", keep_min=0.98, **RELEASED),
                  dict(learner="fomaml", keep_min=0.98, **RELEASED),
                  dict(learner="protonet", keep_min=0.97, meta_batch_size=1, **RELEASED)]
+DTYPES = ("float32", "mixed_bfloat16")
+DTYPE_ROWS = [dict(learner=learner, dtype=dtype, **variant)
+              for learner in ("maml", "fomaml", "protonet")
+              for variant in (NONE, dict(mgaug="catfish", num_subnets=3))
+              for dtype in DTYPES]
 SUITES = {
     "mgaug_k": [dict(learner="maml", **NONE)] + [
         dict(learner="maml", mgaug="catfish", num_subnets=k) for k in (1, 3)],
@@ -87,8 +92,12 @@ SUITES = {
         dict(learner="fomaml", **NONE, **VECTORIZE),
         dict(learner="protonet", **NONE),
         dict(learner="maml", image_size=28, channels=1, **NONE),
-        dict(learner="maml", image_size=28, channels=1, **NONE, **VECTORIZE)] + RELEASED_ROWS,
+        dict(learner="maml", image_size=28, channels=1, **NONE, **VECTORIZE)] + RELEASED_ROWS
+    + DTYPE_ROWS,
     "released": RELEASED_ROWS,
+    # float32 and mixed_bfloat16 side by side (the bfloat16 issue): MAML
+    # (second order), FOMAML and ProtoNet, each without MGAug and with K = 3.
+    "dtype": DTYPE_ROWS,
     # Memory target: second order, ResNet-12, 5-shot, recomputed inner steps
     # (minutes per step on 2 cores: one timed step; the peak RSS is the point).
     "memory": [
@@ -102,6 +111,18 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=sorted(SUITES))
     parser.add_argument("--markdown", help="write the suite's results table to this file")
+    parser.add_argument("--select", default="",
+                        help="run only the suite's rows whose settings match all of these "
+                             "comma-separated key=value pairs (e.g. 'learner=maml,"
+                             "dtype=mixed_bfloat16'; a key not set by a row matches its "
+                             "value on the command line or the default)")
+    parser.add_argument("--fused_batch_norm", default="auto", choices=["auto", "true", "false"],
+                        help="Conv4 batch norm: fused kernel under mixed precision (auto), "
+                             "also in float32 (true), or the plain ops (false)")
+    parser.add_argument("--dtype", default="float32",
+                        choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                        help="Keras dtype policy of the backbone and head (mixed_*: float32 "
+                             "weights, 16-bit compute)")
     parser.add_argument("--learner", default="maml",
                         choices=["maml", "fomaml", "anil", "metasgd", "protonet"])
     parser.add_argument("--backbone", default="conv4", choices=["conv4", "resnet12"])
@@ -123,7 +144,10 @@ def parse_args(argv=None):
                         help="recompute inner steps in the outer backward pass")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--measure", default="step", choices=["step", "data", "machine"])
+    parser.add_argument("--measure", default="step", choices=["step", "data", "machine", "dtypes"],
+                        help="dtypes: float32 and mixed_bfloat16 (plain and fused batch norm) "
+                             "built in one process, their steps interleaved, so that a shared "
+                             "machine's load hits every variant alike")
     return parser.parse_args(argv)
 
 
@@ -153,8 +177,10 @@ def build_learner(args):
 
     keras.utils.set_random_seed(0)
     pooling = args.pooling or ("flatten" if args.backbone == "conv4" else "avg")
-    backbone = mg.get_backbone(args.backbone, pooling=pooling, **(
-        {"filters": args.filters} if args.backbone == "conv4"
+    backbone = mg.get_backbone(args.backbone, pooling=pooling, dtype=args.dtype, **(
+        {"filters": args.filters, "fused_batch_norm": {"auto": "auto", "true": True,
+                                                       "false": False}[args.fused_batch_norm]}
+        if args.backbone == "conv4"
         else {"widths": [int(width) for width in args.resnet_widths.split(",")]}))
     augmentation = run_flags.build_augmentation(args, args.image_size, seed=0)
     if args.learner == "protonet":
@@ -247,6 +273,7 @@ def measure_step(args):
                  "mgaug_reduction": args.mgaug_reduction}
     return {
         "kind": "step", "learner": args.learner, "backbone": args.backbone,
+        "dtype": args.dtype, "fused_batch_norm": args.fused_batch_norm,
         "filters": args.filters if args.backbone == "conv4" else args.resnet_widths,
         "image_size": args.image_size, "n_way": n, "k_shot": args.k_shot,
         "k_query": args.k_query, "meta_batch_size": b, "tasks_per_step": b,
@@ -301,20 +328,71 @@ def measure_machine():
     _setup()
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    images = tf.random.normal([64, 84, 84, 64])
-    kernel = tf.random.normal([3, 3, 64, 64])
     conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
-    conv(images, kernel).numpy()
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        conv(images, kernel).numpy()
-        times.append(time.perf_counter() - start)
     flops = 2 * 64 * 84 * 84 * 64 * 64 * 9
+    peaks = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        images = tf.cast(tf.random.normal([64, 84, 84, 64]), dtype)
+        kernel = tf.cast(tf.random.normal([3, 3, 64, 64]), dtype)
+        conv(images, kernel).numpy()
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            conv(images, kernel).numpy()
+            times.append(time.perf_counter() - start)
+        peaks[dtype.name] = round(flops / statistics.median(times) / 1e9, 1)
     return {"kind": "machine", "cpu_count": os.cpu_count(),
             "usable_cores": len(os.sched_getaffinity(0)), "tensorflow": tf.__version__,
-            "conv_peak_gflops": round(flops / statistics.median(times) / 1e9, 1),
+            "conv_peak_gflops": peaks["float32"], "conv_peak_gflops_bf16": peaks["bfloat16"],
             "conv_probe": "conv2d [64,84,84,64] x [3,3,64,64], median of 7"}
+
+
+DTYPE_VARIANTS = (("float32", "false"), ("float32", "true"),
+                  ("mixed_bfloat16", "false"), ("mixed_bfloat16", "auto"))
+
+
+def measure_dtypes(args):
+    """Median step times of the precision variants, their steps interleaved.
+
+    Variants (`dtype`, `fused_batch_norm`): float32 with the plain batch norm
+    (the float32 default), float32 with the fused kernel, mixed_bfloat16 with
+    the plain float32 batch norm (the path before the fused kernel) and
+    mixed_bfloat16 as it runs by default (fused). One step of each in turn,
+    `args.steps` rounds after `args.warmup`.
+    """
+    import copy  # pylint: disable=import-outside-toplevel
+
+    _setup()
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    batch = random_batch(args)
+    steps = {}
+    for dtype, fused in DTYPE_VARIANTS:
+        variant = copy.copy(args)
+        variant.dtype, variant.fused_batch_norm = dtype, fused
+        steps[(dtype, fused)] = tf.function(build_learner(variant).train_step)
+    times = {key: [] for key in steps}
+    for round_index in range(args.warmup + args.steps):
+        for key, step in steps.items():
+            start = time.perf_counter()
+            float(step(batch)["loss"])
+            if round_index >= args.warmup:
+                times[key].append(time.perf_counter() - start)
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    baseline = medians[("float32", "false")]
+    return {"kind": "dtypes", "learner": args.learner, "backbone": args.backbone,
+            "image_size": args.image_size, "k_shot": args.k_shot, "k_query": args.k_query,
+            "meta_batch_size": args.meta_batch_size,
+            "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
+            "strategy": args.mgaug,
+            "num_subnets": args.num_subnets if args.mgaug != "none" else 0,
+            "path": "vectorized" if args.vectorize else "per-task", "timed_rounds": args.steps,
+            "variants": [{"dtype": dtype, "fused_batch_norm": fused,
+                          "step_times_s": [round(t, 3) for t in times[(dtype, fused)]],
+                          "median_step_s": round(medians[(dtype, fused)], 3),
+                          "speedup_vs_float32": round(baseline / medians[(dtype, fused)], 2)}
+                         for dtype, fused in DTYPE_VARIANTS],
+            "usable_cores": len(os.sched_getaffinity(0))}
 
 
 def run_child(base_args, overrides):
@@ -330,12 +408,13 @@ def markdown(records, command):
     lines = [f"Command: `{command}`", "",
              f"Machine: {machine['cpu_count']} cores ({machine.get('usable_cores', '?')} usable), "
              f"TensorFlow {machine['tensorflow']}, "
-             f"measured convolution peak {machine['conv_peak_gflops']} GFLOP/s "
+             f"measured convolution peak {machine['conv_peak_gflops']} GFLOP/s float32, "
+             f"{machine.get('conv_peak_gflops_bf16', '?')} GFLOP/s bfloat16 "
              f"({machine['conv_probe']}).", "",
-             "| learner | backbone | px | shot | tasks/step | MGAug | K | path | "
+             "| learner | backbone | dtype | px | shot | tasks/step | MGAug | K | path | "
              "median step s (min-max) | GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB | "
              "data episodes/s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     data = {(r["image_size"], r["k_shot"]): r["episodes_per_s"]
             for r in records if r["kind"] == "data"}
     for r in records:
@@ -346,7 +425,8 @@ def markdown(records, command):
             strategy += (f" keep {r['keep_range'][0]}-{r['keep_range'][1]}, "
                          f"{'/'.join(map(str, r['resolutions']))} px")
         lines.append(
-            f"| {r['learner']} | {r['backbone']} | {r['image_size']} | {r['k_shot']} | "
+            f"| {r['learner']} | {r['backbone']} | {r.get('dtype', 'float32')} | "
+            f"{r['image_size']} | {r['k_shot']} | "
             f"{r['tasks_per_step']} | {strategy} | {r['num_subnets']} | "
             f"{r.get('path', 'per-task')}{' + recompute' if r.get('recompute') else ''} | "
             f"{r['median_step_s']} ({r['min_step_s']}-{r['max_step_s']}) | "
@@ -357,6 +437,30 @@ def markdown(records, command):
     return "\n".join(lines) + "\n"
 
 
+def select_rows(rows, select, args):
+    """The rows of a suite matching `--select` ("key=value,..."; all must match).
+
+    A key a row does not set is compared with its value in `args` (the
+    command line or the default). Raises ValueError naming an unknown key or
+    a selection that matches no row.
+    """
+    if not select:
+        return list(rows)
+    wanted = {}
+    for pair in select.split(","):
+        key, sep, value = pair.partition("=")
+        if not sep or not hasattr(args, key.strip()):
+            raise ValueError(f"--select: expected comma-separated key=value pairs with keys "
+                             f"among the benchmark's flags, got {pair!r}.")
+        wanted[key.strip()] = value.strip()
+    chosen = [row for row in rows
+              if all(str(row.get(key, getattr(args, key))) == value
+                     for key, value in wanted.items())]
+    if not chosen:
+        raise ValueError(f"--select={select!r} matches no row of the suite.")
+    return chosen
+
+
 def main():
     args = parse_args()
     if not args.suite:
@@ -364,15 +468,19 @@ def main():
             record = measure_machine()
         elif args.measure == "data":
             record = measure_data(args)
+        elif args.measure == "dtypes":
+            record = measure_dtypes(args)
         else:
             record = measure_step(args)
         print(json.dumps(record), flush=True)
         return
-    base = [arg for arg in sys.argv[1:] if not arg.startswith(("--suite", "--markdown"))]
+    rows = select_rows(SUITES[args.suite], args.select, args)
+    base = [arg for arg in sys.argv[1:]
+            if not arg.startswith(("--suite", "--markdown", "--select"))]
     records = [run_child(base, {"measure": "machine"})]
     print(json.dumps(records[-1]), flush=True)
     shapes_done = set()
-    for overrides in SUITES[args.suite]:
+    for overrides in rows:
         records.append(run_child(base, overrides))
         print(json.dumps(records[-1]), flush=True)
         shape = (overrides.get("image_size", args.image_size),

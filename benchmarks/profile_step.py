@@ -49,7 +49,10 @@ def op_times(logdir):
 
 
 def main():
-    args = meta_step.parse_args()
+    args = meta_step.parse_args(
+        [arg for arg in sys.argv[1:] if not arg.startswith("--top")])
+    top_count = [int(arg.split("=", 1)[1]) for arg in sys.argv[1:] if arg.startswith("--top=")]
+    args.top = top_count[-1] if top_count else 12
     meta_step._setup()  # pylint: disable=protected-access
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
@@ -68,8 +71,9 @@ def main():
     totals = op_times(logdir)
     op_total = sum(totals.values())
     top = [{"op": op, "share": round(us / op_total, 3), "ms_per_step": round(us / 1e3 / args.steps, 1)}
-           for op, us in totals.most_common(12)]
+           for op, us in totals.most_common(args.top)]
     print(json.dumps({"kind": "profile", "learner": args.learner, "backbone": args.backbone,
+                      "dtype": args.dtype, "meta_batch_size": args.meta_batch_size,
                       "image_size": args.image_size, "num_subnets": args.num_subnets,
                       "path": "vectorized" if args.vectorize else "per-task",
                       "wall_s_per_step": round(wall, 3),

@@ -20,6 +20,8 @@ class Conv4(keras.Model):
         pooling: `"flatten"` (the reference code's head input) or `"avg"`
             (global average pooling: a feature length independent of the input
             size, needed when sub-networks see other resolutions).
+        fused_batch_norm: `MetaBatchNormalization`'s `fused` (`"auto"`: the
+            fused kernel under mixed precision; `True`: in float32 too).
         **kwargs: Standard model arguments (`name`, `dtype`).
 
     Example:
@@ -27,16 +29,18 @@ class Conv4(keras.Model):
         >>> features = backbone(tf.zeros([2, 84, 84, 3]))  # shape [2, 1600]
     """
 
-    def __init__(self, filters=64, pooling="flatten", **kwargs):
+    def __init__(self, filters=64, pooling="flatten", fused_batch_norm="auto", **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.pooling = pooling
+        self.fused_batch_norm = fused_batch_norm
         self.blocks = []
         for index in range(4):
             self.blocks.append([
                 keras.layers.Conv2D(filters, 3, padding="same", use_bias=True,
                                     dtype=self.dtype_policy, name=f"conv{index}"),
-                MetaBatchNormalization(dtype=self.dtype_policy, name=f"bn{index}"),
+                MetaBatchNormalization(fused=fused_batch_norm, dtype=self.dtype_policy,
+                                       name=f"bn{index}"),
                 keras.layers.ReLU(dtype=self.dtype_policy),
                 keras.layers.MaxPooling2D(2, dtype=self.dtype_policy),
             ])
@@ -100,11 +104,12 @@ class Conv4(keras.Model):
         for index, (_, norm, _, _) in enumerate(self.blocks):
             kernel, bias, gamma, beta = weights[4 * index:4 * index + 4]
             x = grouped.conv2d(x, kernel, bias, self.compute_dtype)
-            x = grouped.batch_norm(x, gamma, beta, norm.epsilon)
+            x = grouped.batch_norm(x, gamma, beta, norm.epsilon, norm.fused)
             x = tf.nn.max_pool2d(tf.nn.relu(x), 2, 2, "VALID")
         return grouped.pool_features(x, groups, self.pooling)
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, pooling=self.pooling)
+        config.update(filters=self.filters, pooling=self.pooling,
+                      fused_batch_norm=self.fused_batch_norm)
         return config

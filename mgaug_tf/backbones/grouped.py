@@ -9,6 +9,8 @@ ReLU and pooling treat every copy separately by construction.
 
 import tensorflow as tf
 
+from mgaug_tf.backbones.batch_norm import fused_batch_norm, use_fused
+
 
 def fold_groups(x):
     """`[G, B, H, W, C]` -> `[B, H, W, G*C]` (copy-major channels)."""
@@ -59,12 +61,15 @@ def conv2d(x, kernel, bias, compute_dtype, implementation="auto"):
     return y + tf.reshape(tf.cast(bias, compute_dtype), [groups * channels_out])
 
 
-def batch_norm(x, gamma, beta, epsilon):
+def batch_norm(x, gamma, beta, epsilon, fused="auto"):
     """`MetaBatchNormalization` with batch statistics, per copy and channel.
 
     Moments in float32 under mixed precision, fully differentiable (no stop
-    gradient around the mean), exactly like the per-task layer.
+    gradient around the mean), exactly like the per-task layer; `fused` as
+    there (`"auto"`: the fused kernel for 16-bit `x`).
     """
+    if use_fused(fused, x.dtype, len(x.shape)):
+        return fused_batch_norm(x, tf.reshape(gamma, [-1]), tf.reshape(beta, [-1]), epsilon)[0]
     output_dtype = x.dtype
     if output_dtype in (tf.bfloat16, tf.float16):
         x = tf.cast(x, tf.float32)

@@ -24,7 +24,8 @@ def flat(gradients):
     return np.concatenate([np.asarray(g, np.float64).reshape(-1) for g in gradients])
 
 
-# Measured: MAML loss within 1.1 %, gradient cosine 0.945; ProtoNet 0.1 %, 0.994.
+# Measured (fused batch norm, the mixed-precision default): MAML loss within 2.2 %,
+# gradient cosine 0.939; ProtoNet 0.9 %, 0.991 (float32 batch norm: 1.1 %, 0.945; 0.7 %, 0.991).
 @pytest.mark.parametrize("kind, min_cosine", [("maml", 0.9), ("protonet", 0.98)])
 def test_mixed_bfloat16_meta_gradients_stay_close_to_float32(kind, min_cosine):
     batch = make_episode_batch(0, tasks=2, size=28)
