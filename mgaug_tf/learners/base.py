@@ -295,13 +295,18 @@ class MetaLearner(keras.Model):
             return index + 1, totals, log_arrays, statistic_arrays
 
         statistics = self.network.non_trainable_variables if keep_statistics else []
-        _, totals, log_arrays, statistic_arrays = tf.while_loop(
-            lambda index, *_: index < num_tasks, body,
-            (tf.constant(0), [tf.zeros_like(variable) for variable in variables],
-             [tf.TensorArray(tf.float32, size=num_tasks) for _ in names],
-             [tf.TensorArray(tf.as_dtype(variable.dtype), size=num_tasks)
-              for variable in statistics]),
-            parallel_iterations=1, maximum_iterations=num_tasks)
+        state = (tf.constant(0), [tf.zeros_like(variable) for variable in variables],
+                 [tf.TensorArray(tf.float32, size=num_tasks) for _ in names],
+                 [tf.TensorArray(tf.as_dtype(variable.dtype), size=num_tasks)
+                  for variable in statistics])
+        if self._unroll_tasks():
+            for _ in range(num_tasks):
+                state = body(*state)
+            _, totals, log_arrays, statistic_arrays = state
+        else:
+            _, totals, log_arrays, statistic_arrays = tf.while_loop(
+                lambda index, *_: index < num_tasks, body, state,
+                parallel_iterations=1, maximum_iterations=num_tasks)
         if self.task_reduction == "mean":
             scale = self._mean_scale(num_tasks)
             totals = [total * tf.cast(scale, total.dtype) for total in totals]
@@ -313,6 +318,18 @@ class MetaLearner(keras.Model):
                               for index in range(num_tasks)]
         self.meta_step.assign_add(1)
         return totals, logs, new_statistics
+
+    def _unroll_tasks(self):
+        """Whether the task loop is unrolled in Python (a documented fallback).
+
+        MGAug with `parity` scores each task's masks with the gradient
+        accumulated over the earlier tasks (a loop variable of the task loop);
+        TF 2.21's grappler reports "nodes in a cycle" on that graph inside a
+        `tf.while_loop`, so those runs trace one task body per task (the
+        sub-networks still run in a loop).
+        """
+        return bool(self.augmentation is not None and self.augmentation.parity
+                    and self.uses_inner_loop)
 
     def _mean_scale(self, local_tasks):
         """1 / (tasks in the global meta-batch), also under tf.distribute."""
