@@ -240,6 +240,9 @@ def measure_step(args):
     _setup()
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
+    import mgaug_tf  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+
+    import_rss = peak_rss_mib()  # the framework's import baseline
     learner = build_learner(args)
     batch = random_batch(args)
     b, n = args.meta_batch_size, args.n_way
@@ -292,7 +295,8 @@ def measure_step(args):
                                  for size, value in per_resolution.items()},
         "gflop_static_graph": round(static_gflops, 1),
         "achieved_gflops": round(gflops / median, 1),
-        "peak_rss_mib": round(peak_rss_mib(), 1), "retraces": len(
+        "peak_rss_mib": round(peak_rss_mib(), 1), "import_rss_mib": round(import_rss, 1),
+        "peak_rss_above_import_mib": round(peak_rss_mib() - import_rss, 1), "retraces": len(
             step._list_all_concrete_functions_for_serialization()) - 1,  # pylint: disable=protected-access
         "cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
     }

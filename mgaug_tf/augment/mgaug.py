@@ -219,24 +219,31 @@ class MGAug:
         """A stateless seed unique to (meta-step, global task index)."""
         context = tf.distribute.get_replica_context()
         replica = 0 if context is None else context.replica_id_in_sync_group
-        global_task = tf.cast(replica, tf.int64) * learner.tasks_per_replica + task_index
+        global_task = (tf.cast(replica, tf.int64) * learner.tasks_per_replica
+                       + tf.cast(task_index, tf.int64))
         seed = tf.random.experimental.stateless_fold_in(
             tf.constant([self.seed, 0x5EED], tf.int64), tf.cast(learner.meta_step, tf.int64))
         return tf.random.experimental.stateless_fold_in(seed, global_task)
 
-    def draw_masks(self, learner, task_seed, scores=None):
-        """Keep ratios `[K]` and the K sub-networks' masks (lists aligned with theta)."""
+    def keep_ratios(self, task_seed):
+        """The K sub-networks' keep ratios `[K]` of one task (stateless draw)."""
+        return self.keep_ratio_sampler(
+            self.num_subnets, tf.random.experimental.stateless_fold_in(task_seed, 1_000_003))
+
+    def draw_subnet_masks(self, learner, task_seed, k, ratios, scores=None):
+        """Sub-network k's masks (aligned with theta); `k` may be a scalar int tensor."""
         network = learner.network
         weights = functional.read_values(network.trainable_variables)
         prunable = masks_lib.prunable_weights(network, self.include_dense)
-        ratios = self.keep_ratio_sampler(
-            self.num_subnets, tf.random.experimental.stateless_fold_in(task_seed, 1_000_003))
-        all_masks = []
-        for k in range(self.num_subnets):
-            subnet_seed = tf.random.experimental.stateless_fold_in(task_seed, k)
-            all_masks.append(self.strategy(weights, prunable, ratios[k], seed=subnet_seed,
-                                           scores=scores, parity=self.parity))
-        return ratios, all_masks
+        subnet_seed = tf.random.experimental.stateless_fold_in(task_seed, k)
+        return self.strategy(weights, prunable, ratios[k], seed=subnet_seed, scores=scores,
+                             parity=self.parity)
+
+    def draw_masks(self, learner, task_seed, scores=None):
+        """Keep ratios `[K]` and the K sub-networks' masks (lists aligned with theta)."""
+        ratios = self.keep_ratios(task_seed)
+        return ratios, [self.draw_subnet_masks(learner, task_seed, k, ratios, scores)
+                        for k in range(self.num_subnets)]
 
     def _resize(self, task, task_seed, k):
         if not self.resolutions:
@@ -256,67 +263,102 @@ class MGAug:
                                  resize(task.query_images), task.query_labels)
 
     # ------------------------------------------------------------- gradients
-    def task_gradients(self, learner, task, task_index, variables, full_gradients,
-                       accumulated, loss_scale=None):
-        """The task's meta-gradient with its sub-networks' part added.
+    def task_gradients(self, learner, task, task_index, variables, accumulated,
+                       loss_scale=None):
+        """One task's meta-gradient: the full network's plus its sub-networks'.
+
+        The full network runs first; the K sub-networks then run in a graph
+        loop (`tf.while_loop`), so the sub-network computation is traced once,
+        not K times. Each pass takes its own gradient inside the loop body
+        (nothing differentiates through the loop). Sub-network k's masks (and
+        resolution) are drawn in the body from the full network's gradient
+        with the stateless seeds of (meta-step, task, k), so they equal
+        `draw_masks`'s.
+
+        Not merged into one loop with the full network (pass 0 with keep ratio
+        1): that traces one copy instead of two, but TF 2.21's grappler
+        (arithmetic optimizer / remapper) reported "nodes in a cycle" on such
+        graphs for some shapes.
+
+        Under `reduction="maxup"` only the worst sub-network's gradient is
+        kept (the gradient of max_k L_k; on an exact tie the first worst,
+        where `tf.reduce_max` would split it).
 
         Args:
             learner: The `MetaLearner` being trained.
             task: An `episodes.Task`.
-            task_index: Index of the task in this replica's meta-batch.
+            task_index: Index of the task in this replica's meta-batch (a
+                Python int or a scalar int tensor).
             variables: `learner.trainable_variables`.
-            full_gradients: The full network's meta-gradient of this task,
-                aligned with `variables`.
             accumulated: The meta-batch's gradients so far (for `parity`).
-            loss_scale: Optional loss scale (mixed_float16): `full_gradients`
-                and `accumulated` come scaled by it, the sub-networks'
-                objectives are scaled by it and so are the returned gradients;
-                scores and logs use unscaled values.
+            loss_scale: Optional loss scale (mixed_float16): `accumulated`
+                comes scaled by it, every objective is scaled by it and so are
+                the returned gradients; scores and logs use unscaled values.
 
         Returns:
-            `(gradients, logs)`: the combined gradients aligned with `variables`
-            and per-task metric values.
+            `(gradients, logs, new_non_trainable)`: the combined gradients
+            aligned with `variables`; per-task metric values (`loss` and
+            `accuracy` of the full network, `subnet_loss`, `subnet_accuracy`,
+            `full_grad_norm`, `augmented_grad_norm`, `sparsity_k`); the full
+            network's new batch-norm statistics.
         """
         task_seed = self._task_seed(learner, task_index)
+        subnets = self.num_subnets
+        full_outcome, full_gradients = learner.task_gradients(task, variables,
+                                                              loss_scale=loss_scale)
+        full_gradients = [tf.convert_to_tensor(gradient) for gradient in full_gradients]
         score_gradients = full_gradients
         if self.parity and learner.uses_inner_loop:
             score_gradients = [a + g for a, g in zip(accumulated, full_gradients)]
         score_gradients = unscale(score_gradients, loss_scale)
         positions = {id(variable): index for index, variable in enumerate(variables)}
+        network_weights = learner.network.trainable_variables
         network_gradients = [score_gradients[positions[id(variable)]]
-                             for variable in learner.network.trainable_variables]
-        subnet_masks = self._task_masks(learner, task_seed, network_gradients)
+                             for variable in network_weights]
+        scores = None
+        if self.strategy_name in strategies_lib.SCORED:
+            scores = strategies_lib.mmca_scores(functional.read_values(network_weights),
+                                                network_gradients)
+        ratios = self.keep_ratios(task_seed)
+        maxup = self.reduction == "maxup"
+        loss_dtype = tf.float64 if learner.network.compute_dtype == "float64" else tf.float32
 
-        subnet_tasks = [self._resize(task, task_seed, k) for k in range(self.num_subnets)]
-        if self.reduction == "maxup":
-            with tf.GradientTape() as tape:
-                outcomes = [learner.task_outcome(subnet_task, masks=masks, training=True)
-                            for subnet_task, masks in zip(subnet_tasks, subnet_masks)]
-                losses = tf.stack([outcome.query_loss for outcome in outcomes])
-                worst = scale_loss(tf.reduce_max(losses), loss_scale)
-            augmented = tape.gradient(worst, variables,
-                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        else:
-            # One tape per sub-network: only one sub-network's second-order
-            # graph needs to be alive at a time.
-            augmented = [tf.zeros_like(variable) for variable in variables]
-            outcomes = []
-            for subnet_task, masks in zip(subnet_tasks, subnet_masks):
-                with tf.control_dependencies(augmented):
-                    outcome, gradients = learner.task_gradients(subnet_task, variables,
-                                                                masks=masks,
-                                                                loss_scale=loss_scale)
-                outcomes.append(outcome)
+        def body(k, augmented, worst, arrays):
+            masks = self.draw_subnet_masks(learner, task_seed, k, ratios, scores)
+            subnet_task = self._resize(task, task_seed, k)
+            outcome, gradients = learner.task_gradients(subnet_task, variables, masks=masks,
+                                                        loss_scale=loss_scale)
+            gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
+            loss = tf.cast(outcome.query_loss, loss_dtype)
+            if maxup:
+                better = loss > worst
+                augmented = [tf.where(better, gradient, total)
+                             for gradient, total in zip(gradients, augmented)]
+                worst = tf.where(better, loss, worst)
+            else:
                 augmented = [total + gradient for total, gradient in zip(augmented, gradients)]
-            losses = tf.stack([outcome.query_loss for outcome in outcomes])
+            values = (loss, accuracy(subnet_task.query_labels, outcome.query_logits),
+                      masks_lib.sparsity(masks, network_weights))
+            arrays = [array.write(k, value) for array, value in zip(arrays, values)]
+            return k + 1, augmented, worst, arrays
+
+        _, augmented, _, arrays = tf.while_loop(
+            lambda k, *_: k < subnets, body,
+            (tf.constant(0), [tf.zeros_like(variable) for variable in variables],
+             tf.constant(float("-inf"), loss_dtype),
+             [tf.TensorArray(dtype, size=subnets)
+              for dtype in (loss_dtype, tf.float32, tf.float32)]),
+            parallel_iterations=1, maximum_iterations=subnets)
+        losses, accuracies, sparsities = (array.stack() for array in arrays)
         full, augmented = self._scale(full_gradients), self._scale(augmented)
-        logs = {"subnet_loss": tf.reduce_mean(losses),
-                "subnet_accuracy": tf.reduce_mean(tf.stack([
-                    accuracy(task.query_labels, outcome.query_logits) for outcome in outcomes])),
+        logs = {"loss": full_outcome.query_loss,
+                "accuracy": accuracy(task.query_labels, full_outcome.query_logits),
+                "subnet_loss": tf.reduce_mean(losses),
+                "subnet_accuracy": tf.reduce_mean(accuracies),
                 "full_grad_norm": tf.linalg.global_norm(unscale(full, loss_scale)),
                 "augmented_grad_norm": tf.linalg.global_norm(unscale(augmented, loss_scale))}
-        logs.update(self._sparsity_logs(learner, [subnet_masks]))
-        return [a + b for a, b in zip(full, augmented)], logs
+        logs.update({f"sparsity_{k}": sparsities[k] for k in range(subnets)})
+        return [a + b for a, b in zip(full, augmented)], logs, full_outcome.new_non_trainable
 
     def _task_masks(self, learner, task_seed, network_gradients):
         """The K sub-networks' masks of one task (scored by its gradients if needed)."""

@@ -221,51 +221,115 @@ class MetaLearner(keras.Model):
         return [episodes_lib.Task(*(field[i] for field in batch))
                 for i in range(self.tasks_per_replica)]
 
+    def _task_at(self, batch, index):
+        """Task `index` (a Python int or a scalar int tensor) of a stacked batch."""
+        return episodes_lib.Task(*(tf.gather(field, index) for field in batch))
+
+    def _task_meta_gradients(self, task, task_index, variables, accumulated, loss_scale=None):
+        """`(gradients, logs, new_non_trainable)` of one task of the meta-batch.
+
+        The full network's meta-gradient, with MGAug's sub-networks' part added
+        when augmenting; `logs` maps each name of `_metric_names()` to a scalar.
+        """
+        if self.augmentation is not None:
+            gradients, logs, new_non_trainable = self.augmentation.task_gradients(
+                self, task, task_index, variables, accumulated=accumulated,
+                loss_scale=loss_scale)
+        else:
+            outcome, gradients = self.task_gradients(task, variables, loss_scale=loss_scale)
+            # The norm MGAug logs as full_grad_norm, so runs compare.
+            logs = {"loss": outcome.query_loss,
+                    "accuracy": accuracy(task.query_labels, outcome.query_logits),
+                    "full_grad_norm": tf.linalg.global_norm(gradients)}
+            new_non_trainable = outcome.new_non_trainable
+        before = self._logits_before_adaptation(
+            functional.read_values(self.network.trainable_variables), task)
+        if before is not None:
+            logs["accuracy_before"] = accuracy(task.query_labels, before)
+        return gradients, logs, new_non_trainable
+
     def _meta_gradients_and_logs(self, data, loss_scale=None):
         """`(gradients, logs, new_statistics)` of one episode batch.
+
+        The per-task computation (the full network and MGAug's sub-networks)
+        is traced once and run in a graph loop over the meta-batch's tasks
+        (`tf.while_loop`, one task at a time: only one task's second-order
+        graph holds memory). Each task's gradient is taken inside the loop
+        body, so nothing differentiates through the loop; the meta-gradient
+        is the running sum over tasks in task order.
 
         With `loss_scale`, every differentiated objective is multiplied by it
         inside its tape (mixed_float16: small float16 gradients do not flush
         to zero) and the returned gradients are scaled by it, for an
         optimizer that unscales them (`keras.optimizers.LossScaleOptimizer`).
         Logged values are never scaled.
+
+        Returns:
+            `(gradients, logs, new_statistics)`: gradients aligned with
+            `trainable_variables`, the logs averaged over tasks, and (with
+            `bn_mode="inductive"`) each task's new batch-norm statistics (a
+            list over tasks), else `[]`.
         """
-        tasks = self._split_tasks(data)
+        batch = self._checked_batch(data)
+        num_tasks = self.tasks_per_replica
         variables = self.trainable_variables
-        totals = [tf.zeros_like(variable) for variable in variables]
-        per_task_logs = []
-        new_statistics = []
-        for task_index, task in enumerate(tasks):
-            # Tasks run one after the other (ops parallelise within a task), so
-            # only one task's second-order graph holds memory at a time.
-            with tf.control_dependencies(totals):
-                outcome, gradients = self.task_gradients(task, variables,
-                                                         loss_scale=loss_scale)
-            logs = {"loss": outcome.query_loss,
-                    "accuracy": accuracy(task.query_labels, outcome.query_logits)}
-            before = self._logits_before_adaptation(
-                functional.read_values(self.network.trainable_variables), task)
-            if before is not None:
-                logs["accuracy_before"] = accuracy(task.query_labels, before)
-            if self.augmentation is not None:
-                gradients, augment_logs = self.augmentation.task_gradients(
-                    self, task, task_index, variables, gradients, accumulated=totals,
-                    loss_scale=loss_scale)
-                logs.update(augment_logs)
-            else:  # the norm MGAug logs as full_grad_norm, so runs compare
-                logs["full_grad_norm"] = tf.linalg.global_norm(gradients)
-            totals = [total + gradient for total, gradient in zip(totals, gradients)]
-            per_task_logs.append(logs)
-            if outcome.new_non_trainable is not None:
-                new_statistics.append(outcome.new_non_trainable)
+        names = self._metric_names()
+        keep_statistics = self.bn_mode == "inductive"
+        statistics_seen = []
+
+        def body(index, totals, log_arrays, statistic_arrays):
+            task = self._task_at(batch, index)
+            gradients, logs, new_statistics = self._task_meta_gradients(
+                task, index, variables, totals, loss_scale)
+            if sorted(logs) != sorted(names):
+                raise ValueError(f"{type(self).__name__}: a task logged {sorted(logs)}, but "
+                                 f"the learner's metrics are {sorted(names)}.")
+            totals = [total + tf.convert_to_tensor(gradient)
+                      for total, gradient in zip(totals, gradients)]
+            log_arrays = [array.write(index, tf.cast(logs[name], tf.float32))
+                          for array, name in zip(log_arrays, names)]
+            if keep_statistics and new_statistics is not None:
+                statistics_seen.append(True)
+                statistic_arrays = [array.write(index, statistic) for array, statistic
+                                    in zip(statistic_arrays, new_statistics)]
+            return index + 1, totals, log_arrays, statistic_arrays
+
+        statistics = self.network.non_trainable_variables if keep_statistics else []
+        state = (tf.constant(0), [tf.zeros_like(variable) for variable in variables],
+                 [tf.TensorArray(tf.float32, size=num_tasks) for _ in names],
+                 [tf.TensorArray(tf.as_dtype(variable.dtype), size=num_tasks)
+                  for variable in statistics])
+        if self._unroll_tasks():
+            for _ in range(num_tasks):
+                state = body(*state)
+            _, totals, log_arrays, statistic_arrays = state
+        else:
+            _, totals, log_arrays, statistic_arrays = tf.while_loop(
+                lambda index, *_: index < num_tasks, body, state,
+                parallel_iterations=1, maximum_iterations=num_tasks)
         if self.task_reduction == "mean":
-            scale = self._mean_scale(len(tasks))
+            scale = self._mean_scale(num_tasks)
             totals = [total * tf.cast(scale, total.dtype) for total in totals]
-        logs = {name: tf.reduce_mean(tf.stack([tf.cast(task_logs[name], tf.float32)
-                                               for task_logs in per_task_logs]))
-                for name in per_task_logs[0]}
+        logs = {name: tf.reduce_mean(array.stack()) for name, array in zip(names, log_arrays)}
+        new_statistics = []
+        if statistics_seen:
+            stacked = [array.stack() for array in statistic_arrays]
+            new_statistics = [[values[index] for values in stacked]
+                              for index in range(num_tasks)]
         self.meta_step.assign_add(1)
         return totals, logs, new_statistics
+
+    def _unroll_tasks(self):
+        """Whether the task loop is unrolled in Python (a documented fallback).
+
+        MGAug with `parity` scores each task's masks with the gradient
+        accumulated over the earlier tasks (a loop variable of the task loop);
+        TF 2.21's grappler reports "nodes in a cycle" on that graph inside a
+        `tf.while_loop`, so those runs trace one task body per task (the
+        sub-networks still run in a loop).
+        """
+        return bool(self.augmentation is not None and self.augmentation.parity
+                    and self.uses_inner_loop)
 
     def _mean_scale(self, local_tasks):
         """1 / (tasks in the global meta-batch), also under tf.distribute."""

@@ -149,3 +149,33 @@ def test_bad_episodes_raise_clear_value_errors(name):
         learner.compute_meta_gradients(((si, sl[:, :4], qi), ql))
     with pytest.raises(ValueError, match="rank 5"):
         learner.compute_meta_gradients(((si[0], sl, qi), ql))
+
+
+def _conv_ops(concrete):
+    """Conv2D ops in a traced function: its graph and every function it calls."""
+    library = concrete.graph.as_graph_def().library.function
+    return (sum(op.type == "Conv2D" for op in concrete.graph.get_operations())
+            + sum(node.op == "Conv2D" for function in library for node in function.node_def))
+
+
+@pytest.mark.parametrize("kind", ["maml", "protonet"])
+def test_meta_step_traces_the_task_computation_once(kind):
+    """Tasks and sub-networks run in a graph loop: the traced step holds the same
+    convolutions for 1 or 3 tasks and for K = 1 or 3 sub-networks."""
+    counts = {}
+    for tasks, subnets in ((1, 1), (3, 1), (3, 3)):
+        keras.utils.set_random_seed(0)
+        augmentation = mg.MGAug("catfish", num_subnets=subnets)
+        if kind == "protonet":
+            learner = mg.ProtoNet(mg.Conv4(filters=2), 3, augmentation=augmentation)
+        else:
+            learner = mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=2), 3), 3, inner_steps=1,
+                              augmentation=augmentation)
+        learner.compile(keras.optimizers.SGD(0.1))
+        batch = make_episode_batch(0, tasks=tasks)
+        learner.build((16, 16, 1))
+        learner.optimizer.build(learner.trainable_variables)
+        counts[tasks, subnets] = _conv_ops(
+            tf.function(learner.train_step).get_concrete_function(batch))
+    assert counts[1, 1] > 0
+    assert counts[1, 1] == counts[3, 1] == counts[3, 3], counts
