@@ -160,6 +160,19 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def unrolled_gflops(args, batch):
+    """Static FLOP count of one meta-step, its task and sub-network loops unrolled.
+
+    TF's profiler does not count inside `tf.while_loop` bodies, so the step is
+    traced once more with `learner.unroll_loops` (same computation).
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    learner = build_learner(args)
+    learner.unroll_loops = True
+    return graph_gflops(tf.function(learner.train_step).get_concrete_function(batch))
+
+
 def graph_gflops(concrete_function):
     """Static FLOP count of a traced function (TF's registered op statistics)."""
     from tensorflow.python.profiler import model_analyzer  # pylint: disable=import-outside-toplevel
@@ -225,14 +238,11 @@ def resolution_gflops(args, batch):
     """
     import copy  # pylint: disable=import-outside-toplevel
 
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
     counts = {}
     for size in sorted({int(size) for size in args.resolutions}):
         fixed = copy.copy(args)
         fixed.resolutions = [str(size)]
-        learner = build_learner(fixed)
-        counts[size] = graph_gflops(tf.function(learner.train_step).get_concrete_function(batch))
+        counts[size] = unrolled_gflops(fixed, batch)
     return counts
 
 
@@ -248,9 +258,9 @@ def measure_step(args):
     b, n = args.meta_batch_size, args.n_way
     step = tf.function(learner.train_step)
     start = time.perf_counter()
-    concrete = step.get_concrete_function(batch)
+    step.get_concrete_function(batch)
     trace_s = time.perf_counter() - start
-    gflops = static_gflops = graph_gflops(concrete)
+    gflops = static_gflops = unrolled_gflops(args, batch)
     per_resolution = {}
     augmentation = learner.augmentation
     if augmentation is not None and augmentation.resolutions and len(

@@ -342,13 +342,18 @@ class MGAug:
             arrays = [array.write(k, value) for array, value in zip(arrays, values)]
             return k + 1, augmented, worst, arrays
 
-        _, augmented, _, arrays = tf.while_loop(
-            lambda k, *_: k < subnets, body,
-            (tf.constant(0), [tf.zeros_like(variable) for variable in variables],
-             tf.constant(float("-inf"), loss_dtype),
-             [tf.TensorArray(dtype, size=subnets)
-              for dtype in (loss_dtype, tf.float32, tf.float32)]),
-            parallel_iterations=1, maximum_iterations=subnets)
+        state = (tf.constant(0), [tf.zeros_like(variable) for variable in variables],
+                 tf.constant(float("-inf"), loss_dtype),
+                 [tf.TensorArray(dtype, size=subnets)
+                  for dtype in (loss_dtype, tf.float32, tf.float32)])
+        if learner.unroll_loops:
+            for _ in range(subnets):
+                state = body(*state)
+            _, augmented, _, arrays = state
+        else:
+            _, augmented, _, arrays = tf.while_loop(
+                lambda k, *_: k < subnets, body, state,
+                parallel_iterations=1, maximum_iterations=subnets)
         losses, accuracies, sparsities = (array.stack() for array in arrays)
         full, augmented = self._scale(full_gradients), self._scale(augmented)
         logs = {"loss": full_outcome.query_loss,

@@ -77,6 +77,11 @@ class MetaLearner(keras.Model):
     """
 
     uses_inner_loop = False
+    # Trace the task and sub-network loops unrolled in Python instead of as
+    # `tf.while_loop`s: same values, one traced copy per task and sub-network.
+    # For graph analysis only (TF's static FLOP count does not enter loop
+    # bodies: benchmarks/meta_step.py); training keeps the loops.
+    unroll_loops = False
 
     def __init__(self, network, n_way, bn_mode="transductive", task_reduction="sum",
                  augmentation=None, **kwargs):
@@ -328,8 +333,8 @@ class MetaLearner(keras.Model):
         `tf.while_loop`, so those runs trace one task body per task (the
         sub-networks still run in a loop).
         """
-        return bool(self.augmentation is not None and self.augmentation.parity
-                    and self.uses_inner_loop)
+        return self.unroll_loops or bool(self.augmentation is not None
+                                         and self.augmentation.parity and self.uses_inner_loop)
 
     def _mean_scale(self, local_tasks):
         """1 / (tasks in the global meta-batch), also under tf.distribute."""
