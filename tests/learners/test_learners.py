@@ -179,3 +179,25 @@ def test_meta_step_traces_the_task_computation_once(kind):
             tf.function(learner.train_step).get_concrete_function(batch))
     assert counts[1, 1] > 0
     assert counts[1, 1] == counts[3, 1] == counts[3, 3], counts
+
+
+def test_unrolled_loops_give_the_same_meta_gradients_and_count_every_task():
+    """`unroll_loops` (for static graph analysis) traces one copy per task and
+    sub-network and computes exactly what the loops compute."""
+    results = {}
+    for unroll in (False, True):
+        keras.utils.set_random_seed(0)
+        learner = mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=2, dtype="float64"), 3), 3,
+                          inner_steps=1, augmentation=mg.MGAug("catfish", num_subnets=2))
+        learner.unroll_loops = unroll
+        batch = make_episode_batch(0, tasks=2, dtype="float64")
+        learner.build((16, 16, 1))
+        step = tf.function(learner.compute_meta_gradients)
+        loss, gradients = step(batch)
+        results[unroll] = (float(loss), [np.asarray(g) for g in gradients],
+                           _conv_ops(step.get_concrete_function(batch)))
+    assert results[True][0] == pytest.approx(results[False][0], rel=1e-12)
+    for got, want in zip(results[True][1], results[False][1]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+    # 2 tasks x (full network + 2 sub-networks) copies instead of one of each.
+    assert results[True][2] > 2 * results[False][2]
