@@ -15,7 +15,7 @@ from mgaug_tf import interpolation
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
 from mgaug_tf.backbones import classifier as classifier_lib
-from mgaug_tf.learners.base import accuracy, scale_loss, unscale
+from mgaug_tf.learners.base import accuracy, scale_loss, sequential_loop, unscale
 
 REDUCTIONS = ("sum", "mean", "maxup")
 RESIZE_METHODS = ("align_corners", "half_pixel")
@@ -346,14 +346,8 @@ class MGAug:
                  tf.constant(float("-inf"), loss_dtype),
                  [tf.TensorArray(dtype, size=subnets)
                   for dtype in (loss_dtype, tf.float32, tf.float32)])
-        if learner.unroll_loops:
-            for _ in range(subnets):
-                state = body(*state)
-            _, augmented, _, arrays = state
-        else:
-            _, augmented, _, arrays = tf.while_loop(
-                lambda k, *_: k < subnets, body, state,
-                parallel_iterations=1, maximum_iterations=subnets)
+        _, augmented, _, arrays = sequential_loop(body, state, subnets,
+                                                  unroll=learner.unroll_loops)
         losses, accuracies, sparsities = (array.stack() for array in arrays)
         full, augmented = self._scale(full_gradients), self._scale(augmented)
         logs = {"loss": full_outcome.query_loss,

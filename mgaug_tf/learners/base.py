@@ -28,6 +28,24 @@ def cross_entropy(labels, logits, axis=None):
         labels=tf.cast(labels, tf.int32), logits=logits), axis=axis)
 
 
+def sequential_loop(body, state, count, unroll=False):
+    """Runs `state = body(*state)` `count` times, one iteration after the other.
+
+    A `tf.while_loop` (the body traced once) unless `unroll`, which traces
+    `count` copies in Python (same values; for graph analysis and the
+    documented fallbacks). The state's first entry is the iteration index.
+
+    Returns:
+        The final state.
+    """
+    if unroll:
+        for _ in range(count):
+            state = body(*state)
+        return state
+    return tf.while_loop(lambda index, *_: index < count, body, state,
+                         parallel_iterations=1, maximum_iterations=count)
+
+
 def scale_loss(loss, loss_scale):
     """`loss * loss_scale` (in the loss's dtype), or `loss` when `loss_scale` is None."""
     return loss if loss_scale is None else loss * tf.cast(loss_scale, loss.dtype)
@@ -304,14 +322,8 @@ class MetaLearner(keras.Model):
                  [tf.TensorArray(tf.float32, size=num_tasks) for _ in names],
                  [tf.TensorArray(tf.as_dtype(variable.dtype), size=num_tasks)
                   for variable in statistics])
-        if self._unroll_tasks():
-            for _ in range(num_tasks):
-                state = body(*state)
-            _, totals, log_arrays, statistic_arrays = state
-        else:
-            _, totals, log_arrays, statistic_arrays = tf.while_loop(
-                lambda index, *_: index < num_tasks, body, state,
-                parallel_iterations=1, maximum_iterations=num_tasks)
+        _, totals, log_arrays, statistic_arrays = sequential_loop(
+            body, state, num_tasks, unroll=self._unroll_tasks())
         if self.task_reduction == "mean":
             scale = self._mean_scale(num_tasks)
             totals = [total * tf.cast(scale, total.dtype) for total in totals]
