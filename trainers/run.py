@@ -12,7 +12,6 @@ See docs/cli.md for the modes, configs, distribution and the SavedModel.
 import os
 import shutil
 import sys
-import time
 import traceback
 from pathlib import Path
 

@@ -15,7 +15,7 @@ from mgaug_tf import interpolation
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
 from mgaug_tf.backbones import classifier as classifier_lib
-from mgaug_tf.learners.base import accuracy, scale_loss, sequential_loop, unscale
+from mgaug_tf.learners.base import accuracy, sequential_loop, unscale
 
 REDUCTIONS = ("sum", "mean", "maxup")
 RESIZE_METHODS = ("align_corners", "half_pixel")

@@ -7,7 +7,6 @@ import socket
 import subprocess
 
 import numpy as np
-import pytest
 import tensorflow as tf
 from absl import flags
 
