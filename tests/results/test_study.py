@@ -100,3 +100,23 @@ def test_quick_mode_runs_the_omniglot_setting_end_to_end_and_resumes(omniglot_di
     again = subprocess.run(command, cwd=REPO, env=cli_env(), capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0 and "3 runs, 3 finished earlier" in again.stdout
+
+
+def test_the_precision_study_differs_between_arms_only_in_dtype(tmp_path):
+    from trainers import flags as _  # noqa: F401  (defines run.py's flags)
+    settings, arms, seeds = study.parse_study(REPO / "configs" / "results" / "precision.study")
+    runs = study.plan_runs(settings, arms, seeds, str(tmp_path))
+    assert len(runs) == 2 * 2 * 3
+    values = {}
+    for run in runs:
+        try:
+            flags.FLAGS(["run.py", *run["args"]])
+            values[(run["setting"], run["arm"], run["seed"])] = {
+                name: flags.FLAGS[name].value for name in flags.FLAGS
+                if name not in ("model_dir", "flagfile")}
+        finally:
+            flags.FLAGS.unparse_flags()
+    for (setting, arm, seed), parsed in values.items():
+        assert parsed["dtype"] == arm and parsed["seed"] == seed
+        other = values[(setting, "float32" if arm != "float32" else "mixed_bfloat16", seed)]
+        assert {name for name in parsed if parsed[name] != other[name]} == {"dtype"}
