@@ -361,6 +361,9 @@ def train(experiment):
         validator=lambda: experiment.evaluator(val_spec, FLAGS.val_episodes),
         eval_every=FLAGS.eval_every, checkpoint_every=FLAGS.checkpoint_every,
         summary_every=FLAGS.summary_every, show_progress=experiment.role.is_chief)
+    # Kept until `_exit_now`: destroying its input iterator can block for a
+    # minute in TensorFlow 2.21 (MetaTrainer.train's docstring).
+    _STATE["meta_trainer"] = meta_trainer
     meta_trainer.train(FLAGS.train_steps)
 
 

@@ -151,6 +151,7 @@ class MetaTrainer:
         self.show_progress = show_progress
         self._validated = False  # the first validation builds the evaluation graph
         self._train_step = make_distributed_train_step(learner, strategy)
+        self.train_iterator = None  # the last `train` call's input iterator (see `train`)
 
     def resume(self):
         """Restores the latest checkpoint if there is one; returns the step to start at."""
@@ -177,6 +178,16 @@ class MetaTrainer:
                 program that catches this error should end with `os._exit`
                 rather than a normal interpreter exit, as `trainers/run.py`
                 does.
+
+        The training iterator stays alive after this returns, as
+        `self.train_iterator`: destroying it blocks in TensorFlow 2.21 for up
+        to a minute or more even after a clean run (py-spy: the main thread in
+        `RootDataset::Iterator`'s destructor waiting for a tf.data worker
+        thread; 13-87 s measured between the last step and the test
+        evaluation). `trainers/run.py` keeps the trainer until it ends the
+        process with `os._exit`, so the wait never happens; a script that
+        does not need the trainer any more can drop it (`del
+        trainer.train_iterator`) and pay the wait then.
         """
         step = self.resume()
         progress = Progress(train_steps - step, enabled=self.show_progress)
@@ -188,6 +199,7 @@ class MetaTrainer:
             progress.message(f"Resuming from step {step} ({self.checkpoints.path()}).")
         iterator = iter(inputs.distributed_meta_batches(self.strategy, self.train_spec,
                                                         self.meta_batch_size, first_step=step))
+        self.train_iterator = iterator  # see above: its teardown is slow
         averages, timings, last_logs = _Averages(), _Averages(), {}
         started = step
         while step < train_steps:
