@@ -24,8 +24,8 @@ Usage:
     python benchmarks/meta_step.py --learner=maml --mgaug=none --steps=10
     python benchmarks/meta_step.py --suite=released --steps=3 --warmup=1
 Suites: mgaug_k (MAML 2nd order, Conv4-64 84 px, K = 0/1/3 catfish), targets
-(the ratios of the performance issue: per-task and vectorized paths side by
-side, and the released MGAug settings), released (only those: MAML, FOMAML
+(the configurations of the performance issue's ratios, the released MGAug
+settings and the dtype pairs), released (only those: MAML, FOMAML
 and ProtoNet (1 task per step) with catfish K = 3, keep (0.98, 1) / (0.97, 1),
 the aligned-corner 84/64/48 px resize and the reference flatten head, as the
 reference code ran them (parity)), memory (ResNet-12 second order with
@@ -63,7 +63,6 @@ def _grid():
     return configs
 
 
-VECTORIZE = dict(vectorize=True)
 NONE = dict(mgaug="none")
 # MGAug as the reference code's released runs used it (CUB, Conv4-64, 84 px):
 # catfish, K = 3, sum, sub-network inputs resized (aligned corners) to 84, 64
@@ -82,17 +81,15 @@ DTYPE_ROWS = [dict(learner=learner, dtype=dtype, **variant)
 SUITES = {
     "mgaug_k": [dict(learner="maml", **NONE)] + [
         dict(learner="maml", mgaug="catfish", num_subnets=k) for k in (1, 3)],
-    # The performance issue's targets, the per-task path ("before") next to
-    # the vectorized one ("after") where it applies; then the released settings.
+    # The performance issue's targets; then the released settings. (Until
+    # issue 13 each gradient-learner row had a vectorized twin: removed, as
+    # it was slower on this CPU; docs/performance.md, "Decision: removed".)
     "targets": [
-        dict(learner="maml", **NONE), dict(learner="maml", **NONE, **VECTORIZE),
+        dict(learner="maml", **NONE),
         dict(learner="maml", mgaug="catfish", num_subnets=3),
-        dict(learner="maml", mgaug="catfish", num_subnets=3, **VECTORIZE),
         dict(learner="fomaml", **NONE),
-        dict(learner="fomaml", **NONE, **VECTORIZE),
         dict(learner="protonet", **NONE),
-        dict(learner="maml", image_size=28, channels=1, **NONE),
-        dict(learner="maml", image_size=28, channels=1, **NONE, **VECTORIZE)] + RELEASED_ROWS
+        dict(learner="maml", image_size=28, channels=1, **NONE)] + RELEASED_ROWS
     + DTYPE_ROWS,
     "released": RELEASED_ROWS,
     # float32 and mixed_bfloat16 side by side (the bfloat16 issue): MAML
@@ -138,8 +135,6 @@ def parse_args(argv=None):
     parser.add_argument("--meta_batch_size", type=int, default=4, help="tasks per step")
     parser.add_argument("--inner_steps", type=int, default=5)
     run_flags.add_mgaug_arguments(parser)  # --mgaug, --num_subnets, --keep_min, ...
-    parser.add_argument("--vectorize", action="store_true",
-                        help="tasks and sub-networks as grouped convolutions (GradientLearner)")
     parser.add_argument("--recompute", action="store_true",
                         help="recompute inner steps in the outer backward pass")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
@@ -203,7 +198,7 @@ def build_learner(args):
                 "metasgd": mg.MetaSGD}[args.learner]
         learner = kind(mg.FewShotClassifier(backbone, args.n_way), args.n_way,
                        inner_steps=args.inner_steps, augmentation=augmentation,
-                       recompute=args.recompute, vectorize=args.vectorize)
+                       recompute=args.recompute)
     learner.compile(keras.optimizers.Adam(1e-3))
     shape = (args.image_size, args.image_size, args.channels)
     learner.build(shape)
@@ -293,7 +288,6 @@ def measure_step(args):
         "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
         "strategy": args.mgaug, "num_subnets": args.num_subnets if augmentation else 0,
         **mgaug, "recompute": args.recompute,
-        "path": "vectorized" if args.vectorize else "per-task",
         "timed_steps": args.steps, "step_times_s": [round(t, 3) for t in times],
         "min_step_s": round(min(times), 3), "median_step_s": round(median, 3),
         "max_step_s": round(max(times), 3), "q1_step_s": round(quartiles[0], 3),
@@ -400,7 +394,7 @@ def measure_dtypes(args):
             "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
             "strategy": args.mgaug,
             "num_subnets": args.num_subnets if args.mgaug != "none" else 0,
-            "path": "vectorized" if args.vectorize else "per-task", "timed_rounds": args.steps,
+            "recompute": args.recompute, "timed_rounds": args.steps,
             "variants": [{"dtype": dtype, "fused_batch_norm": fused,
                           "step_times_s": [round(t, 3) for t in times[(dtype, fused)]],
                           "median_step_s": round(medians[(dtype, fused)], 3),
@@ -425,7 +419,7 @@ def markdown(records, command):
              f"measured convolution peak {machine['conv_peak_gflops']} GFLOP/s float32, "
              f"{machine.get('conv_peak_gflops_bf16', '?')} GFLOP/s bfloat16 "
              f"({machine['conv_probe']}).", "",
-             "| learner | backbone | dtype | px | shot | tasks/step | MGAug | K | path | "
+             "| learner | backbone | dtype | px | shot | tasks/step | MGAug | K | recompute | "
              "median step s (min-max) | GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB | "
              "data episodes/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -442,7 +436,7 @@ def markdown(records, command):
             f"| {r['learner']} | {r['backbone']} | {r.get('dtype', 'float32')} | "
             f"{r['image_size']} | {r['k_shot']} | "
             f"{r['tasks_per_step']} | {strategy} | {r['num_subnets']} | "
-            f"{r.get('path', 'per-task')}{' + recompute' if r.get('recompute') else ''} | "
+            f"{'yes' if r.get('recompute') else 'no'} | "
             f"{r['median_step_s']} ({r['min_step_s']}-{r['max_step_s']}) | "
             f"{r['gflop_per_step']} | "
             f"{r['achieved_gflops']} | "

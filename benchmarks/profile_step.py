@@ -75,7 +75,7 @@ def main():
     print(json.dumps({"kind": "profile", "learner": args.learner, "backbone": args.backbone,
                       "dtype": args.dtype, "meta_batch_size": args.meta_batch_size,
                       "image_size": args.image_size, "num_subnets": args.num_subnets,
-                      "path": "vectorized" if args.vectorize else "per-task",
+                      "recompute": args.recompute,
                       "wall_s_per_step": round(wall, 3),
                       "op_s_per_step": round(op_total / 1e6 / args.steps, 3),
                       "conv_share": round(sum(us for op, us in totals.items()

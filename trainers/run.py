@@ -210,8 +210,8 @@ def _build_learner(image_shape):
     common = {"bn_mode": FLAGS.bn_mode, "task_reduction": FLAGS.task_reduction,
               "augmentation": augmentation}
     if FLAGS.learner == "protonet":
-        if FLAGS.vectorize or FLAGS.recompute:
-            raise ValueError("--vectorize and --recompute apply to the gradient-based learners "
+        if FLAGS.recompute:
+            raise ValueError("--recompute applies to the gradient-based learners "
                              "(ProtoNet has no inner loop).")
         learner = mg.ProtoNet(backbone, FLAGS.n_way, **common)
     else:
@@ -220,7 +220,7 @@ def _build_learner(image_shape):
         learner = learner_class(mg.FewShotClassifier(backbone, FLAGS.n_way), FLAGS.n_way,
                                 inner_lr=FLAGS.inner_lr, inner_steps=FLAGS.inner_steps,
                                 eval_inner_steps=FLAGS.eval_inner_steps,
-                                recompute=FLAGS.recompute, vectorize=FLAGS.vectorize, **common)
+                                recompute=FLAGS.recompute, **common)
     learner.build(image_shape)
     return learner
 

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-# `fused` settings of `MetaBatchNormalization` (and `grouped.batch_norm`).
+# `fused` settings of `MetaBatchNormalization`.
 FUSED_CHOICES = ("auto", True, False)
 _FUSED_DTYPES = (tf.float32, tf.bfloat16, tf.float16)
 

@@ -163,24 +163,6 @@ class FewShotClassifier(keras.Model):
         feature_map = tf.reshape(features, [-1, height, width, channels])
         return tf.reshape(resize_align_corners(feature_map, full_h, full_w), [-1, rows])
 
-    @property
-    def supports_grouped_call(self):
-        """Whether `grouped_call` (the learners' vectorized path) is available."""
-        return hasattr(self.backbone, "grouped_call")
-
-    def grouped_call(self, weights, images):
-        """Logits `[G, B, n_way]` of G weight copies on `images [G, B, H, W, C]`.
-
-        See `Conv4.grouped_call`; `weights` are aligned with
-        `trainable_variables`, each with a leading group axis.
-        """
-        if not self.supports_grouped_call:
-            raise ValueError(f"{type(self.backbone).__name__} has no grouped_call, so it cannot "
-                             "run the vectorized path; use the per-task path (vectorize=False).")
-        features = self.backbone.grouped_call(weights[:-2], images)
-        kernel, bias = (tf.cast(weight, features.dtype) for weight in weights[-2:])
-        return tf.einsum("gbd,gdn->gbn", features, kernel) + bias[:, None, :]
-
     def get_config(self):
         config = super().get_config()
         config.update(backbone=keras.saving.serialize_keras_object(self.backbone),

@@ -1,9 +1,7 @@
 """Conv-4: the standard few-shot backbone of MAML and ProtoNet."""
 
 import keras
-import tensorflow as tf
 
-from mgaug_tf.backbones import grouped
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
 from mgaug_tf.backbones.pooling import feature_pooling
 
@@ -78,35 +76,6 @@ class Conv4(keras.Model):
         for conv, norm, relu, pool in self.blocks:
             x = pool(relu(norm(conv(x), training=training)))
         return self.pool(x)
-
-    def grouped_call(self, weights, images):
-        """G independent copies of the network, side by side, with batch statistics.
-
-        The vectorized path of the learners: copy g runs on `images[g]` with
-        `weights[i][g]`, as if `stateless_call` were called G times with
-        `training=True`, but as one grouped convolution per layer (the groups
-        stacked along the channel axis), one batch norm, one pooling.
-
-        Args:
-            weights: Tensors aligned with `trainable_variables`, each with a
-                leading group axis: `[G, *variable.shape]`.
-            images: `[G, B, H, W, C]`.
-
-        Returns:
-            Features `[G, B, D]`.
-
-        Example:
-            >>> stacked = [tf.stack([w, w]) for w in backbone.trainable_variables]
-            >>> features = backbone.grouped_call(stacked, tf.zeros([2, 5, 84, 84, 3]))
-        """
-        groups = tf.TensorShape(images.shape)[0]
-        x = grouped.fold_groups(tf.cast(images, self.compute_dtype))
-        for index, (_, norm, _, _) in enumerate(self.blocks):
-            kernel, bias, gamma, beta = weights[4 * index:4 * index + 4]
-            x = grouped.conv2d(x, kernel, bias, self.compute_dtype)
-            x = grouped.batch_norm(x, gamma, beta, norm.epsilon, norm.fused)
-            x = tf.nn.max_pool2d(tf.nn.relu(x), 2, 2, "VALID")
-        return grouped.pool_features(x, groups, self.pooling)
 
     def get_config(self):
         config = super().get_config()

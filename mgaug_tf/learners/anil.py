@@ -25,8 +25,6 @@ class ANIL(GradientLearner):
         >>> learner = ANIL(FewShotClassifier(Conv4(), n_way=5), n_way=5)
     """
 
-    supports_vectorize = False  # its inner loop runs on cached features, not grouped weights
-
     def _query_logits(self, weights, task, masks=None, training=True):
         backbone, head = self.network.backbone, self.network.head
         split = len(backbone.trainable_variables)

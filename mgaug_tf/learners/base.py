@@ -15,17 +15,22 @@ from mgaug_tf import functional
 
 BN_MODES = ("transductive", "inductive")
 TASK_REDUCTIONS = ("sum", "mean")
+# Issue 13, target 5: the vectorized path had no measured win on this CPU
+# (docs/performance.md, "Decision: removed").
+VECTORIZE_REMOVED = (
+    "vectorize was removed (issue 13): the vectorized path (a meta-batch's tasks and MGAug "
+    "sub-networks as grouped convolutions) was 1.14-1.20x slower than the per-task path in "
+    "every configuration measured on this project's CPU and held 2.3-4x its memory at 84 px "
+    "(docs/performance.md, 'Decision: removed'). Drop the argument: every learner runs the "
+    "per-task path, which computes the same meta-gradients.")
 
 
-def cross_entropy(labels, logits, axis=None):
-    """Mean sparse softmax cross-entropy, in float32 at least (mixed precision).
-
-    `axis=-1` keeps the leading axes: per-copy losses `[G]` of logits `[G, M, N]`.
-    """
+def cross_entropy(labels, logits):
+    """Mean sparse softmax cross-entropy, in float32 at least (mixed precision)."""
     if logits.dtype in (tf.bfloat16, tf.float16):
         logits = tf.cast(logits, tf.float32)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=logits), axis=axis)
+        labels=tf.cast(labels, tf.int32), logits=logits))
 
 
 def sequential_loop(body, state, count, unroll=False):
@@ -92,6 +97,9 @@ class MetaLearner(keras.Model):
             of the tasks' query-loss gradients) or `"mean"`.
         augmentation: An `mgaug_tf.augment.MGAug` (or `None`).
         **kwargs: Standard model arguments.
+
+    Raises:
+        TypeError: `vectorize=` is passed (removed; `VECTORIZE_REMOVED` says why).
     """
 
     uses_inner_loop = False
@@ -103,6 +111,8 @@ class MetaLearner(keras.Model):
 
     def __init__(self, network, n_way, bn_mode="transductive", task_reduction="sum",
                  augmentation=None, **kwargs):
+        if "vectorize" in kwargs:
+            raise TypeError(VECTORIZE_REMOVED)
         kwargs.setdefault("dtype", network.dtype_policy)
         super().__init__(**kwargs)
         if bn_mode not in BN_MODES:
@@ -533,6 +543,9 @@ class MetaLearner(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # Learners saved before issue 13 record `vectorize`, a training-only
+        # path with the same meta-gradients as the per-task one, which runs now.
+        config.pop("vectorize", None)
         config["network"] = keras.saving.deserialize_keras_object(config["network"])
         if config.get("augmentation") is not None:
             config["augmentation"] = keras.saving.deserialize_keras_object(

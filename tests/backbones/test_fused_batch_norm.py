@@ -12,7 +12,6 @@ import pytest
 import tensorflow as tf
 
 import mgaug_tf as mg
-from mgaug_tf.backbones import grouped
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, use_fused
 from tests.conftest import make_episode_batch
 
@@ -75,11 +74,3 @@ def test_second_order_maml_meta_gradient_through_fused_batch_norm_matches_plain(
     c = np.concatenate([np.ravel(g) for g in grads_fo])
     assert np.max(np.abs(a - c)) > 100 * np.max(np.abs(a - b))
 
-
-def test_grouped_batch_norm_fused_matches_plain():
-    x = tf.random.stateless_normal([4, 3, 3, 6], seed=[3, 4])
-    gamma = tf.constant([[1.0, 2.0, 0.5], [0.3, -1.0, 1.5]])
-    beta = tf.constant([[0.0, 0.1, 0.2], [-0.2, 0.3, 0.0]])
-    plain = grouped.batch_norm(x, gamma, beta, 1e-5, fused=False)
-    fused = grouped.batch_norm(x, gamma, beta, 1e-5, fused=True)
-    np.testing.assert_allclose(fused, plain, atol=2e-5)

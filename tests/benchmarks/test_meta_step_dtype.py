@@ -20,8 +20,8 @@ def test_select_keeps_matching_rows_and_compares_unset_keys_with_the_flags():
     chosen = meta_step.select_rows(rows, "learner=maml,dtype=mixed_bfloat16", args)
     assert [(row["mgaug"], row["dtype"]) for row in chosen] == [
         ("none", "mixed_bfloat16"), ("catfish", "mixed_bfloat16")]
-    # `vectorize` is set by no dtype row: compared with the flag's default (False).
-    assert meta_step.select_rows(rows, "vectorize=False", args) == rows
+    # `recompute` is set by no dtype row: compared with the flag's default (False).
+    assert meta_step.select_rows(rows, "recompute=False", args) == rows
     with pytest.raises(ValueError, match="no row"):
         meta_step.select_rows(rows, "learner=anil", args)
     with pytest.raises(ValueError, match="key=value"):

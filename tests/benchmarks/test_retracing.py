@@ -1,7 +1,7 @@
 """No configuration of the benchmark suite retraces its meta-step after the first step.
 
 Each configuration kind of `benchmarks/meta_step.py` (learner x MGAug
-strategy x backbone x per-task/vectorized/recomputed path), shrunk to tiny
+strategy x backbone x stored/recomputed inner steps), shrunk to tiny
 shapes (ResNet-12 kinds in the slow run), runs three steps on three different batches; MGAug's draws change
 with the meta-step each time, and the step must keep its one trace.
 """
@@ -32,12 +32,9 @@ def configuration_kinds():
     for suite in meta_step.SUITES.values():
         for config in suite:
             key = (config.get("learner", "maml"), config.get("backbone", "conv4"),
-                   config.get("mgaug", "none"), bool(config.get("vectorize")),
-                   bool(config.get("recompute")), bool(config.get("resolutions")))
+                   config.get("mgaug", "none"), bool(config.get("recompute")),
+                   bool(config.get("resolutions")))
             kinds[key] = key
-    # MGAug on the vectorized path is not in the grid's cross product; add it.
-    kinds[("maml", "conv4", "catfish", True, False, False)] = (
-        "maml", "conv4", "catfish", True, False, False)
     return sorted(kinds)
 
 
@@ -49,7 +46,7 @@ def test_the_suites_cover_the_main_kinds():
     assert {kind[0] for kind in KINDS} == {"maml", "fomaml", "protonet"}
     assert {kind[2] for kind in KINDS} == {"none", "catfish", "random_param"}
     # The released settings: resolutions drawn at run time, flatten head (MAML, FOMAML).
-    assert {kind[0] for kind in KINDS if kind[5]} == {"maml", "fomaml", "protonet"}
+    assert {kind[0] for kind in KINDS if kind[4]} == {"maml", "fomaml", "protonet"}
 
 
 # ResNet-12's second-order graphs take most of a minute each to trace on 2 cores.
@@ -57,19 +54,19 @@ def test_the_suites_cover_the_main_kinds():
 # MAML's in the default run, FOMAML's and ProtoNet's in the slow one.
 PARAMS = [pytest.param(kind, id="-".join(map(str, kind)),
                        marks=[pytest.mark.slow] if kind[1] == "resnet12"
-                       or (kind[5] and kind[0] != "maml") else [])
+                       or (kind[4] and kind[0] != "maml") else [])
           for kind in KINDS]
 
 
 @pytest.mark.parametrize("kind", PARAMS)
 def test_meta_step_traces_once(kind):
-    learner_name, backbone, strategy, vectorize, recompute, resolutions = kind
+    learner_name, backbone, strategy, recompute, resolutions = kind
     size = 32 if resolutions else 16
     argv = [f"--learner={learner_name}", f"--backbone={backbone}", f"--image_size={size}",
             "--channels=1", "--filters=4", "--resnet_widths=4,4,4,4", "--n_way=3",
             "--k_shot=1", "--k_query=1", "--meta_batch_size=2", "--inner_steps=1",
             "--num_subnets=1", f"--mgaug={strategy}"]
-    argv += ["--vectorize"] * vectorize + ["--recompute"] * recompute
+    argv += ["--recompute"] * recompute
     # Sizes drawn at run time (grids 2 x 2 and 1 x 1): the step still traces once.
     argv += ["--num_subnets=2", "--resolutions=32,16", "--mgaug_parity"] * resolutions
     args = meta_step.parse_args(argv)

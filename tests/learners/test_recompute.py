@@ -21,15 +21,14 @@ LEARNERS = {"maml": mg.MAML, "fomaml": mg.FOMAML, "anil": mg.ANIL, "metasgd": mg
 STRATEGIES = [None, "catfish", "random_param", "random_width", "snip"]
 
 
-def meta_gradients(kind, recompute, strategy=None, resolutions=None, vectorize=False,
-                   batch=None):
+def meta_gradients(kind, recompute, strategy=None, resolutions=None, batch=None):
     keras.utils.set_random_seed(0)
     pooling = "avg" if resolutions else "flatten"
     network = mg.FewShotClassifier(mg.Conv4(filters=3, pooling=pooling, dtype="float64"), 3)
     augmentation = None if strategy is None else mg.MGAug(
         strategy, num_subnets=2, keep_range=(0.5, 0.9), resolutions=resolutions, seed=3)
     learner = LEARNERS[kind](network, 3, inner_lr=0.1, inner_steps=2, recompute=recompute,
-                             augmentation=augmentation, vectorize=vectorize)
+                             augmentation=augmentation)
     size = batch[0][0].shape[-2]
     learner.build((size, size, 1))
     return learner, [np.asarray(g) for g in tf.function(learner.compute_meta_gradients)(batch)[1]]
@@ -87,11 +86,12 @@ def test_recompute_equals_stored_steps_with_resolutions(kind, strategy, batch24)
     assert_same(got, want)
 
 
-def test_recompute_equals_stored_steps_on_the_vectorized_path(batch16):
+def test_recompute_equals_stored_steps_over_two_tasks():
+    """The meta-batch's task loop around recomputed steps (the other tests take one task)."""
     two_tasks = make_episode_batch(2, tasks=2, n_way=3, k_shot=2, k_query=2, size=16,
                                    dtype="float64")
-    _, want = meta_gradients("maml", False, "catfish", vectorize=True, batch=two_tasks)
-    _, got = meta_gradients("maml", True, "catfish", vectorize=True, batch=two_tasks)
+    _, want = meta_gradients("maml", False, "catfish", batch=two_tasks)
+    _, got = meta_gradients("maml", True, "catfish", batch=two_tasks)
     assert_same(got, want)
 
 

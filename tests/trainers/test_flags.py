@@ -24,10 +24,8 @@ FLAGS = flags.FLAGS
      "--resolutions=20 must lie between 16 px and the 16 px images"),
     (["--k_shot=5", "--eval_k_query=16"], "--k_shot + --eval_k_query = 5 + 16 = 21 images per "
                                           "class, but only 0 classes of glyphs val"),
-    (["--learner=protonet", "--vectorize"], "--vectorize and --recompute apply to the "
-                                            "gradient-based learners"),
-    (["--learner=anil", "--vectorize"], "ANIL adapts only part of the network"),
-    (["--bn_mode=inductive", "--vectorize"], "bn_mode must be 'transductive'"),
+    (["--learner=protonet", "--recompute"], "--recompute applies to the gradient-based "
+                                            "learners (ProtoNet has no inner loop)"),
     (["--max_train_classes=1001"], "--train_split=train --max_train_classes=1001: Cannot keep "
                                    "1001 source classes of glyphs train: it has 1000"),
 ])
@@ -70,6 +68,7 @@ def test_resuming_with_other_model_flags_is_refused(run_main, reference_run):
     (["--mgaug=dropout"], "--mgaug"),
     (["--dataset=imagenet"], "--dataset=imagenet: Unknown dataset 'imagenet'"),
     (["--dataset=tfds:imagenet"], "available: tfds:omniglot"),
+    (["--vectorize"], "--vectorize was removed (issue 13): the vectorized path"),
 ])
 def test_flag_parsing_errors_name_the_flag(args, message):
     with pytest.raises(flags.Error, match=message.replace("(", r"\(").replace(")", r"\)")
@@ -88,6 +87,8 @@ def test_cli_reports_errors_without_traceback_and_exits(tmp_path):
         "keep": (["--keep_min=0"], 1, "--keep_min must be a keep ratio in (0, 1]"),
         "replicas": (["--strategy=mirrored", "--cpu_devices=2", "--meta_batch_size=3"], 2,
                      "--meta_batch_size=3 is not divisible by the 2 replicas"),
+        "removed": (["--vectorize"], 1, "flag --vectorize=True: --vectorize was removed "
+                                        "(issue 13)"),
         "diverging": (["--learner=protonet", "--outer_optimizer=sgd", "--outer_lr=1e38",
                        "--train_steps=3", "--checkpoint_every=1"], 3, "training stopped"),
     }
@@ -101,7 +102,7 @@ def test_cli_reports_errors_without_traceback_and_exits(tmp_path):
     finally:
         for cli in started.values():
             cli.kill()
-    assert not (tmp_path / "keep").exists() and not (tmp_path / "replicas").exists()
+    assert not any((tmp_path / name).exists() for name in ("keep", "replicas", "removed"))
     # Divergence: the latest checkpoint is named as intact and holds finite values only.
     latest = tf.train.latest_checkpoint(str(tmp_path / "diverging"))
     if latest is None:
@@ -168,6 +169,23 @@ def test_max_train_classes_limits_only_the_training_split_and_is_recorded():
                                               ).sample_source_classes(7, 4).class_names
     assert "--max_train_classes=7" in text and "--train_classes_seed=4" in text
     assert {"max_train_classes", "train_classes_seed"} <= set(run_flags.MODEL_FLAGS)
+
+
+def test_removed_vectorize_flag_old_flags_cfg_still_parses_and_new_files_omit_it(tmp_path):
+    """Runs from before issue 13 list `--novectorize` in their flags.cfg: it still reruns them."""
+    from trainers import flags as run_flags  # pylint: disable=import-outside-toplevel
+    old = tmp_path / "flags.cfg"
+    old.write_text("# Resolved flags of this run\n--learner=fomaml\n--novectorize\n--recompute\n")
+    FLAGS(["run.py", "--model_dir=unused", *run_flags.expand_flagfiles([f"--flagfile={old}"])])
+    try:
+        assert FLAGS.learner == "fomaml" and FLAGS.recompute and FLAGS.vectorize is False
+        text = run_flags.flagfile_text(FLAGS)
+        names = set(run_flags.flag_dict(FLAGS))
+        help_text = run_flags.help_text(FLAGS)
+    finally:
+        FLAGS.unparse_flags()
+    assert "--recompute" in text and "recompute" in names and "--[no]recompute" in help_text
+    assert "vectorize" not in text and "vectorize" not in names and "vectorize" not in help_text
 
 
 def test_flagfile_includes_resolve_beside_the_including_file(tmp_path, monkeypatch):
