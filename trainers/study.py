@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -204,12 +205,16 @@ def setting_block(setting, rows, baseline, plot_link, timing, runs):
         if key in timing:
             seconds.setdefault(run["arm"], []).append(timing[key])
     if seconds:
-        base = sum(seconds.get(baseline, [0.0])) / max(1, len(seconds.get(baseline, [])))
-        parts = [f"{arm} {sum(values) / len(values) / 60:.1f} min"
-                 + (f" ({sum(values) / len(values) / base:.2f}x)" if base and arm != baseline
-                    else "") for arm, values in seconds.items()]
-        table = table.replace(f"\n{end}", f"Wall time per run (mean over seeds): "
-                              f"{', '.join(parts)}.\n\n{end}")
+        # Medians: robust to a run slowed by other work on the machine.
+        median = {arm: statistics.median(values) for arm, values in seconds.items()}
+        base = median.get(baseline)
+        parts = [f"{arm} {median[arm] / 60:.1f} min ({min(values) / 60:.1f}-"
+                 f"{max(values) / 60:.1f})"
+                 + (f", {median[arm] / base:.2f}x" if base and arm != baseline else "")
+                 for arm, values in seconds.items()]
+        table = table.replace(f"\n{end}", f"Wall time per run, training and evaluation (median "
+                              f"over seeds, min-max; ratio of medians to {baseline}): "
+                              f"{'; '.join(parts)}.\n\n{end}")
     return table
 
 

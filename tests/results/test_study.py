@@ -120,3 +120,15 @@ def test_the_precision_study_differs_between_arms_only_in_dtype(tmp_path):
         assert parsed["dtype"] == arm and parsed["seed"] == seed
         other = values[(setting, "float32" if arm != "float32" else "mixed_bfloat16", seed)]
         assert {name for name in parsed if parsed[name] != other[name]} == {"dtype"}
+
+
+def test_wall_times_are_medians_over_seeds_with_their_range():
+    runs = [{"setting": "s", "arm": arm, "seed": seed} for arm in ("baseline", "catfish")
+            for seed in (0, 1, 2)]
+    timing = {"s/baseline_seed0": 600.0, "s/baseline_seed1": 60.0, "s/baseline_seed2": 120.0,
+              "s/catfish_seed0": 900.0, "s/catfish_seed1": 180.0, "s/catfish_seed2": 240.0}
+    rows = [{"arm": "baseline", "seeds": 3, "per_seed": [90.0, 91.0, 92.0], "mean": 91.0,
+             "std": 1.0, "ci": 0.5}]
+    block = study.setting_block("s", rows, "baseline", "plot.png", timing, runs)
+    # A seed slowed by other work (600 s) moves the range, not the median or the ratio.
+    assert ("baseline 2.0 min (1.0-10.0); catfish 4.0 min (3.0-15.0), 2.00x." in block)
