@@ -89,7 +89,7 @@ def float64_batch(seed=0, tasks=2, size=16):
         lambda x: x.astype("float64") if x.dtype == "float32" else x, batch)
 
 
-def make_learner(kind, execution, size=16, **augment):
+def make_learner(kind, execution, size=16, recompute=False, **augment):
     keras.utils.set_random_seed(0)
     augment.setdefault("keep_range", (0.5, 0.8))
     augmentation = mg.MGAug("random_width", num_subnets=2, seed=3, width_execution=execution,
@@ -100,7 +100,7 @@ def make_learner(kind, execution, size=16, **augment):
     else:
         classes = {"maml": mg.MAML, "fomaml": mg.FOMAML, "anil": mg.ANIL, "metasgd": mg.MetaSGD}
         learner = classes[kind](mg.FewShotClassifier(backbone, 3), 3, inner_lr=0.1,
-                                inner_steps=2, augmentation=augmentation)
+                                inner_steps=2, augmentation=augmentation, recompute=recompute)
     learner.build((size, size, 1))
     randomize(learner, 5)
     return learner
@@ -138,6 +138,17 @@ def test_sliced_meta_gradient_equals_the_masked_one(kind):
     np.testing.assert_allclose(
         sliced.task_outcome(task, masks=functional.SlicedMasks(masks)).query_loss,
         masked.task_outcome(task, masks=masks).query_loss, rtol=1e-12)
+
+
+@pytest.mark.slow  # 40 s on 2 busy cores; the default run has ANIL's (test_recompute.py)
+def test_recomputed_sliced_steps_equal_the_stored_masked_ones():
+    """tf.recompute_grad re-runs the sliced inner steps with run-time channel counts."""
+    batch = float64_batch(3)
+    got, _ = meta_gradients_and_logs(make_learner("maml", "sliced", recompute=True), batch)
+    want, _ = meta_gradients_and_logs(make_learner("maml", "masked"), batch)
+    scale = max(np.abs(gradient).max() for gradient in want)
+    for got_gradient, want_gradient in zip(got, want):
+        np.testing.assert_allclose(got_gradient, want_gradient, rtol=0, atol=1e-11 * scale)
 
 
 # MAML's second-order graphs at drawn resolutions take over a minute to trace on 2 busy cores.
