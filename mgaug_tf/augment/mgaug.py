@@ -7,6 +7,7 @@ masks, restarting from theta), and adds their meta-gradients.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
@@ -99,7 +100,8 @@ class MGAug:
             function, removed channels' bias and batch-norm constants
             included; float64 tests hold their losses and meta-gradients
             equal for every learner. `"sliced"` where it cannot apply (other
-            strategies, ResNet-12, `vectorize=True`, `jit_compile=True`)
+            strategies, ResNet-12, `vectorize=True`, `jit_compile=True`, a
+            smallest keep ratio that keeps no channel of some layer)
             raises `ValueError`.
         image_size: Optional input size, to check `resolutions` at construction
             (otherwise they are checked when the learner is built).
@@ -223,6 +225,22 @@ class MGAug:
                                                             True)):
             backbone = getattr(network, "backbone", network)
             problems.append(f"the network ({type(backbone).__name__}) has no sliced_call")
+        else:
+            # A layer with no kept channel would give zero-depth convolutions.
+            try:
+                lowest = float(self.keep_ratio_sampler.bounds()[0])
+            except NotImplementedError:
+                lowest = None
+            if lowest is None:
+                problems.append(f"{type(self.keep_ratio_sampler).__name__} has no bounds(), "
+                                "so layers that keep no channel cannot be ruled out")
+            else:
+                emptied = sorted(layer.name for layer in network._flatten_layers(
+                    include_self=False, recursive=True)
+                    if isinstance(layer, keras.layers.Conv2D)
+                    and np.round(lowest * layer.filters) < 1)
+                if emptied:
+                    problems.append(f"keep ratio {lowest} keeps no channel of {emptied}")
         if getattr(learner, "vectorize", False):
             problems.append("vectorize=True stacks the sub-networks' masks (grouped "
                             "convolutions of one width)")

@@ -245,6 +245,13 @@ def test_sliced_execution_refuses_what_it_cannot_run():
     catfish = mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3,
                       augmentation=mg.MGAug("catfish"))
     assert not catfish.augmentation.executes_sliced(catfish)
+    # A keep ratio that keeps no channel of a layer (round(0.1 * 4) = 0).
+    tiny = mg.MGAug("random_width", keep_range=(0.1, 0.5))
+    narrow = mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3, augmentation=tiny)
+    assert not tiny.executes_sliced(narrow)
+    with pytest.raises(ValueError, match=r"keep ratio 0.1 keeps no channel of \['conv0'"):
+        mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3, augmentation=mg.MGAug(
+            "random_width", keep_range=(0.1, 0.5), width_execution="sliced"))
     # A conv network without sliced_call refuses SlicedMasks rather than masking silently.
     resnet.build((None, 16, 16, 1))
     with pytest.raises(ValueError, match="no sliced_call"):
