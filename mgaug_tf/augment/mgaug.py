@@ -205,11 +205,7 @@ class MGAug:
                         f"network's flatten_head={network.flatten_head!r}.")
                 network.flatten_head = self.flatten_head
         if self.width_execution == "sliced":
-            problems = self._sliced_problems(learner)
-            if problems:
-                raise ValueError("MGAug width_execution='sliced' cannot run here: "
-                                 + "; ".join(problems) + ". Use width_execution='masked' "
-                                 "(the same function at full width) or 'auto'.")
+            self.executes_sliced(learner)  # raises where slicing cannot apply
         if self.parity and self.keep_ratio_sampler.__class__ is masks_lib.ReferenceKeepRatios \
                 and self.keep_ratio_sampler.cap is None:
             # The reference code's caps: 0.99 for ProtoNet, 0.999 otherwise.
@@ -260,7 +256,8 @@ class MGAug:
         problems = self._sliced_problems(learner)
         if self.width_execution == "sliced" and problems:
             raise ValueError("MGAug width_execution='sliced' cannot run here: "
-                             + "; ".join(problems) + ".")
+                             + "; ".join(problems) + ". Use width_execution='masked' "
+                             "(the same function at full width) or 'auto'.")
         return not problems
 
     def on_build(self, learner, image_shape):
