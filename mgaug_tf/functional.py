@@ -5,7 +5,28 @@ full network's and every pruned sub-network's. A sub-network is the same call
 with masks, never a copy of the model.
 """
 
+import keras
 import tensorflow as tf
+
+
+class SlicedMasks(list):
+    """Masks to be executed on sliced weights rather than multiplied in.
+
+    A list of masks (as `apply_masks` takes them) that asks
+    `call_with_weights` to compute the same function with the layer's
+    `sliced_call`: per-output-channel kernel masks (MGAug's `random_width`)
+    run on the kept channels only (`backbones.sliced`). Slicing keeps the
+    type, so a learner can split it between backbone and head as it splits
+    plain masks; `tf.nest` keeps it too (the inner loop's `inputs`).
+
+    Example:
+        >>> logits, _ = call_with_weights(network, fast, stats, images,
+        ...                               masks=SlicedMasks(channel_masks))
+    """
+
+    def __getitem__(self, index):
+        item = super().__getitem__(index)
+        return SlicedMasks(item) if isinstance(index, slice) else item
 
 
 def apply_masks(weights, masks=None):
@@ -49,13 +70,31 @@ def call_with_weights(layer, weights, non_trainable_weights, inputs, training=Fa
         training: Forwarded to the layer (batch-norm uses batch statistics
             when True).
         masks: Optional masks aligned with `weights` (see `apply_masks`).
+            `SlicedMasks` run the layer's `sliced_call` instead (same
+            function, convolutions on the kept channels); a layer without
+            one gets them multiplied in if it has no convolution (a dense
+            head), else raises.
 
     Returns:
         `(outputs, new_non_trainable_weights)`.
 
+    Raises:
+        ValueError: `SlicedMasks` for a layer with convolutions but no
+            `sliced_call`.
+
     Example:
         >>> logits, _ = call_with_weights(network, fast_weights, stats, images)
     """
+    if isinstance(masks, SlicedMasks):
+        if hasattr(layer, "sliced_call") and getattr(layer, "supports_sliced_call", True):
+            return layer.sliced_call(list(weights), list(non_trainable_weights), inputs,
+                                     masks, training=training)
+        if any(isinstance(sub, keras.layers.Conv2D)
+               for sub in layer._flatten_layers(include_self=True, recursive=True)):
+            raise ValueError(f"{type(layer).__name__} has convolutions but no sliced_call: "
+                             "its sub-networks cannot run on sliced weights (MGAug "
+                             "width_execution='masked' runs them masked).")
+        masks = list(masks)
     return layer.stateless_call(apply_masks(weights, masks), list(non_trainable_weights),
                                 inputs, training=training)
 

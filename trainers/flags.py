@@ -29,7 +29,7 @@ MODEL_FLAGS = ("dataset", "train_split", "image_size", "augment", "backbone", "f
 # The flags that define the MGAug object (`build_augmentation`); the
 # benchmark takes the same ones (`add_mgaug_arguments`).
 MGAUG_FLAGS = ("mgaug", "num_subnets", "keep_min", "keep_max", "mgaug_reduction", "resolutions",
-               "mgaug_parity", "mgaug_resize", "mgaug_flatten_head")
+               "mgaug_parity", "mgaug_resize", "mgaug_flatten_head", "mgaug_width_execution")
 # Both backbones halve the image four times (2x2 max-pools).
 MIN_RESOLUTION = 16
 
@@ -145,6 +145,11 @@ flags.DEFINE_enum("mgaug_flatten_head", "none", ["none", "reference", "resize_fe
                   "(the reference code: the head kernel rows whose channels-first flatten index "
                   "is below the shorter feature length), resize_features (resize the last "
                   "feature map to the full grid; not in the reference) or none (refuse).")
+flags.DEFINE_enum("mgaug_width_execution", "auto", ["auto", "sliced", "masked"],
+                  "How random_width sub-networks run: sliced (convolutions on the kept "
+                  "channels only, about r^2 of the FLOPs), masked (full width, channel masks "
+                  "multiplied in; the same function) or auto (sliced where it applies: conv4, "
+                  "per-task path, no XLA). Not a model flag: a resumed run may change it.")
 
 # --- optimisation and schedule
 flags.DEFINE_enum("outer_optimizer", "adam", ["adam", "sgd"], "Outer-loop optimizer.")
@@ -287,7 +292,8 @@ def build_augmentation(values, image_size, seed=0):
                     image_size=image_size, parity=bool(values.mgaug_parity), seed=seed,
                     resize_method=values.mgaug_resize,
                     flatten_head=(None if values.mgaug_flatten_head == "none"
-                                  else values.mgaug_flatten_head))
+                                  else values.mgaug_flatten_head),
+                    width_execution=getattr(values, "mgaug_width_execution", "auto"))
 
 
 def add_mgaug_arguments(parser):
@@ -344,7 +350,7 @@ HELP_GROUPS = (
                "k_query", "eval_k_query", "meta_batch_size", "inner_lr", "inner_steps",
                "eval_inner_steps", "bn_mode", "task_reduction", "recompute")),
     ("MGAug", ("mgaug", "num_subnets", "keep_min", "keep_max", "mgaug_reduction", "resolutions",
-               "mgaug_resize", "mgaug_flatten_head", "mgaug_parity")),
+               "mgaug_resize", "mgaug_flatten_head", "mgaug_parity", "mgaug_width_execution")),
     ("optimisation", ("outer_optimizer", "outer_lr", "outer_lr_decay_steps",
                       "outer_lr_decay_rate", "outer_momentum", "train_steps", "seed")),
     ("loop", ("eval_every", "val_episodes", "eval_episodes", "eval_seed", "checkpoint_every",

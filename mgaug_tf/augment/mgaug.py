@@ -7,6 +7,7 @@ masks, restarting from theta), and adds their meta-gradients.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
@@ -18,6 +19,7 @@ from mgaug_tf.backbones import classifier as classifier_lib
 from mgaug_tf.learners.base import accuracy, sequential_loop, unscale
 
 REDUCTIONS = ("sum", "mean", "maxup")
+WIDTH_EXECUTIONS = ("auto", "sliced", "masked")
 RESIZE_METHODS = ("align_corners", "half_pixel")
 FLATTEN_HEADS = classifier_lib.FLATTEN_HEADS
 
@@ -87,6 +89,20 @@ class MGAug:
             full-resolution grid before flattening; not in the reference).
             Sets the network's `FewShotClassifier.flatten_head`. `parity=True`
             implies `"reference"`.
+        width_execution: How `random_width` sub-networks run: `"sliced"`
+            (each convolution on the kept output channels and the previous
+            layer's kept input channels, about r^2 of its FLOPs;
+            `functional.SlicedMasks`, `Conv4.sliced_call`), `"masked"` (the
+            full-width pass with the channel masks multiplied in) or
+            `"auto"` (default: sliced where it applies, i.e. `random_width`
+            on a network with `sliced_call` (Conv4 backbones) and no XLA;
+            masked otherwise). Both compute the same
+            function, removed channels' bias and batch-norm constants
+            included; float64 tests hold their losses and meta-gradients
+            equal for every learner. `"sliced"` where it cannot apply (other
+            strategies, ResNet-12, `jit_compile=True`, a
+            smallest keep ratio that keeps no channel of some layer)
+            raises `ValueError`.
         image_size: Optional input size, to check `resolutions` at construction
             (otherwise they are checked when the learner is built).
         include_dense: Also prune dense kernels (default: convolutions only).
@@ -107,7 +123,7 @@ class MGAug:
     def __init__(self, strategy="catfish", num_subnets=3, keep_range=(0.8, 1.0),
                  reduction="sum", resolutions=None, image_size=None, include_dense=False,
                  keep_ratio_sampler=None, parity=False, seed=0, resize_method="align_corners",
-                 flatten_head=None):
+                 flatten_head=None, width_execution="auto"):
         self.strategy_name = strategy
         self.strategy = strategies_lib.get_strategy(strategy)
         if not isinstance(num_subnets, int) or num_subnets < 1:
@@ -140,6 +156,14 @@ class MGAug:
         if parity and flatten_head not in (None, "reference"):
             raise ValueError(f"parity=True reproduces the reference code, whose flatten head "
                              f"rule is flatten_head='reference'; got {flatten_head!r}.")
+        if width_execution not in WIDTH_EXECUTIONS:
+            raise ValueError(f"width_execution must be one of {WIDTH_EXECUTIONS}, got "
+                             f"{width_execution!r}.")
+        if width_execution == "sliced" and strategy != "random_width":
+            raise ValueError(f"width_execution='sliced' needs channel masks (strategy "
+                             f"'random_width'); strategy {strategy!r} prunes single entries, "
+                             "which run masked (width_execution='masked' or 'auto').")
+        self.width_execution = width_execution
         self.resize_method = resize_method
         self.flatten_head = "reference" if parity and flatten_head is None else flatten_head
         self.include_dense = include_dense
@@ -180,10 +204,58 @@ class MGAug:
                         f"MGAug flatten_head={self.flatten_head!r} conflicts with the "
                         f"network's flatten_head={network.flatten_head!r}.")
                 network.flatten_head = self.flatten_head
+        if self.width_execution == "sliced":
+            self.executes_sliced(learner)  # raises where slicing cannot apply
         if self.parity and self.keep_ratio_sampler.__class__ is masks_lib.ReferenceKeepRatios \
                 and self.keep_ratio_sampler.cap is None:
             # The reference code's caps: 0.99 for ProtoNet, 0.999 otherwise.
             self.keep_ratio_sampler.cap = 0.99 if isinstance(learner, ProtoNet) else 0.999
+
+    def _sliced_problems(self, learner):
+        """Why sliced width execution cannot serve `learner` (empty: it can)."""
+        problems = []
+        if self.strategy_name != "random_width":
+            problems.append(f"strategy {self.strategy_name!r} draws element masks")
+        network = learner.network
+        if not (hasattr(network, "sliced_call") and getattr(network, "supports_sliced_call",
+                                                            True)):
+            backbone = getattr(network, "backbone", network)
+            problems.append(f"the network ({type(backbone).__name__}) has no sliced_call")
+        else:
+            # A layer with no kept channel would give zero-depth convolutions.
+            try:
+                lowest = float(self.keep_ratio_sampler.bounds()[0])
+            except NotImplementedError:
+                lowest = None
+            if lowest is None:
+                problems.append(f"{type(self.keep_ratio_sampler).__name__} has no bounds(), "
+                                "so layers that keep no channel cannot be ruled out")
+            else:
+                emptied = sorted(layer.name for layer in network._flatten_layers(
+                    include_self=False, recursive=True)
+                    if isinstance(layer, keras.layers.Conv2D)
+                    and np.round(lowest * layer.filters) < 1)
+                if emptied:
+                    problems.append(f"keep ratio {lowest} keeps no channel of {emptied}")
+        if getattr(learner, "_jit_compile", None) is True:  # not resolving Keras's "auto"
+            problems.append("XLA (jit_compile=True) needs static shapes, and the kept "
+                            "channels are drawn at run time")
+        return problems
+
+    def executes_sliced(self, learner):
+        """Whether `learner`'s sub-networks run on sliced weights (`width_execution`).
+
+        Raises:
+            ValueError: `width_execution="sliced"` and it cannot apply.
+        """
+        if self.width_execution == "masked":
+            return False
+        problems = self._sliced_problems(learner)
+        if self.width_execution == "sliced" and problems:
+            raise ValueError("MGAug width_execution='sliced' cannot run here: "
+                             + "; ".join(problems) + ". Use width_execution='masked' "
+                             "(the same function at full width) or 'auto'.")
+        return not problems
 
     def on_build(self, learner, image_shape):
         """Called when the learner learns its input size.
@@ -322,12 +394,14 @@ class MGAug:
         ratios = self.keep_ratios(task_seed)
         maxup = self.reduction == "maxup"
         loss_dtype = tf.float64 if learner.network.compute_dtype == "float64" else tf.float32
+        sliced = self.executes_sliced(learner)
 
         def body(k, augmented, worst, arrays):
             masks = self.draw_subnet_masks(learner, task_seed, k, ratios, scores)
             subnet_task = self._resize(task, task_seed, k)
-            outcome, gradients = learner.task_gradients(subnet_task, variables, masks=masks,
-                                                        loss_scale=loss_scale)
+            outcome, gradients = learner.task_gradients(
+                subnet_task, variables, masks=functional.SlicedMasks(masks) if sliced else masks,
+                loss_scale=loss_scale)
             gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
             loss = tf.cast(outcome.query_loss, loss_dtype)
             if maxup:
@@ -387,7 +461,7 @@ class MGAug:
                 "keep_ratio_sampler": keras.saving.serialize_keras_object(
                     self.keep_ratio_sampler),
                 "parity": self.parity, "seed": self.seed, "resize_method": self.resize_method,
-                "flatten_head": self.flatten_head}
+                "flatten_head": self.flatten_head, "width_execution": self.width_execution}
 
     @classmethod
     def from_config(cls, config):

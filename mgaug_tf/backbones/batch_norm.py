@@ -57,6 +57,47 @@ def fused_batch_norm(inputs, gamma, beta, epsilon):
     return outputs, mean, variance
 
 
+def batch_normalize(inputs, gamma, beta, moving_mean, moving_variance, epsilon, fused="auto",
+                    training=False):
+    """`MetaBatchNormalization`'s computation on explicit parameters and statistics.
+
+    The layer's `call` and the sliced sub-networks of MGAug
+    (`Conv4.sliced_call`, on the kept channels' slices) share it.
+
+    Args:
+        inputs: `[..., C]` activations (4-D NHWC for the fused kernel).
+        gamma, beta: `[C]` scale and offset.
+        moving_mean, moving_variance: `[C]` statistics used when not training.
+        epsilon: Added to the variance.
+        fused: As `MetaBatchNormalization`'s `fused` (`use_fused`).
+        training: Normalize with the batch's moments (and return them) or
+            with the moving statistics.
+
+    Returns:
+        `(outputs, mean, variance)`: outputs in `inputs`' dtype; the batch
+        mean and population variance `[C]` when `training`, else `None`s.
+    """
+    if training and use_fused(fused, inputs.dtype, len(inputs.shape)):
+        return fused_batch_norm(inputs, gamma, beta, epsilon)
+    axes = list(range(len(inputs.shape) - 1))
+    output_dtype = inputs.dtype
+    if output_dtype in (tf.bfloat16, tf.float16):
+        # Moments of 16-bit activations are too coarse (mixed precision):
+        # normalize in float32 and hand back the compute dtype.
+        inputs = tf.cast(inputs, tf.float32)
+    if training:
+        mean = tf.reduce_mean(inputs, axis=axes)
+        variance = tf.reduce_mean(tf.square(inputs - mean), axis=axes)
+        statistics = mean, variance
+    else:
+        mean = tf.cast(moving_mean, inputs.dtype)
+        variance = tf.cast(moving_variance, inputs.dtype)
+        statistics = None, None
+    gamma, beta = tf.cast(gamma, inputs.dtype), tf.cast(beta, inputs.dtype)
+    scale = gamma * tf.math.rsqrt(variance + epsilon)
+    return (tf.cast((inputs - mean) * scale + beta, output_dtype),) + statistics
+
+
 @keras.saving.register_keras_serializable(package="mgaug_tf")
 class MetaBatchNormalization(keras.layers.Layer):
     """Batch normalization safe for second-order meta-gradients.
@@ -125,27 +166,12 @@ class MetaBatchNormalization(keras.layers.Layer):
             self.momentum * self.moving_variance + (1.0 - self.momentum) * new_variance)
 
     def call(self, inputs, training=False):
-        if training and use_fused(self.fused, inputs.dtype, len(inputs.shape)):
-            outputs, mean, variance = fused_batch_norm(inputs, self.gamma, self.beta,
-                                                       self.epsilon)
-            self._update_moving(mean, variance)
-            return outputs
-        axes = list(range(len(inputs.shape) - 1))
-        output_dtype = inputs.dtype
-        if output_dtype in (tf.bfloat16, tf.float16):
-            # Moments of 16-bit activations are too coarse (mixed precision):
-            # normalize in float32 and hand back the compute dtype.
-            inputs = tf.cast(inputs, tf.float32)
+        outputs, mean, variance = batch_normalize(
+            inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.epsilon,
+            self.fused, training)
         if training:
-            mean = tf.reduce_mean(inputs, axis=axes)
-            variance = tf.reduce_mean(tf.square(inputs - mean), axis=axes)
             self._update_moving(mean, variance)
-        else:
-            mean = tf.cast(self.moving_mean, inputs.dtype)
-            variance = tf.cast(self.moving_variance, inputs.dtype)
-        gamma, beta = tf.cast(self.gamma, inputs.dtype), tf.cast(self.beta, inputs.dtype)
-        scale = gamma * tf.math.rsqrt(variance + self.epsilon)
-        return tf.cast((inputs - mean) * scale + beta, output_dtype)
+        return outputs
 
     def compute_output_shape(self, input_shape):
         return input_shape

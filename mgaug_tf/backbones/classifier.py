@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from mgaug_tf import functional
 from mgaug_tf.interpolation import resize_align_corners
 
 # How a flatten head serves the smaller feature maps of MGAug sub-networks
@@ -162,6 +163,46 @@ class FewShotClassifier(keras.Model):
             return tf.ensure_shape(tf.transpose(placed), [None, rows])
         feature_map = tf.reshape(features, [-1, height, width, channels])
         return tf.reshape(resize_align_corners(feature_map, full_h, full_w), [-1, rows])
+
+    @property
+    def supports_sliced_call(self):
+        """Whether `sliced_call` (MGAug's sliced width execution) is available."""
+        return hasattr(self.backbone, "sliced_call")
+
+    def sliced_call(self, weights, non_trainable, inputs, masks, training=False):
+        """The channel-masked classifier with its backbone run on kept channels.
+
+        The backbone's `sliced_call` (e.g. `Conv4.sliced_call`) gives the
+        masked network's full-width features; the head then serves them as
+        `call` does (resolution rules of `head_features`), with its own
+        masks applied as `functional.apply_masks` does.
+
+        Args:
+            weights, non_trainable: Tensors aligned with
+                `trainable_variables` and `non_trainable_variables`.
+            inputs: `[B, H, W, C]` images.
+            masks: Masks aligned with `weights` (per-output-channel kernel
+                masks, `None` elsewhere).
+            training: Forwarded to the backbone.
+
+        Returns:
+            `(logits, new_non_trainable)`, as `stateless_call` returns them.
+
+        Raises:
+            ValueError: The backbone has no `sliced_call`.
+        """
+        if not self.supports_sliced_call:
+            raise ValueError(f"{type(self.backbone).__name__} has no sliced_call: its "
+                             "sub-networks run masked (MGAug width_execution='masked').")
+        split = len(self.backbone.trainable_variables)
+        features, new_non_trainable = self.backbone.sliced_call(
+            weights[:split], non_trainable, inputs, masks[:split], training=training)
+        if features.shape[-1] != self.head.kernel.shape[0]:  # another resolution
+            shape = tf.shape(inputs)
+            features = self.head_features(features, (shape[1], shape[2]))
+        logits, _ = self.head.stateless_call(
+            functional.apply_masks(list(weights[split:]), list(masks[split:])), [], features)
+        return logits, new_non_trainable
 
     def get_config(self):
         config = super().get_config()

@@ -1,8 +1,10 @@
 """Conv-4: the standard few-shot backbone of MAML and ProtoNet."""
 
 import keras
+import tensorflow as tf
 
-from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
+from mgaug_tf.backbones import sliced
+from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, batch_normalize
 from mgaug_tf.backbones.pooling import feature_pooling
 
 
@@ -76,6 +78,90 @@ class Conv4(keras.Model):
         for conv, norm, relu, pool in self.blocks:
             x = pool(relu(norm(conv(x), training=training)))
         return self.pool(x)
+
+    def sliced_call(self, weights, non_trainable, inputs, masks, training=False):
+        """The channel-masked network, computed on the kept channels only.
+
+        Equal to `stateless_call(apply_masks(weights, masks), non_trainable,
+        inputs, training)` (to rounding) for per-output-channel 0/1 kernel
+        masks (MGAug's `random_width`), but each convolution runs on the kept
+        output channels and, of its input, the previous layer's kept
+        channels: about r^2 of its FLOPs. Removed channels are the constants
+        the masked pass computes for them (see `backbones.sliced`); the last
+        map is reassembled to full width before the pooling.
+
+        Args:
+            weights: Tensors aligned with `trainable_variables` (full shapes).
+            non_trainable: Tensors aligned with `non_trainable_variables`.
+            inputs: `[B, H, W, C_in]` images.
+            masks: Aligned with `weights`: `None` or a `[1, 1, 1, filters]`
+                mask for each kernel, `None` for biases and batch norm.
+            training: Batch statistics (and updated moving statistics) or
+                moving statistics, as `call`.
+
+        Returns:
+            `(features, new_non_trainable)` as `stateless_call` returns them.
+
+        Raises:
+            ValueError: A mask is not a per-output-channel kernel mask.
+        """
+        dtype = self.compute_dtype
+        x = tf.cast(inputs, dtype)
+        kept_in = None  # every input channel of the first convolution is present
+        removed_in = values_in = None
+        new_statistics = []
+        for index, (conv, norm, relu, pool) in enumerate(self.blocks):
+            kernel, bias, gamma, beta = weights[4 * index:4 * index + 4]
+            kernel_mask = masks[4 * index]
+            if any(mask is not None for mask in masks[4 * index + 1:4 * index + 4]):
+                raise ValueError(f"Sliced width execution masks convolution kernels only; "
+                                 f"block {index} of {self.name} got masks on its bias or "
+                                 "batch norm.")
+            moving_mean, moving_variance = non_trainable[2 * index:2 * index + 2]
+            kept, removed = sliced.channel_indices(kernel_mask, kernel)
+            kernel = tf.cast(kernel, dtype)
+            options = dict(strides=conv.strides, padding=conv.padding.upper(),
+                           dilations=conv.dilation_rate)
+            columns = tf.gather(kernel, kept, axis=3)
+            rows = columns if kept_in is None else tf.gather(columns, kept_in, axis=2)
+            y = tf.nn.conv2d(x, rows, **options) + tf.cast(sliced.take(bias, kept), dtype)
+            if kept_in is not None:
+                y += sliced.constant_input_conv(
+                    (tf.shape(x)[1], tf.shape(x)[2]), tf.gather(columns, removed_in, axis=2),
+                    values_in, **options)
+            y, mean, variance = batch_normalize(
+                y, sliced.take(gamma, kept), sliced.take(beta, kept),
+                sliced.take(moving_mean, kept), sliced.take(moving_variance, kept), norm.epsilon,
+                norm.fused, training)
+            x = pool(relu(y))
+            # A removed channel's convolution output is its bias, a constant map:
+            # batch statistics give beta, moving statistics the affine map of it.
+            removed_bias = sliced.take(bias, removed)
+            removed_beta = sliced.take(beta, removed)
+            if training:
+                removed_out = removed_beta
+                new_statistics += [
+                    norm.momentum * moving_mean + (1.0 - norm.momentum) * tf.cast(
+                        tf.stop_gradient(sliced.assemble_vector(
+                            mean, tf.cast(removed_bias, mean.dtype), kept, removed,
+                            conv.filters)), moving_mean.dtype),
+                    norm.momentum * moving_variance + (1.0 - norm.momentum) * tf.cast(
+                        tf.stop_gradient(sliced.assemble_vector(
+                            variance, tf.zeros_like(removed_bias, variance.dtype), kept,
+                            removed, conv.filters)), moving_variance.dtype)]
+            else:
+                removed_gamma = tf.cast(sliced.take(gamma, removed), removed_beta.dtype)
+                removed_out = ((tf.cast(removed_bias, removed_beta.dtype)
+                                - sliced.take(moving_mean, removed))
+                               * removed_gamma * tf.math.rsqrt(
+                                   sliced.take(moving_variance, removed) + norm.epsilon)
+                               + removed_beta)
+                new_statistics += [moving_mean, moving_variance]
+            # The activation and the max-pool keep a constant map constant.
+            values_in = relu(tf.cast(removed_out, dtype))
+            kept_in, removed_in = kept, removed
+        x = sliced.assemble_channels(x, values_in, kept_in, removed_in, self.filters)
+        return self.pool(x), new_statistics
 
     def get_config(self):
         config = super().get_config()

@@ -107,3 +107,15 @@ def test_run_builds_the_released_setting_with_a_flatten_head():
     assert learner.network.flatten_head == "reference"
     assert learner.augmentation.resolutions == (32, 24, 18)
     assert learner.augmentation.resize_method == "align_corners"
+
+
+def test_width_execution_flag_reaches_mgaug():
+    assert run_flags.build_augmentation(namespace(mgaug="random_width"), 84).width_execution \
+        == "auto"
+    masked = run_flags.build_augmentation(namespace(
+        mgaug="random_width", mgaug_width_execution="masked"), 84)
+    assert masked.width_execution == "masked"
+    assert "mgaug_width_execution" not in run_flags.MODEL_FLAGS  # the same function either way
+    with pytest.raises(ValueError, match="width_execution='sliced' needs channel masks"):
+        run_flags.build_augmentation(namespace(mgaug="catfish", mgaug_width_execution="sliced"),
+                                     84)
