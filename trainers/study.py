@@ -212,7 +212,7 @@ def setting_block(setting, rows, baseline, plot_link, timing, runs):
                  f"{max(values) / 60:.1f})"
                  + (f", {median[arm] / base:.2f}x" if base and arm != baseline else "")
                  for arm, values in seconds.items()]
-        table = table.replace(f"\n{end}", f"Wall time per run, training and evaluation (median "
+        table = table.replace(f"\n{end}", f"\nWall time per run, training and evaluation (median "
                               f"over seeds, min-max; ratio of medians to {baseline}): "
                               f"{'; '.join(parts)}.\n\n{end}")
     return table
