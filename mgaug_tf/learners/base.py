@@ -47,8 +47,25 @@ def sequential_loop(body, state, count, unroll=False):
         for _ in range(count):
             state = body(*state)
         return state
+    _disable_add_ops_rewrite()
     return tf.while_loop(lambda index, *_: index < count, body, state,
                          parallel_iterations=1, maximum_iterations=count)
+
+
+def _disable_add_ops_rewrite():
+    """Turns off Grappler's arithmetic optimizer for the functions run from now on.
+
+    Its AddOpsRewrite turns sums of tensors of run-time shape inside these
+    nested loops (tasks x MGAug sub-networks x drawn resolutions) into
+    accumulators on temporary variables whose names collide across loop
+    iterations: TensorFlow 2.21 then fails the step with `AlreadyExistsError`
+    ("... AddOpsRewrite_add_N/tmp_var/frame:.../iter:3"), seen with ProtoNet
+    and catfish or random_width at 84 px (configs/mini_protonet_mgaug.cfg).
+    Grappler options are process-wide and read when a function is first
+    run, so this is set before the loop's function runs and stays set.
+    """
+    if tf.config.optimizer.get_experimental_options().get("arithmetic_optimization", True):
+        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
 
 def scale_loss(loss, loss_scale):
