@@ -101,10 +101,14 @@ def constant_input_conv(size, kernel, values, strides, padding, dilations):
     return tf.nn.conv2d(ones, effective, strides=strides, padding=padding, dilations=dilations)
 
 
+def _channel_order(kept, removed):
+    """Where each channel sits in `concat([kept, removed])`: gathers it back into order."""
+    return tf.argsort(tf.concat([kept, removed], 0))
+
+
 def assemble_vector(kept_values, removed_values, kept, removed, channels):
     """`[C]` vector with `kept_values` at `kept` and `removed_values` at `removed`."""
-    order = tf.argsort(tf.concat([kept, removed], 0))
-    values = take(tf.concat([kept_values, removed_values], 0), order)
+    values = take(tf.concat([kept_values, removed_values], 0), _channel_order(kept, removed))
     return tf.ensure_shape(values, [channels])
 
 
@@ -123,6 +127,5 @@ def assemble_channels(x, values, kept, removed, channels):
     shape = tf.shape(x)
     constants = tf.broadcast_to(tf.reshape(tf.cast(values, x.dtype), [1, 1, 1, -1]),
                                 tf.concat([shape[:3], tf.shape(removed)], 0))
-    order = tf.argsort(tf.concat([kept, removed], 0))
-    full = tf.gather(tf.concat([x, constants], -1), order, axis=-1)
+    full = tf.gather(tf.concat([x, constants], -1), _channel_order(kept, removed), axis=-1)
     return tf.ensure_shape(full, x.shape[:3].concatenate([channels]))
