@@ -23,9 +23,12 @@ Usage:
     python benchmarks/meta_step.py --suite=mgaug_k --markdown=docs/performance.md
     python benchmarks/meta_step.py --learner=maml --mgaug=none --steps=10
     python benchmarks/meta_step.py --suite=released --steps=3 --warmup=1
+    python benchmarks/meta_step.py --suite=targets --steps=5 --warmup=1 --markdown=perf.md
 Suites: mgaug_k (MAML 2nd order, Conv4-64 84 px, K = 0/1/3 catfish), targets
-(the configurations of the performance issue's ratios, the released MGAug
-settings and the dtype pairs), released (only those: MAML, FOMAML
+(issue 13's table: MAML, FOMAML (4 tasks per step) and ProtoNet (1) without
+MGAug, with catfish K = 3 and ProtoNet's with the 84/64/48 px resize, each on
+one pinned core (`--cores`); second-order MAML on two cores; then the
+released settings), dtype (float32 and mixed_bfloat16 pairs), released (MAML, FOMAML
 and ProtoNet (1 task per step) with catfish K = 3, keep (0.98, 1) / (0.97, 1),
 the aligned-corner 84/64/48 px resize and the reference flatten head, as the
 reference code ran them (parity)), memory (ResNet-12 second order with
@@ -73,6 +76,12 @@ RELEASED = dict(mgaug="catfish", num_subnets=3, keep_max=1.0, resolutions="84,64
 RELEASED_ROWS = [dict(learner="maml", keep_min=0.98, **RELEASED),
                  dict(learner="fomaml", keep_min=0.98, **RELEASED),
                  dict(learner="protonet", keep_min=0.97, meta_batch_size=1, **RELEASED)]
+CATFISH_3 = dict(mgaug="catfish", num_subnets=3)
+ISSUE_ROWS = [dict(learner="maml", **NONE), dict(learner="maml", **CATFISH_3),
+              dict(learner="fomaml", **NONE), dict(learner="fomaml", **CATFISH_3),
+              dict(learner="protonet", meta_batch_size=1, **NONE),
+              dict(learner="protonet", meta_batch_size=1, **CATFISH_3),
+              dict(learner="protonet", meta_batch_size=1, resolutions="84,64,48", **CATFISH_3)]
 DTYPES = ("float32", "mixed_bfloat16")
 DTYPE_ROWS = [dict(learner=learner, dtype=dtype, **variant)
               for learner in ("maml", "fomaml", "protonet")
@@ -84,13 +93,15 @@ SUITES = {
     # The performance issue's targets; then the released settings. (Until
     # issue 13 each gradient-learner row had a vectorized twin: removed, as
     # it was slower on this CPU; docs/performance.md, "Decision: removed".)
-    "targets": [
-        dict(learner="maml", **NONE),
-        dict(learner="maml", mgaug="catfish", num_subnets=3),
-        dict(learner="fomaml", **NONE),
-        dict(learner="protonet", **NONE),
-        dict(learner="maml", image_size=28, channels=1, **NONE)] + RELEASED_ROWS
-    + DTYPE_ROWS,
+    # Issue 13's table (MAML / FOMAML 4 tasks per step, ProtoNet 1, catfish
+    # K = 3 with the default keep range, one pinned core), second-order MAML
+    # with recomputed inner steps and on both cores, then the released
+    # settings (trace time of the slowest configurations). The dtype pairs
+    # have their own suite.
+    "targets": [dict(row, cores=1) for row in ISSUE_ROWS]
+    + [dict(learner="maml", cores=1, recompute=True, **NONE),
+       dict(learner="maml", cores=2, **NONE)]
+    + [dict(row, cores=1) for row in RELEASED_ROWS],
     "released": RELEASED_ROWS,
     # float32 and mixed_bfloat16 side by side (the bfloat16 issue): MAML
     # (second order), FOMAML and ProtoNet, each without MGAug and with K = 3.
@@ -114,8 +125,8 @@ def parse_args(argv=None):
                              "dtype=mixed_bfloat16'; a key not set by a row matches its "
                              "value on the command line or the default)")
     parser.add_argument("--fused_batch_norm", default="auto", choices=["auto", "true", "false"],
-                        help="Conv4 batch norm: fused kernel under mixed precision (auto), "
-                             "also in float32 (true), or the plain ops (false)")
+                        help="Conv4 batch norm: the fused kernel in float32 and 16-bit (auto, "
+                             "the default; true: the same) or the plain ops (false)")
     parser.add_argument("--dtype", default="float32",
                         choices=["float32", "mixed_bfloat16", "mixed_float16"],
                         help="Keras dtype policy of the backbone and head (mixed_*: float32 "
@@ -139,6 +150,10 @@ def parse_args(argv=None):
                         help="recompute inner steps in the outer backward pass")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--cores", type=int, default=0,
+                        help="pin the process to this many cores (the highest-numbered ones) "
+                             "before TensorFlow starts, so its thread pools match; 0: leave "
+                             "the affinity as it is (e.g. set by taskset)")
     parser.add_argument("--measure", default="step", choices=["step", "data", "machine", "dtypes"],
                         help="dtypes: float32 and mixed_bfloat16 (plain and fused batch norm) "
                              "built in one process, their steps interleaved, so that a shared "
@@ -255,6 +270,19 @@ def measure_step(args):
     start = time.perf_counter()
     step.get_concrete_function(batch)
     trace_s = time.perf_counter() - start
+    first_step_s = None
+    for _ in range(args.warmup):
+        start = time.perf_counter()
+        float(step(batch)["loss"])
+        first_step_s = first_step_s or time.perf_counter() - start
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        float(step(batch)["loss"])
+        times.append(time.perf_counter() - start)
+    # The peak of training itself: the FLOP count below traces the step once
+    # more (unrolled), which the training process never does.
+    training_peak_rss = peak_rss_mib()
     gflops = static_gflops = unrolled_gflops(args, batch)
     per_resolution = {}
     augmentation = learner.augmentation
@@ -263,13 +291,6 @@ def measure_step(args):
         per_resolution = resolution_gflops(args, batch)
         gflops = sum(probability * per_resolution[size] for size, probability
                      in augmentation.resolution_probabilities().items())
-    for _ in range(args.warmup):
-        float(step(batch)["loss"])
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        float(step(batch)["loss"])
-        times.append(time.perf_counter() - start)
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     median = statistics.median(times)
     mgaug = {}
@@ -292,6 +313,7 @@ def measure_step(args):
         "min_step_s": round(min(times), 3), "median_step_s": round(median, 3),
         "max_step_s": round(max(times), 3), "q1_step_s": round(quartiles[0], 3),
         "q3_step_s": round(quartiles[2], 3), "trace_s": round(trace_s, 1),
+        "first_step_s": None if first_step_s is None else round(first_step_s, 1),
         "gflop_per_step": round(gflops, 1),
         "gflop_count": ("expected over the resolution draws" if per_resolution
                         else "static graph"),
@@ -299,8 +321,8 @@ def measure_step(args):
                                  for size, value in per_resolution.items()},
         "gflop_static_graph": round(static_gflops, 1),
         "achieved_gflops": round(gflops / median, 1),
-        "peak_rss_mib": round(peak_rss_mib(), 1), "import_rss_mib": round(import_rss, 1),
-        "peak_rss_above_import_mib": round(peak_rss_mib() - import_rss, 1), "retraces": len(
+        "peak_rss_mib": round(training_peak_rss, 1), "import_rss_mib": round(import_rss, 1),
+        "peak_rss_above_import_mib": round(training_peak_rss - import_rss, 1), "retraces": len(
             step._list_all_concrete_functions_for_serialization()) - 1,  # pylint: disable=protected-access
         "cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
     }
@@ -355,7 +377,7 @@ def measure_machine():
             "conv_probe": "conv2d [64,84,84,64] x [3,3,64,64], median of 7"}
 
 
-DTYPE_VARIANTS = (("float32", "false"), ("float32", "true"),
+DTYPE_VARIANTS = (("float32", "false"), ("float32", "auto"),
                   ("mixed_bfloat16", "false"), ("mixed_bfloat16", "auto"))
 
 
@@ -363,10 +385,11 @@ def measure_dtypes(args):
     """Median step times of the precision variants, their steps interleaved.
 
     Variants (`dtype`, `fused_batch_norm`): float32 with the plain batch norm
-    (the float32 default), float32 with the fused kernel, mixed_bfloat16 with
-    the plain float32 batch norm (the path before the fused kernel) and
-    mixed_bfloat16 as it runs by default (fused). One step of each in turn,
-    `args.steps` rounds after `args.warmup`.
+    (the float32 default until issue 13), float32 with the fused kernel (the
+    default since), mixed_bfloat16 with the plain float32 batch norm (the path
+    before the fused kernel) and mixed_bfloat16 as it runs by default
+    (fused). One step of each in turn, `args.steps` rounds after
+    `args.warmup`; speed-ups are against the first (plain float32).
     """
     import copy  # pylint: disable=import-outside-toplevel
 
@@ -412,17 +435,19 @@ def run_child(base_args, overrides):
 
 
 def markdown(records, command):
-    machine = next(r for r in records if r["kind"] == "machine")
-    lines = [f"Command: `{command}`", "",
-             f"Machine: {machine['cpu_count']} cores ({machine.get('usable_cores', '?')} usable), "
-             f"TensorFlow {machine['tensorflow']}, "
-             f"measured convolution peak {machine['conv_peak_gflops']} GFLOP/s float32, "
-             f"{machine.get('conv_peak_gflops_bf16', '?')} GFLOP/s bfloat16 "
-             f"({machine['conv_probe']}).", "",
-             "| learner | backbone | dtype | px | shot | tasks/step | MGAug | K | recompute | "
-             "median step s (min-max) | GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB | "
-             "data episodes/s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    machines = {r["usable_cores"]: r for r in records if r["kind"] == "machine"}
+    lines = [f"Command: `{command}`", ""]
+    for cores, machine in sorted(machines.items()):
+        lines.append(
+            f"Machine: {machine['cpu_count']} cores ({cores} usable), TensorFlow "
+            f"{machine['tensorflow']}, measured convolution peak on {cores} core(s) "
+            f"{machine['conv_peak_gflops']} GFLOP/s float32, "
+            f"{machine.get('conv_peak_gflops_bf16', '?')} GFLOP/s bfloat16 "
+            f"({machine['conv_probe']}).")
+    lines += ["", "| learner | dtype | px | tasks/step | MGAug | K | recompute | cores | "
+              "median step s (q1-q3; min-max) | trace s | first step s | GFLOP/step | GFLOP/s | "
+              "% conv peak | peak RSS MiB (above import) | data episodes/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     data = {(r["image_size"], r["k_shot"]): r["episodes_per_s"]
             for r in records if r["kind"] == "data"}
     for r in records:
@@ -432,16 +457,17 @@ def markdown(records, command):
         if r.get("resolutions"):
             strategy += (f" keep {r['keep_range'][0]}-{r['keep_range'][1]}, "
                          f"{'/'.join(map(str, r['resolutions']))} px")
+        machine = machines.get(r.get("usable_cores"), next(iter(machines.values())))
         lines.append(
-            f"| {r['learner']} | {r['backbone']} | {r.get('dtype', 'float32')} | "
-            f"{r['image_size']} | {r['k_shot']} | "
+            f"| {r['learner']} | {r.get('dtype', 'float32')} | {r['image_size']} | "
             f"{r['tasks_per_step']} | {strategy} | {r['num_subnets']} | "
-            f"{'yes' if r.get('recompute') else 'no'} | "
-            f"{r['median_step_s']} ({r['min_step_s']}-{r['max_step_s']}) | "
-            f"{r['gflop_per_step']} | "
-            f"{r['achieved_gflops']} | "
+            f"{'yes' if r.get('recompute') else 'no'} | {r.get('usable_cores', '?')} | "
+            f"{r['median_step_s']} ({r['q1_step_s']}-{r['q3_step_s']}; "
+            f"{r['min_step_s']}-{r['max_step_s']}) | {r['trace_s']} | "
+            f"{r.get('first_step_s', '')} | {r['gflop_per_step']} | {r['achieved_gflops']} | "
             f"{100 * r['achieved_gflops'] / machine['conv_peak_gflops']:.0f} | "
-            f"{r['peak_rss_mib']:.0f} | {data.get((r['image_size'], r['k_shot']), '')} |")
+            f"{r['peak_rss_mib']:.0f} ({r.get('peak_rss_above_import_mib', 0):.0f}) | "
+            f"{data.get((r['image_size'], r['k_shot']), '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -469,8 +495,18 @@ def select_rows(rows, select, args):
     return chosen
 
 
+def pin_cores(count):
+    """Pins this process to its `count` highest-numbered CPUs (before TF starts)."""
+    cpus = sorted(range(os.cpu_count()))[-count:]
+    if count > len(cpus):
+        raise ValueError(f"--cores={count}: this machine has {os.cpu_count()} CPUs.")
+    os.sched_setaffinity(0, cpus)
+
+
 def main():
     args = parse_args()
+    if args.cores and not args.suite:
+        pin_cores(args.cores)
     if not args.suite:
         if args.measure == "machine":
             record = measure_machine()
@@ -485,8 +521,10 @@ def main():
     rows = select_rows(SUITES[args.suite], args.select, args)
     base = [arg for arg in sys.argv[1:]
             if not arg.startswith(("--suite", "--markdown", "--select"))]
-    records = [run_child(base, {"measure": "machine"})]
-    print(json.dumps(records[-1]), flush=True)
+    records = []
+    for cores in sorted({row.get("cores", args.cores) for row in rows}):
+        records.append(run_child(base, {"measure": "machine", "cores": cores}))
+        print(json.dumps(records[-1]), flush=True)
     shapes_done = set()
     for overrides in rows:
         records.append(run_child(base, overrides))
@@ -496,7 +534,7 @@ def main():
         if shape not in shapes_done:
             shapes_done.add(shape)
             data_overrides = {key: value for key, value in overrides.items()
-                              if key in ("image_size", "channels", "k_shot")}
+                              if key in ("image_size", "channels", "k_shot", "cores")}
             records.append(run_child(base, dict(data_overrides, measure="data")))
             print(json.dumps(records[-1]), flush=True)
     if args.markdown:

@@ -50,6 +50,19 @@ def resize_images(images, size, method="align_corners"):
     return tf.cast(tf.image.resize(images, target, method="bilinear"), images.dtype)
 
 
+def _pick(condition, when_true, otherwise):
+    """`when_true` where `condition` holds, else `otherwise` (lists entry by entry).
+
+    `condition` is a Python bool (decided when traced: no op) or a scalar
+    bool tensor (`tf.where`, exact: it selects, never blends).
+    """
+    if condition is True or condition is False:
+        return when_true if condition else otherwise
+    if isinstance(when_true, (list, tuple)):
+        return [tf.where(condition, a, b) for a, b in zip(when_true, otherwise)]
+    return tf.where(condition, when_true, otherwise)
+
+
 @keras.saving.register_keras_serializable(package="mgaug_tf")
 class MGAug:
     """Meta-gradient augmentation, given to any learner as `augmentation=`.
@@ -317,7 +330,8 @@ class MGAug:
         return ratios, [self.draw_subnet_masks(learner, task_seed, k, ratios, scores)
                         for k in range(self.num_subnets)]
 
-    def _resize(self, task, task_seed, k):
+    def _resize(self, task, task_seed, k, keep=None):
+        """Sub-network k's task at its resolution; `keep` (a bool tensor) keeps the task's own."""
         if not self.resolutions:
             return task
         if len(set(self.resolutions)) == 1:
@@ -329,7 +343,10 @@ class MGAug:
             size = tf.gather(tf.constant(self.resolutions, tf.int32), index)
 
         def resize(images):
-            return resize_images(images, size, self.resize_method)
+            if keep is None:
+                return resize_images(images, size, self.resize_method)
+            return tf.cond(keep, lambda: images,
+                           lambda: resize_images(images, size, self.resize_method))
 
         return episodes_lib.Task(resize(task.support_images), task.support_labels,
                                  resize(task.query_images), task.query_labels)
@@ -339,18 +356,18 @@ class MGAug:
                        loss_scale=None):
         """One task's meta-gradient: the full network's plus its sub-networks'.
 
-        The full network runs first; the K sub-networks then run in a graph
-        loop (`tf.while_loop`), so the sub-network computation is traced once,
-        not K times. Each pass takes its own gradient inside the loop body
-        (nothing differentiates through the loop). Sub-network k's masks (and
-        resolution) are drawn in the body from the full network's gradient
-        with the stateless seeds of (meta-step, task, k), so they equal
-        `draw_masks`'s.
-
-        Not merged into one loop with the full network (pass 0 with keep ratio
-        1): that traces one copy instead of two, but TF 2.21's grappler
-        (arithmetic optimizer / remapper) reported "nodes in a cycle" on such
-        graphs for some shapes.
+        The full network (pass 0) and the K sub-networks (passes 1..K) run in
+        one graph loop (`tf.while_loop`), so the per-task computation is
+        traced once, not K + 1 times: pass 0 is the same masked computation
+        with every mask entry 1 (exact: x * 1 = x) on the task's own images.
+        Each pass takes its own gradient inside the loop body (nothing
+        differentiates through the loop). Sub-network k's masks (and
+        resolution) are drawn in the body from the full network's gradient,
+        carried from pass 0, with the stateless seeds of (meta-step, task, k),
+        so they equal `draw_masks`'s. Sliced `random_width` sub-networks run
+        their full network outside the loop (a sliced pass that keeps every
+        channel would gather whole kernels for nothing), so they trace it
+        twice.
 
         Under `reduction="maxup"` only the worst sub-network's gradient is
         kept (the gradient of max_k L_k; on an exact tie the first worst,
@@ -372,66 +389,119 @@ class MGAug:
             aligned with `variables`; per-task metric values (`loss` and
             `accuracy` of the full network, `subnet_loss`, `subnet_accuracy`,
             `full_grad_norm`, `augmented_grad_norm`, `sparsity_k`); the full
-            network's new batch-norm statistics.
+            network's new batch-norm statistics (`bn_mode="inductive"`),
+            else `None`.
         """
         task_seed = self._task_seed(learner, task_index)
         subnets = self.num_subnets
-        full_outcome, full_gradients = learner.task_gradients(task, variables,
-                                                              loss_scale=loss_scale)
-        full_gradients = [tf.convert_to_tensor(gradient) for gradient in full_gradients]
-        score_gradients = full_gradients
-        if self.parity and learner.uses_inner_loop:
-            score_gradients = [a + g for a, g in zip(accumulated, full_gradients)]
-        score_gradients = unscale(score_gradients, loss_scale)
-        positions = {id(variable): index for index, variable in enumerate(variables)}
-        network_weights = learner.network.trainable_variables
-        network_gradients = [score_gradients[positions[id(variable)]]
-                             for variable in network_weights]
-        scores = None
-        if self.strategy_name in strategies_lib.SCORED:
-            scores = strategies_lib.mmca_scores(functional.read_values(network_weights),
-                                                network_gradients)
         ratios = self.keep_ratios(task_seed)
         maxup = self.reduction == "maxup"
         loss_dtype = tf.float64 if learner.network.compute_dtype == "float64" else tf.float32
         sliced = self.executes_sliced(learner)
+        scored = self.strategy_name in strategies_lib.SCORED
+        positions = {id(variable): index for index, variable in enumerate(variables)}
+        network_weights = learner.network.trainable_variables
+        statistics = (functional.read_values(learner.network.non_trainable_variables)
+                      if learner.bn_mode == "inductive" else [])
+        statistics_seen = []
 
-        def body(k, augmented, worst, arrays):
-            masks = self.draw_subnet_masks(learner, task_seed, k, ratios, scores)
-            subnet_task = self._resize(task, task_seed, k)
-            outcome, gradients = learner.task_gradients(
-                subnet_task, variables, masks=functional.SlicedMasks(masks) if sliced else masks,
-                loss_scale=loss_scale)
+        def scores_of(full_gradients):
+            if not scored:
+                return []
+            score_gradients = full_gradients
+            if self.parity and learner.uses_inner_loop:
+                score_gradients = [a + g for a, g in zip(accumulated, full_gradients)]
+            score_gradients = unscale(score_gradients, loss_scale)
+            return strategies_lib.mmca_scores(
+                functional.read_values(network_weights),
+                [score_gradients[positions[id(variable)]] for variable in network_weights])
+
+        def run_pass(index, is_full, state):
+            """Pass `index`: the full network or sub-network `index - 1`.
+
+            `is_full` is a Python bool where the pass is known when traced
+            and the tensor `index == 0` inside the merged loop.
+            """
+            full_gradients, scores, augmented, worst, full_logs, new_statistics, arrays = state
+            if is_full is True:
+                masks, pass_task = None, task
+            else:
+                k = tf.maximum(index - 1, 0)
+                masks = self.draw_subnet_masks(learner, task_seed, k, ratios,
+                                               scores if scored else None)
+                pass_task = self._resize(task, task_seed, k,
+                                         keep=None if is_full is False else is_full)
+                if is_full is not False:
+                    masks = [None if mask is None else
+                             tf.where(is_full, tf.ones_like(mask), mask) for mask in masks]
+                if sliced:
+                    masks = functional.SlicedMasks(masks)
+            outcome, gradients = learner.task_gradients(pass_task, variables, masks=masks,
+                                                        loss_scale=loss_scale)
             gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
             loss = tf.cast(outcome.query_loss, loss_dtype)
-            if maxup:
-                better = loss > worst
-                augmented = [tf.where(better, gradient, total)
-                             for gradient, total in zip(gradients, augmented)]
-                worst = tf.where(better, loss, worst)
-            else:
-                augmented = [total + gradient for total, gradient in zip(augmented, gradients)]
-            values = (loss, accuracy(subnet_task.query_labels, outcome.query_logits),
-                      masks_lib.sparsity(masks, network_weights))
-            arrays = [array.write(k, value) for array, value in zip(arrays, values)]
-            return k + 1, augmented, worst, arrays
+            pass_accuracy = accuracy(pass_task.query_labels, outcome.query_logits)
+            full_gradients = _pick(is_full, gradients, full_gradients)
+            scores = _pick(is_full, scores_of(gradients), scores) if is_full is not False \
+                else scores
+            full_logs = _pick(is_full, [tf.cast(outcome.query_loss, tf.float32),
+                                        pass_accuracy], full_logs)
+            if statistics and outcome.new_non_trainable is not None:
+                statistics_seen.append(True)
+                new_statistics = _pick(is_full, list(outcome.new_non_trainable),
+                                       new_statistics)
+            if is_full is not True:
+                if maxup:
+                    better = loss > worst
+                    if is_full is not False:
+                        better = tf.logical_and(better, tf.logical_not(is_full))
+                    augmented = [tf.where(better, gradient, total)
+                                 for gradient, total in zip(gradients, augmented)]
+                    worst = tf.where(better, loss, worst)
+                else:
+                    augmented = _pick(is_full, augmented,
+                                      [total + gradient
+                                       for total, gradient in zip(augmented, gradients)])
+            values = (loss, pass_accuracy,
+                      tf.constant(0.0) if masks is None
+                      else masks_lib.sparsity(masks, network_weights))
+            arrays = [array.write(index, value) for array, value in zip(arrays, values)]
+            return (full_gradients, scores, augmented, worst, full_logs, new_statistics,
+                    arrays)
 
-        state = (tf.constant(0), [tf.zeros_like(variable) for variable in variables],
-                 tf.constant(float("-inf"), loss_dtype),
-                 [tf.TensorArray(dtype, size=subnets)
+        zeros = [tf.zeros_like(variable) for variable in variables]
+        state = (zeros, [tf.zeros_like(weight) for weight in network_weights] if scored else [],
+                 zeros, tf.constant(float("-inf"), loss_dtype),
+                 [tf.constant(0.0), tf.constant(0.0)], statistics,
+                 [tf.TensorArray(dtype, size=subnets + 1)
                   for dtype in (loss_dtype, tf.float32, tf.float32)])
-        _, augmented, _, arrays = sequential_loop(body, state, subnets,
-                                                  unroll=learner.unroll_loops)
-        losses, accuracies, sparsities = (array.stack() for array in arrays)
+        first = 0
+        if sliced:
+            state = run_pass(0, True, state)
+            first = 1
+
+        def body(index, *state):
+            if sliced:
+                is_full = False
+            elif isinstance(index, int):  # unrolled: the pass is known when traced
+                is_full = index == 0
+            else:
+                is_full = tf.equal(index, 0)
+            return (index + 1,) + tuple(run_pass(index, is_full, state))
+
+        final = sequential_loop(body, (first,) + tuple(state), subnets + 1 - first,
+                                unroll=learner.unroll_loops)
+        full_gradients, _, augmented, _, full_logs, new_statistics, arrays = final[1:]
+        losses, accuracies, sparsities = (array.stack()[1:] for array in arrays)
         full, augmented = self._scale(full_gradients), self._scale(augmented)
-        logs = {"loss": full_outcome.query_loss,
-                "accuracy": accuracy(task.query_labels, full_outcome.query_logits),
+        logs = {"loss": full_logs[0], "accuracy": full_logs[1],
                 "subnet_loss": tf.reduce_mean(losses),
                 "subnet_accuracy": tf.reduce_mean(accuracies),
                 "full_grad_norm": tf.linalg.global_norm(unscale(full, loss_scale)),
                 "augmented_grad_norm": tf.linalg.global_norm(unscale(augmented, loss_scale))}
         logs.update({f"sparsity_{k}": sparsities[k] for k in range(subnets)})
-        return [a + b for a, b in zip(full, augmented)], logs, full_outcome.new_non_trainable
+        return ([a + b for a, b in zip(full, augmented)], logs,
+                new_statistics if statistics_seen else None)
 
     def _task_masks(self, learner, task_seed, network_gradients):
         """The K sub-networks' masks of one task (scored by its gradients if needed)."""

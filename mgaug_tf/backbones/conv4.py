@@ -21,7 +21,8 @@ class Conv4(keras.Model):
             (global average pooling: a feature length independent of the input
             size, needed when sub-networks see other resolutions).
         fused_batch_norm: `MetaBatchNormalization`'s `fused` (`"auto"`: the
-            fused kernel under mixed precision; `True`: in float32 too).
+            fused kernel in float32 and 16-bit, exact to second order;
+            `False`: plain ops, exact to every order; float64 always plain).
         **kwargs: Standard model arguments (`name`, `dtype`).
 
     Example:

@@ -37,8 +37,9 @@ def sequential_loop(body, state, count, unroll=False):
     """Runs `state = body(*state)` `count` times, one iteration after the other.
 
     A `tf.while_loop` (the body traced once) unless `unroll`, which traces
-    `count` copies in Python (same values; for graph analysis and the
-    documented fallbacks). The state's first entry is the iteration index.
+    `count` copies in Python (same values; for graph analysis). The state's
+    first entry is the iteration index, a Python int where the loop starts
+    (unrolled, the body sees Python ints; in the graph loop, int32 tensors).
 
     Returns:
         The final state.
@@ -47,25 +48,37 @@ def sequential_loop(body, state, count, unroll=False):
         for _ in range(count):
             state = body(*state)
         return state
-    _disable_add_ops_rewrite()
-    return tf.while_loop(lambda index, *_: index < count, body, state,
+    _disable_grappler_rewrites()
+    start = state[0] if isinstance(state[0], int) else int(tf.get_static_value(state[0]))
+    state = (tf.constant(start),) + tuple(state[1:])
+    return tf.while_loop(lambda index, *_: index < start + count, body, state,
                          parallel_iterations=1, maximum_iterations=count)
 
 
-def _disable_add_ops_rewrite():
-    """Turns off Grappler's arithmetic optimizer for the functions run from now on.
+def _disable_grappler_rewrites():
+    """Turns off two Grappler rewrites that break these loops, for the functions run from now on.
 
-    Its AddOpsRewrite turns sums of tensors of run-time shape inside these
-    nested loops (tasks x MGAug sub-networks x drawn resolutions) into
-    accumulators on temporary variables whose names collide across loop
-    iterations: TensorFlow 2.21 then fails the step with `AlreadyExistsError`
-    ("... AddOpsRewrite_add_N/tmp_var/frame:.../iter:3"), seen with ProtoNet
-    and catfish or random_width at 84 px (configs/mini_protonet_mgaug.cfg).
-    Grappler options are process-wide and read when a function is first
-    run, so this is set before the loop's function runs and stays set.
+    * The arithmetic optimizer's AddOpsRewrite turns sums of tensors of
+      run-time shape inside the nested loops (tasks x MGAug passes x drawn
+      resolutions) into accumulators on temporary variables whose names
+      collide across loop iterations: TensorFlow 2.21 fails the step with
+      `AlreadyExistsError` ("... AddOpsRewrite_add_N/tmp_var/frame:.../iter:3"),
+      seen with ProtoNet and catfish or random_width at 84 px
+      (configs/mini_protonet_mgaug.cfg).
+    * The remapper (op fusion) turns some second-order graphs in these loops
+      into graphs that fail with "N nodes in a cycle" (Meta-SGD's fit with
+      the fused batch norm; MGAug's single loop over the full network and
+      its sub-networks).
+
+    Grappler options are process-wide, and a function's first call (which
+    traces it) runs with the options set before that call, so `compile`
+    sets them as well as every traced loop (for a later call of a function
+    traced on its own, e.g. `get_concrete_function` first). They stay set.
     """
-    if tf.config.optimizer.get_experimental_options().get("arithmetic_optimization", True):
-        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+    options = tf.config.optimizer.get_experimental_options()
+    if options.get("arithmetic_optimization", True) or options.get("remapping", True):
+        tf.config.optimizer.set_experimental_options(
+            {"arithmetic_optimization": False, "remapping": False})
 
 
 def scale_loss(loss, loss_scale):
@@ -345,12 +358,12 @@ class MetaLearner(keras.Model):
             return index + 1, totals, log_arrays, statistic_arrays
 
         statistics = self.network.non_trainable_variables if keep_statistics else []
-        state = (tf.constant(0), [tf.zeros_like(variable) for variable in variables],
+        state = (0, [tf.zeros_like(variable) for variable in variables],
                  [tf.TensorArray(tf.float32, size=num_tasks) for _ in names],
                  [tf.TensorArray(tf.as_dtype(variable.dtype), size=num_tasks)
                   for variable in statistics])
         _, totals, log_arrays, statistic_arrays = sequential_loop(
-            body, state, num_tasks, unroll=self._unroll_tasks())
+            body, state, num_tasks, unroll=self.unroll_loops)
         if self.task_reduction == "mean":
             scale = self._mean_scale(num_tasks)
             totals = [total * tf.cast(scale, total.dtype) for total in totals]
@@ -362,18 +375,6 @@ class MetaLearner(keras.Model):
                               for index in range(num_tasks)]
         self.meta_step.assign_add(1)
         return totals, logs, new_statistics
-
-    def _unroll_tasks(self):
-        """Whether the task loop is unrolled in Python (a documented fallback).
-
-        MGAug with `parity` scores each task's masks with the gradient
-        accumulated over the earlier tasks (a loop variable of the task loop);
-        TF 2.21's grappler reports "nodes in a cycle" on that graph inside a
-        `tf.while_loop`, so those runs trace one task body per task (the
-        sub-networks still run in a loop).
-        """
-        return self.unroll_loops or bool(self.augmentation is not None
-                                         and self.augmentation.parity and self.uses_inner_loop)
 
     def _mean_scale(self, local_tasks):
         """1 / (tasks in the global meta-batch), also under tf.distribute."""
@@ -404,8 +405,12 @@ class MetaLearner(keras.Model):
         """Like `keras.Model.compile`; XLA stays off unless asked for.
 
         XLA's CPU compiler gets max-pooling's second derivative wrong, so the
-        default is plain `tf.function`.
+        default is plain `tf.function`. Also turns off the Grappler rewrites
+        that break the task and sub-network loops (`sequential_loop`): a
+        function's first call, which traces it, runs with the options set
+        before that call.
         """
+        _disable_grappler_rewrites()
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def _prepare(self, data):
@@ -464,6 +469,12 @@ class MetaLearner(keras.Model):
             return None
         return tf.cast(optimizer.scale_loss(tf.constant(1.0, tf.float32)), tf.float32)
 
+    # No autograph (as in the trainer's, evaluator's and export's functions):
+    # the learners need no graph control flow beyond their explicit
+    # `tf.while_loop`s, and converting every called function's source was
+    # most of `fit`'s tracing time (MAML + catfish K = 3 at 84 px: 7.3 s
+    # with autograph, 2.4 s without; docs/performance.md).
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         """One meta-step, honouring Keras's training contract.
 
@@ -496,6 +507,7 @@ class MetaLearner(keras.Model):
                                 / len(new_statistics))
         return self._update_trackers(logs)
 
+    @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
         tasks = self._split_tasks(data)
         per_task = []

@@ -5,14 +5,32 @@ import tensorflow as tf
 from mgaug_tf.learners import base
 
 
-def test_graph_loop_runs_count_iterations_and_turns_off_add_ops_rewrite():
+def test_graph_loop_runs_count_iterations_and_turns_off_the_breaking_rewrites():
     # Grappler's AddOpsRewrite made ProtoNet + catfish at 84 px fail with
-    # AlreadyExistsError inside these loops (TF 2.21); the loop turns it off.
-    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})
+    # AlreadyExistsError inside these loops (TF 2.21), its remapper made
+    # Meta-SGD's fit with the fused batch norm fail with "nodes in a cycle":
+    # the loop turns both off.
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True,
+                                                  "remapping": True})
     index, total = base.sequential_loop(lambda i, x: (i + 1, x + tf.cast(i, tf.float32)),
                                         (tf.constant(0), tf.constant(0.0)), 4)
     assert int(index) == 4 and float(total) == 0.0 + 1.0 + 2.0 + 3.0
-    assert tf.config.optimizer.get_experimental_options()["arithmetic_optimization"] is False
-    unrolled = base.sequential_loop(lambda i, x: (i + 1, x * 2.0),
-                                    (tf.constant(0), tf.constant(1.0)), 3, unroll=True)
-    assert float(unrolled[1]) == 8.0
+    options = tf.config.optimizer.get_experimental_options()
+    assert options["arithmetic_optimization"] is False and options["remapping"] is False
+
+
+def test_loop_starting_at_an_index_runs_count_iterations_from_it():
+    seen = base.sequential_loop(lambda i, x: (i + 1, x * 10.0 + tf.cast(i, tf.float32)),
+                                (2, tf.constant(0.0)), 3)
+    assert int(seen[0]) == 5 and float(seen[1]) == 234.0
+
+
+def test_unrolled_loop_passes_python_indices():
+    indices = []
+
+    def body(index, value):
+        indices.append(index)
+        return index + 1, value * 2.0
+
+    unrolled = base.sequential_loop(body, (1, tf.constant(1.0)), 3, unroll=True)
+    assert indices == [1, 2, 3] and float(unrolled[1]) == 8.0
