@@ -8,7 +8,7 @@ events of the executor threads: an op's wall time, its intra-op parallel
 work included), the op time per step and the wall time per step.
 
 Usage:
-    python benchmarks/profile_step.py --learner=maml --mgaug=none --steps=3
+    python benchmarks/profile_step.py --learner=maml --mgaug=none --steps=3 --cores=1 --top=25
 """
 
 import collections
@@ -53,6 +53,8 @@ def main():
         [arg for arg in sys.argv[1:] if not arg.startswith("--top")])
     top_count = [int(arg.split("=", 1)[1]) for arg in sys.argv[1:] if arg.startswith("--top=")]
     args.top = top_count[-1] if top_count else 12
+    if args.cores:
+        meta_step.pin_cores(args.cores)  # before TensorFlow sizes its thread pools
     meta_step._setup()  # pylint: disable=protected-access
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 

@@ -148,8 +148,9 @@ flags.DEFINE_enum("mgaug_flatten_head", "none", ["none", "reference", "resize_fe
 flags.DEFINE_enum("mgaug_width_execution", "auto", ["auto", "sliced", "masked"],
                   "How random_width sub-networks run: sliced (convolutions on the kept "
                   "channels only, about r^2 of the FLOPs), masked (full width, channel masks "
-                  "multiplied in; the same function) or auto (sliced where it applies: conv4, "
-                  "per-task path, no XLA). Not a model flag: a resumed run may change it.")
+                  "multiplied in; the same function) or auto (sliced where it applies and pays: "
+                  "conv4, no XLA, keep ratios <= 0.5; masked otherwise). Not a model flag: a "
+                  "resumed run may change it.")
 
 # --- optimisation and schedule
 flags.DEFINE_enum("outer_optimizer", "adam", ["adam", "sgd"], "Outer-loop optimizer.")

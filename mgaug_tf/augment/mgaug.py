@@ -20,6 +20,12 @@ from mgaug_tf.learners.base import accuracy, sequential_loop, unscale
 
 REDUCTIONS = ("sum", "mean", "maxup")
 WIDTH_EXECUTIONS = ("auto", "sliced", "masked")
+# "auto" runs sliced only when no keep ratio exceeds this: on this project's
+# CPU (ProtoNet, K = 3, 84 px, one core) sliced sub-networks made the step
+# 1.9-2.0x faster at keep 0.5 but 9 % slower at 0.7 and 12-18 % slower at
+# 0.8-1.0 (gathers and run-time channel counts), and held more memory at
+# every ratio (docs/performance.md, "Sliced random_width sub-networks").
+SLICED_AUTO_MAX_KEEP = 0.5
 RESIZE_METHODS = ("align_corners", "half_pixel")
 FLATTEN_HEADS = classifier_lib.FLATTEN_HEADS
 
@@ -107,9 +113,11 @@ class MGAug:
             layer's kept input channels, about r^2 of its FLOPs;
             `functional.SlicedMasks`, `Conv4.sliced_call`), `"masked"` (the
             full-width pass with the channel masks multiplied in) or
-            `"auto"` (default: sliced where it applies, i.e. `random_width`
-            on a network with `sliced_call` (Conv4 backbones) and no XLA;
-            masked otherwise). Both compute the same
+            `"auto"` (default: sliced where it applies and pays, i.e.
+            `random_width` on a network with `sliced_call` (Conv4
+            backbones), no XLA, and keep ratios of at most
+            `SLICED_AUTO_MAX_KEEP` = 0.5, the range where it was measured
+            faster; masked otherwise). Both compute the same
             function, removed channels' bias and batch-norm constants
             included; float64 tests hold their losses and meta-gradients
             equal for every learner. `"sliced"` where it cannot apply (other
@@ -268,7 +276,12 @@ class MGAug:
             raise ValueError("MGAug width_execution='sliced' cannot run here: "
                              + "; ".join(problems) + ". Use width_execution='masked' "
                              "(the same function at full width) or 'auto'.")
-        return not problems
+        if problems:
+            return False
+        if self.width_execution == "auto":
+            # Slicing pays only for narrow sub-networks (SLICED_AUTO_MAX_KEEP).
+            return float(self.keep_ratio_sampler.bounds()[1]) <= SLICED_AUTO_MAX_KEEP
+        return True
 
     def on_build(self, learner, image_shape):
         """Called when the learner learns its input size.

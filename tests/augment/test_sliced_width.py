@@ -239,12 +239,20 @@ def test_sliced_execution_refuses_what_it_cannot_run():
     resnet = mg.FewShotClassifier(mg.ResNet12(widths=(4, 4, 4, 4)), 3)
     with pytest.raises(ValueError, match="ResNet12.*no sliced_call"):
         mg.MAML(resnet, 3, augmentation=mg.MGAug("random_width", width_execution="sliced"))
-    # "auto" picks masked there, and sliced for a Conv4 learner.
-    auto = mg.MAML(resnet, 3, augmentation=mg.MGAug("random_width"))
+    # "auto" picks masked there, and sliced for a Conv4 learner whose
+    # sub-networks keep at most half of the channels (where slicing was
+    # measured faster), masked for the default keep range (0.8, 1).
+    auto = mg.MAML(resnet, 3, augmentation=mg.MGAug("random_width", keep_range=(0.5, 0.5)))
     assert not auto.augmentation.executes_sliced(auto)
     conv4 = mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3,
-                    augmentation=mg.MGAug("random_width"))
+                    augmentation=mg.MGAug("random_width", keep_range=(0.5, 0.5)))
     assert conv4.augmentation.executes_sliced(conv4)
+    wide = mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3,
+                   augmentation=mg.MGAug("random_width"))
+    assert not wide.augmentation.executes_sliced(wide)
+    forced = mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3,
+                     augmentation=mg.MGAug("random_width", width_execution="sliced"))
+    assert forced.augmentation.executes_sliced(forced)
     catfish = mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3,
                       augmentation=mg.MGAug("catfish"))
     assert not catfish.augmentation.executes_sliced(catfish)
