@@ -11,7 +11,19 @@ def test_dtype_suite_pairs_float32_and_bfloat16_for_each_learner_and_mgaug_setti
     keys = {(row["learner"], row.get("num_subnets", 0), row["dtype"]) for row in rows}
     assert keys == {(learner, k, dtype) for learner in ("maml", "fomaml", "protonet")
                     for k in (0, 3) for dtype in ("float32", "mixed_bfloat16")}
-    assert all(row in meta_step.SUITES["targets"] for row in rows)
+
+
+def test_targets_suite_is_issue_13s_table_on_pinned_cores():
+    rows = meta_step.SUITES["targets"]
+    assert all(row["cores"] in (1, 2) for row in rows)
+    assert [row for row in rows if row["cores"] == 2] == [
+        dict(learner="maml", cores=2, mgaug="none")]
+    issue = [(row["learner"], row.get("num_subnets", 0), row.get("meta_batch_size", 4),
+              row.get("resolutions")) for row in rows[:7]]
+    assert issue == [("maml", 0, 4, None), ("maml", 3, 4, None), ("fomaml", 0, 4, None),
+                     ("fomaml", 3, 4, None), ("protonet", 0, 1, None), ("protonet", 3, 1, None),
+                     ("protonet", 3, 1, "84,64,48")]
+    assert all(dict(row, cores=1) in rows for row in meta_step.RELEASED_ROWS)
 
 
 def test_select_keeps_matching_rows_and_compares_unset_keys_with_the_flags():
