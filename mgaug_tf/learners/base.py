@@ -65,15 +65,17 @@ def _disable_grappler_rewrites():
       `AlreadyExistsError` ("... AddOpsRewrite_add_N/tmp_var/frame:.../iter:3"),
       seen with ProtoNet and catfish or random_width at 84 px
       (configs/mini_protonet_mgaug.cfg).
-    * The remapper (op fusion) turns some second-order graphs in these loops
-      into graphs that fail with "N nodes in a cycle" (Meta-SGD's fit with
-      the fused batch norm; MGAug's single loop over the full network and
-      its sub-networks).
+    * The remapper (op fusion): an earlier attempt at one loop over MGAug's
+      full network and sub-networks failed with "N nodes in a cycle" unless
+      it or the arithmetic optimizer was off. It is kept off as a
+      precaution; its effect on step time was within noise (MAML, 84 px).
+      (Meta-SGD's cycle through the fused batch-norm gradient is not
+      Grappler's: it occurs with Grappler off; `MetaSGD` avoids it.)
 
-    Grappler options are process-wide, and a function's first call (which
-    traces it) runs with the options set before that call, so `compile`
-    sets them as well as every traced loop (for a later call of a function
-    traced on its own, e.g. `get_concrete_function` first). They stay set.
+    Grappler options are process-wide and read when a function runs; every
+    traced loop sets them (before its function first runs), and so does
+    `compile`, so that they hold from a learner's first function on. They
+    stay set.
     """
     options = tf.config.optimizer.get_experimental_options()
     if options.get("arithmetic_optimization", True) or options.get("remapping", True):
@@ -406,9 +408,7 @@ class MetaLearner(keras.Model):
 
         XLA's CPU compiler gets max-pooling's second derivative wrong, so the
         default is plain `tf.function`. Also turns off the Grappler rewrites
-        that break the task and sub-network loops (`sequential_loop`): a
-        function's first call, which traces it, runs with the options set
-        before that call.
+        that break the task and sub-network loops (`sequential_loop`).
         """
         _disable_grappler_rewrites()
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
