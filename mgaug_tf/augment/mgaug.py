@@ -22,7 +22,7 @@ REDUCTIONS = ("sum", "mean", "maxup")
 WIDTH_EXECUTIONS = ("auto", "sliced", "masked")
 # "auto" runs sliced only when no keep ratio exceeds this: on this project's
 # CPU (ProtoNet, K = 3, 84 px, one core) sliced sub-networks made the step
-# 1.9-2.0x faster at keep 0.5 but 9 % slower at 0.7 and 12-18 % slower at
+# 1.9-2.0x faster at keep 0.5 but 9 % slower at 0.7 and 18 % slower at
 # 0.8-1.0 (gathers and run-time channel counts), and held more memory at
 # every ratio (docs/performance.md, "Sliced random_width sub-networks").
 SLICED_AUTO_MAX_KEEP = 0.5
