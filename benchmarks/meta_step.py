@@ -90,14 +90,12 @@ DTYPE_ROWS = [dict(learner=learner, dtype=dtype, **variant)
 SUITES = {
     "mgaug_k": [dict(learner="maml", **NONE)] + [
         dict(learner="maml", mgaug="catfish", num_subnets=k) for k in (1, 3)],
-    # The performance issue's targets; then the released settings. (Until
-    # issue 13 each gradient-learner row had a vectorized twin: removed, as
-    # it was slower on this CPU; docs/performance.md, "Decision: removed".)
     # Issue 13's table (MAML / FOMAML 4 tasks per step, ProtoNet 1, catfish
     # K = 3 with the default keep range, one pinned core), second-order MAML
     # with recomputed inner steps and on both cores, then the released
     # settings (trace time of the slowest configurations). The dtype pairs
-    # have their own suite.
+    # have their own suite; the vectorized twins of earlier versions were
+    # removed with that path (docs/performance.md, "Decision: removed").
     "targets": [dict(row, cores=1) for row in ISSUE_ROWS]
     + [dict(learner="maml", cores=1, recompute=True, **NONE),
        dict(learner="maml", cores=2, **NONE)]

@@ -23,7 +23,7 @@ WIDTH_EXECUTIONS = ("auto", "sliced", "masked")
 # "auto" runs sliced only when no keep ratio exceeds this: on this project's
 # CPU (ProtoNet, K = 3, 84 px, one core) sliced sub-networks made the step
 # 1.9-2.0x faster at keep 0.5 but 9 % slower at 0.7 and 18 % slower at
-# 0.8-1.0 (gathers and run-time channel counts), and held more memory at
+# 0.8-1.0 (the overhead was not profiled), and held more memory at
 # every ratio (docs/performance.md, "Sliced random_width sub-networks").
 SLICED_AUTO_MAX_KEEP = 0.5
 RESIZE_METHODS = ("align_corners", "half_pixel")
@@ -425,9 +425,8 @@ class MGAug:
             if self.parity and learner.uses_inner_loop:
                 score_gradients = [a + g for a, g in zip(accumulated, full_gradients)]
             score_gradients = unscale(score_gradients, loss_scale)
-            return strategies_lib.mmca_scores(
-                functional.read_values(network_weights),
-                [score_gradients[positions[id(variable)]] for variable in network_weights])
+            return self._mask_scores(learner, [score_gradients[positions[id(variable)]]
+                                               for variable in network_weights])
 
         def run_pass(index, is_full, state):
             """Pass `index`: the full network or sub-network `index - 1`.
@@ -455,8 +454,8 @@ class MGAug:
             loss = tf.cast(outcome.query_loss, loss_dtype)
             pass_accuracy = accuracy(pass_task.query_labels, outcome.query_logits)
             full_gradients = _pick(is_full, gradients, full_gradients)
-            scores = _pick(is_full, scores_of(gradients), scores) if is_full is not False \
-                else scores
+            if is_full is not False:
+                scores = _pick(is_full, scores_of(gradients), scores)
             full_logs = _pick(is_full, [tf.cast(outcome.query_loss, tf.float32),
                                         pass_accuracy], full_logs)
             if statistics and outcome.new_non_trainable is not None:
@@ -516,13 +515,20 @@ class MGAug:
         return ([a + b for a, b in zip(full, augmented)], logs,
                 new_statistics if statistics_seen else None)
 
+    def _mask_scores(self, learner, network_gradients):
+        """MMCA scores of the network's weights for scored strategies, else `None`.
+
+        `network_gradients` are aligned with `learner.network.trainable_variables`.
+        """
+        if self.strategy_name not in strategies_lib.SCORED:
+            return None
+        return strategies_lib.mmca_scores(
+            functional.read_values(learner.network.trainable_variables), network_gradients)
+
     def _task_masks(self, learner, task_seed, network_gradients):
         """The K sub-networks' masks of one task (scored by its gradients if needed)."""
-        scores = None
-        if self.strategy_name in strategies_lib.SCORED:
-            scores = strategies_lib.mmca_scores(
-                functional.read_values(learner.network.trainable_variables), network_gradients)
-        return self.draw_masks(learner, task_seed, scores)[1]
+        return self.draw_masks(learner, task_seed,
+                               self._mask_scores(learner, network_gradients))[1]
 
     def _scale(self, gradients):
         if self.reduction != "mean":

@@ -21,8 +21,9 @@ class MetaSGD(GradientLearner):
     network.
 
     The network's batch norms run on the plain differentiable ops: layers
-    left at `fused="auto"` are switched to `fused=False`, because
-    FUSED_CYCLE.
+    left at `fused="auto"` are switched to `fused=False`, because TensorFlow
+    2.21 builds a cyclic graph for Meta-SGD's second-order step through the
+    fused batch-norm gradient kernel (`FUSED_CYCLE`).
 
     Raises:
         ValueError: A batch-norm layer of `network` has `fused=True`.
