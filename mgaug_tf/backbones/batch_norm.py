@@ -6,6 +6,8 @@ import tensorflow as tf
 # `fused` settings of `MetaBatchNormalization`.
 FUSED_CHOICES = ("auto", True, False)
 _FUSED_DTYPES = (tf.float32, tf.bfloat16, tf.float16)
+# Name scope of the fused kernel's second derivative (`_fused_batch_norm_gradient`).
+SECOND_ORDER_SCOPE = "batch_norm_second_order"
 
 
 def use_fused(fused, dtype, rank):
@@ -29,10 +31,9 @@ def fused_batch_norm(inputs, gamma, beta, epsilon):
     float32 accumulation, so no float32 copy of the activations is made.
     Its gradient is the fused `FusedBatchNormGradV3` (float32 arithmetic
     inside), and the gradient of that (MAML's second-order terms) is
-    TensorFlow's composite `_BatchNormGrad` in float32: exact through the
-    second derivative. (Third and higher derivatives are not exact: the
-    composite's variance stops the gradient at the mean. Use `fused=False`
-    for those.)
+    `batch_norm_gradient`'s plain ops, recomputed from the saved activations
+    only when the outer backward pass reaches them
+    (`_fused_batch_norm_gradient`).
 
     Args:
         inputs: `[B, H, W, C]`, float32, bfloat16 or float16.
@@ -41,18 +42,104 @@ def fused_batch_norm(inputs, gamma, beta, epsilon):
 
     Returns:
         `(outputs, mean, variance)`: outputs with `inputs`' dtype and shape;
-        the float32 batch mean and biased (population) variance `[C]`.
+        the float32 batch mean and biased (population) variance `[C]`, which
+        feed the moving statistics and carry no gradient (as TensorFlow's
+        own fused batch norm).
     """
     gamma, beta = tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32)
-    empty = tf.zeros([0], tf.float32)
-    outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-        x=inputs, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=epsilon,
-        exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+
+    @tf.custom_gradient
+    def normalize(x, scale, offset):
+        empty = tf.zeros([0], tf.float32)
+        outputs, mean, variance, reserve_1, reserve_2, reserve_3 = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=scale, offset=offset, mean=empty, variance=empty, epsilon=epsilon,
+            exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+
+        def gradient(grad_outputs, *unused_statistics_gradients):
+            return _fused_batch_norm_gradient(grad_outputs, x, scale, (reserve_1, reserve_2,
+                                                                       reserve_3), epsilon)
+
+        return (outputs, tf.stop_gradient(mean), tf.stop_gradient(variance)), gradient
+
+    outputs, mean, variance = normalize(inputs, gamma, beta)
     # The kernel returns the Bessel-corrected variance; this layer's moving
     # statistics use the population variance.
     count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
     variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
     return outputs, mean, variance
+
+
+def _fused_batch_norm_gradient(grad_outputs, inputs, gamma, reserved, epsilon):
+    """`FusedBatchNormGradV3`, whose own gradient waits for the outer backward pass.
+
+    TensorFlow's registered second derivative of the fused gradient kernel
+    rebuilds the first derivative as plain ops from the activations alone,
+    so the executor runs that rebuild as soon as an inner step's forward
+    pass is done and holds its activation-sized results (the centred
+    activations and gradients) until the outer backward pass: two extra
+    activations per batch norm and inner step, alive through the query pass,
+    where second-order MAML's memory peaks. Here the rebuild depends on the
+    outer gradient, so it runs only when needed (measured in
+    docs/performance.md, "Batch norm's second derivative, deferred").
+    """
+
+    @tf.custom_gradient
+    def gradient_kernel(grad_y, x, scale):
+        grad_x, grad_scale, grad_offset, _, _ = tf.raw_ops.FusedBatchNormGradV3(
+            y_backprop=grad_y, x=x, scale=scale, reserve_space_1=reserved[0],
+            reserve_space_2=reserved[1], reserve_space_3=reserved[2], epsilon=epsilon,
+            data_format="NHWC", is_training=True)
+
+        def second_order(*grad_grads):
+            grad_grads = [tf.zeros_like(value) if grad is None else grad
+                          for grad, value in zip(grad_grads, (grad_x, grad_scale, grad_offset))]
+            with tf.name_scope(SECOND_ORDER_SCOPE):
+                with tf.control_dependencies(grad_grads):
+                    late = [tf.identity(value) for value in (grad_y, x, scale)]
+                with tf.GradientTape() as tape:
+                    tape.watch(late)
+                    first_order = batch_norm_gradient(*late, epsilon)
+                return tape.gradient(first_order, late, output_gradients=grad_grads)
+
+        return (grad_x, grad_scale, grad_offset), second_order
+
+    return gradient_kernel(grad_outputs, inputs, gamma)
+
+
+def batch_norm_gradient(grad_outputs, inputs, gamma, epsilon):
+    """The gradient of training-mode batch norm, as plain differentiable ops.
+
+    For `y = gamma * (x - mean) / sqrt(variance + epsilon) + beta` with the
+    batch's mean and population variance over the `[B, H, W]` axes:
+    `grad_beta = sum(dy)`, `grad_gamma = sum(dy * x_hat)` and
+    `grad_x = gamma / sqrt(variance + epsilon) * (dy - mean(dy) - x_hat *
+    mean(dy * x_hat))` (Ioffe & Szegedy 2015). Plain ops, differentiable to
+    every order; computed in float32 for 16-bit inputs, else in `inputs`'
+    dtype.
+
+    Args:
+        grad_outputs: `[B, H, W, C]` gradient of the outputs.
+        inputs: `[B, H, W, C]` activations (`x`).
+        gamma: `[C]` scale.
+        epsilon: Added to the variance.
+
+    Returns:
+        `(grad_inputs, grad_gamma, grad_beta)`: `inputs`' dtype, then `[C]` in
+        the computation's dtype (float32 for 16-bit inputs).
+    """
+    axes = [0, 1, 2]
+    dtype = tf.float32 if inputs.dtype in (tf.bfloat16, tf.float16) else inputs.dtype
+    x = tf.cast(inputs, dtype)
+    dy = tf.cast(grad_outputs, dtype)
+    gamma = tf.cast(gamma, dtype)
+    count = tf.cast(tf.size(x) // tf.shape(x)[-1], dtype)
+    centered = x - tf.reduce_mean(x, axis=axes)
+    inverse_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=axes) + epsilon)
+    normalized = centered * inverse_std
+    grad_beta = tf.reduce_sum(dy, axis=axes)
+    grad_gamma = tf.reduce_sum(dy * normalized, axis=axes)
+    grad_x = gamma * inverse_std * (dy - (grad_beta + normalized * grad_gamma) / count)
+    return tf.cast(grad_x, inputs.dtype), grad_gamma, grad_beta
 
 
 def batch_normalize(inputs, gamma, beta, moving_mean, moving_variance, epsilon, fused="auto",

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 import mgaug_tf as mg
-from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, batch_normalize, use_fused
+from mgaug_tf.backbones.batch_norm import (SECOND_ORDER_SCOPE, MetaBatchNormalization,
+                                           batch_norm_gradient, batch_normalize, use_fused)
 from tests.conftest import make_episode_batch
 
 
@@ -76,6 +77,62 @@ def test_second_order_maml_meta_gradient_through_fused_batch_norm_matches_plain(
     c = np.concatenate([np.ravel(g) for g in grads_fo])
     assert np.max(np.abs(a - c)) > 100 * np.max(np.abs(a - b))
 
+
+
+def test_batch_norm_gradient_equals_autodiff_of_the_plain_ops_in_float64():
+    x = tf.random.stateless_normal([3, 4, 5, 6], seed=[1, 2], dtype=tf.float64) * 2.0 + 0.5
+    gamma = tf.random.stateless_normal([6], seed=[3, 4], dtype=tf.float64)
+    beta = tf.random.stateless_normal([6], seed=[5, 6], dtype=tf.float64)
+    grad_y = tf.random.stateless_normal(x.shape, seed=[7, 8], dtype=tf.float64)
+    statistics = tf.zeros([6], tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch([x, gamma, beta])
+        y = batch_normalize(x, gamma, beta, statistics, statistics + 1.0, 1e-5, fused=False,
+                            training=True)[0]
+    expected = tape.gradient(y, [x, gamma, beta], output_gradients=grad_y)
+    for got, want in zip(batch_norm_gradient(grad_y, x, gamma, 1e-5), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_second_derivative_waits_for_the_outer_gradient():
+    """Batch norm's second-order rebuild runs only once the outer backward pass reaches it.
+
+    Left to TensorFlow's registered gradient, the rebuild reads only the
+    activations, so the executor runs it during the inner step and holds
+    its activation-sized results through the query pass (about 100 MiB of
+    second-order MAML's peak at 84 px, docs/performance.md). Every op of the
+    rebuild must depend on the outer gradient (here the `seed` argument).
+    """
+    spec = tf.TensorSpec([2, 3, 3, 4], tf.float32)
+
+    @tf.function(input_signature=[spec, spec])
+    def hessian_vector_product(x, seed):
+        gamma, beta = tf.constant([0.5, 1.0, 2.0, -1.0]), tf.zeros([4])
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                loss = tf.reduce_sum(tf.sin(_project_batch_norm(True)(x, gamma, beta)))
+            inner_gradient = inner.gradient(loss, x)
+        return outer.gradient(inner_gradient, x, output_gradients=seed)
+
+    graph = hessian_vector_product.get_concrete_function().graph
+    seed = next(op for op in graph.get_operations() if op.type == "Placeholder"
+                and op.name.startswith("seed"))
+    downstream, frontier = {seed}, [seed]
+    while frontier:
+        op = frontier.pop()
+        for consumer in [c for output in op.outputs for c in output.consumers()] + list(
+                op._control_outputs):  # pylint: disable=protected-access
+            if consumer not in downstream:
+                downstream.add(consumer)
+                frontier.append(consumer)
+    # The activation-sized ops (scalar shape arithmetic may run early).
+    rebuild = [op for op in graph.get_operations() if SECOND_ORDER_SCOPE in op.name
+               and any(output.shape.rank == 4 for output in op.outputs)]
+    assert len(rebuild) > 5, "the second derivative did not go through the deferred rebuild"
+    early = [op.name for op in rebuild if op not in downstream]
+    assert not early, f"ops of the rebuild that can run before the outer gradient: {early[:5]}"
 
 
 def _keras_style_batch_norm(x, gamma, beta):
