@@ -7,8 +7,15 @@ Prints one JSON line: the top op types with their share of op time (op
 events of the executor threads: an op's wall time, its intra-op parallel
 work included), the op time per step and the wall time per step.
 
+With `--memory`, traces one step with the allocator's events instead and
+prints where its memory peaks: the largest tensors alive at the peak of the
+recorded allocations (producing op, shape, MiB) and the allocator's own peak
+(`peak_bytes_in_use`, which also counts kernels' temporary buffers the
+event list does not name).
+
 Usage:
     python benchmarks/profile_step.py --learner=maml --mgaug=none --steps=3 --cores=1 --top=25
+    python benchmarks/profile_step.py --learner=maml --mgaug=none --meta_batch_size=1 --cores=1 --memory
 """
 
 import collections
@@ -24,33 +31,86 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import meta_step  # noqa: E402  pylint: disable=wrong-import-position
 
 
-def op_times(logdir):
-    """`{op type: total microseconds}` of the TF ops in a profiler trace folder."""
+def cpu_planes(logdir):
+    """The host CPU planes (XPlane protos) of the traces in a profiler folder."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=import-outside-toplevel
 
-    totals = collections.Counter()
     for path in glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True):
         space = xplane_pb2.XSpace()
         with open(path, "rb") as handle:
             space.ParseFromString(handle.read())
-        for plane in space.planes:
-            if not plane.name.startswith("/host:CPU"):
-                continue
-            names = {key: metadata.name for key, metadata in plane.event_metadata.items()}
-            for line in plane.lines:
-                if not line.name.startswith("tf_Compute"):
-                    continue  # the executor's threads; Eigen pool lines repeat the work
-                for event in line.events:
-                    name = names.get(event.metadata_id, "")
-                    # Op events are "op_name:OpType"; skip "Class::Method" markers.
-                    if ":" in name and "::" not in name:
-                        totals[name.rsplit(":", 1)[1]] += event.duration_ps / 1e6
+        yield from (plane for plane in space.planes if plane.name.startswith("/host:CPU"))
+
+
+def op_times(logdir):
+    """`{op type: total microseconds}` of the TF ops in a profiler trace folder."""
+    totals = collections.Counter()
+    for plane in cpu_planes(logdir):
+        names = {key: metadata.name for key, metadata in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue  # the executor's threads; Eigen pool lines repeat the work
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                # Op events are "op_name:OpType"; skip "Class::Method" markers.
+                if ":" in name and "::" not in name:
+                    totals[name.rsplit(":", 1)[1]] += event.duration_ps / 1e6
     return totals
 
 
+def _stat_values(plane, event):
+    values = {}
+    for stat in event.stats:
+        name = plane.stat_metadata[stat.metadata_id].name
+        if stat.HasField("ref_value"):
+            values[name] = plane.stat_metadata[stat.ref_value].name
+        elif stat.HasField("str_value"):
+            values[name] = stat.str_value
+        else:
+            values[name] = stat.int64_value or stat.uint64_value
+    return values
+
+
+def memory_peak(logdir, top):
+    """The allocator's peak and the largest tensors alive at the recorded peak.
+
+    Replays the trace's `MemoryAllocation` / `MemoryDeallocation` events in
+    time order (matched by address) and keeps the live set where the sum of
+    requested bytes is largest.
+    """
+    events, allocator_peak = [], 0
+    for plane in cpu_planes(logdir):
+        for line in plane.lines:
+            for event in line.events:
+                kind = plane.event_metadata[event.metadata_id].name
+                if kind in ("MemoryAllocation", "MemoryDeallocation"):
+                    values = _stat_values(plane, event)
+                    allocator_peak = max(allocator_peak, values.get("peak_bytes_in_use", 0))
+                    events.append((line.timestamp_ns * 1000 + event.offset_ps, kind, values))
+    events.sort(key=lambda item: item[0])
+    live, live_bytes, peak_bytes, peak_live = {}, 0, 0, {}
+    for _, kind, values in events:
+        address = values.get("addr")
+        if kind == "MemoryAllocation":
+            live[address] = values
+            live_bytes += values.get("requested_bytes", 0)
+        elif address in live:
+            live_bytes -= live.pop(address).get("requested_bytes", 0)
+        if live_bytes > peak_bytes:
+            peak_bytes, peak_live = live_bytes, dict(live)
+    largest = sorted(peak_live.values(), key=lambda v: -v.get("requested_bytes", 0))[:top]
+    mib = 2.0 ** 20
+    return {"allocator_peak_mib": round(allocator_peak / mib, 1),
+            "recorded_live_peak_mib": round(peak_bytes / mib, 1),
+            "largest_live_at_peak": [
+                {"op": v.get("tf_op", "?"), "shape": v.get("shape", "?"),
+                 "mib": round(v.get("requested_bytes", 0) / mib, 1)} for v in largest]}
+
+
 def main():
+    memory = "--memory" in sys.argv[1:]
     args = meta_step.parse_args(
-        [arg for arg in sys.argv[1:] if not arg.startswith("--top")])
+        [arg for arg in sys.argv[1:] if not arg.startswith("--top") and arg != "--memory"])
     top_count = [int(arg.split("=", 1)[1]) for arg in sys.argv[1:] if arg.startswith("--top=")]
     args.top = top_count[-1] if top_count else 12
     if args.cores:
@@ -64,6 +124,18 @@ def main():
     for _ in range(max(1, args.warmup)):
         float(step(batch)["loss"])
     logdir = tempfile.mkdtemp(prefix="profile_step_")
+    subnets = args.num_subnets if args.mgaug != "none" else 0
+    if memory:
+        # Level 3 records the allocator's events (with the producing op).
+        tf.profiler.experimental.start(
+            logdir, options=tf.profiler.experimental.ProfilerOptions(host_tracer_level=3))
+        float(step(batch)["loss"])
+        tf.profiler.experimental.stop()
+        print(json.dumps({"kind": "memory_profile", "learner": args.learner,
+                          "meta_batch_size": args.meta_batch_size,
+                          "num_subnets": subnets, "recompute": args.recompute,
+                          **memory_peak(logdir, args.top)}))
+        return
     tf.profiler.experimental.start(logdir)
     start = time.perf_counter()
     for _ in range(args.steps):
@@ -76,7 +148,7 @@ def main():
            for op, us in totals.most_common(args.top)]
     print(json.dumps({"kind": "profile", "learner": args.learner, "backbone": args.backbone,
                       "dtype": args.dtype, "meta_batch_size": args.meta_batch_size,
-                      "image_size": args.image_size, "num_subnets": args.num_subnets,
+                      "image_size": args.image_size, "num_subnets": subnets,
                       "recompute": args.recompute,
                       "wall_s_per_step": round(wall, 3),
                       "op_s_per_step": round(op_total / 1e6 / args.steps, 3),

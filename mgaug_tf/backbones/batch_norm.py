@@ -80,7 +80,7 @@ def _fused_batch_norm_gradient(grad_outputs, inputs, gamma, reserved, epsilon):
     activations per batch norm and inner step, alive through the query pass,
     where second-order MAML's memory peaks. Here the rebuild depends on the
     outer gradient, so it runs only when needed (measured in
-    docs/performance.md, "Batch norm's second derivative, deferred").
+    docs/performance.md, "Issue 13, continued").
     """
 
     @tf.custom_gradient

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from mgaug_tf.backbones import sliced
+from mgaug_tf.backbones import piecewise, sliced
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, batch_normalize
 from mgaug_tf.backbones.pooling import feature_pooling
 
@@ -42,8 +42,8 @@ class Conv4(keras.Model):
                                     dtype=self.dtype_policy, name=f"conv{index}"),
                 MetaBatchNormalization(fused=fused_batch_norm, dtype=self.dtype_policy,
                                        name=f"bn{index}"),
-                keras.layers.ReLU(dtype=self.dtype_policy),
-                keras.layers.MaxPooling2D(2, dtype=self.dtype_policy),
+                piecewise.ReLU(dtype=self.dtype_policy),
+                piecewise.MaxPooling2D(2, dtype=self.dtype_policy),
             ])
         self.pool = feature_pooling(pooling, "Conv4", self.dtype_policy)
 

@@ -1,8 +1,8 @@
 """ResNet-12: the field's second standard few-shot backbone."""
 
 import keras
-import tensorflow as tf
 
+from mgaug_tf.backbones import piecewise
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
 from mgaug_tf.backbones.pooling import feature_pooling
 
@@ -37,10 +37,10 @@ class ResidualBlock(keras.layers.Layer):
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = norm(conv(x), training=training)
             if index < 2:
-                x = tf.nn.leaky_relu(x, alpha=0.1)
+                x = piecewise.leaky_relu(x, 0.1)
         shortcut = self.shortcut_norm(self.shortcut_conv(inputs), training=training)
-        x = tf.nn.leaky_relu(x + shortcut, alpha=0.1)
-        return tf.nn.max_pool2d(x, 2, 2, "VALID")
+        x = piecewise.leaky_relu(x + shortcut, 0.1)
+        return piecewise.max_pool(x, 2)
 
     def compute_output_shape(self, input_shape):
         height = None if input_shape[1] is None else input_shape[1] // 2
