@@ -1,1 +1,0 @@
-"""Command-line programs: `run.py` (train, evaluate, export) and `predict.py`."""
