@@ -1,4 +1,10 @@
-"""Every flag of `trainers/run.py`, with the checks that need no data.
+"""The flags of `mgaug-train`, derived from `mgaug_tf.config`, and the flagfile reader.
+
+Every field of `mgaug_tf.config.ExperimentConfig` is one flag, named in the
+field's metadata; `config_from_flags` is the only function that reads parsed
+flags. Flags check syntax only (types, enum names, integer lists); values
+are validated by the library constructors, and `describe` names the flags
+behind a refused config field.
 
 Flags come from the command line and from `--flagfile` config files (one
 `--name=value` per line; lines starting with `#` or `//` are comments; a
@@ -6,46 +12,32 @@ later value overrides an earlier one, so command-line flags given after
 `--flagfile` override the file).
 """
 
+import importlib.resources
 import os
+import typing
 
 from absl import flags
 
-from mgaug_tf import distribute
+from mgaug_tf import config as config_lib
 
-LEARNERS = ("maml", "fomaml", "anil", "metasgd", "protonet")
-MGAUG_STRATEGIES = ("none", "random_width", "random_param", "catfish", "snip")
-MODES = ("train", "eval", "train_and_eval", "export")
+# --help groups: one per config section, in ExperimentConfig's order.
+GROUP_TITLES = {"data": "data", "episodes": "episodes", "backbone": "model: backbone",
+                "learner": "model: learner", "mgaug": "MGAug", "optimizer": "optimizer",
+                "trainer": "trainer", "runtime": "runtime"}
+HELP_ARGUMENTS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
+_DEFINED_IN = {}  # id(FlagValues) -> True once define_flags ran on it
 
-# Flags that define the model and its training episodes: a run resumed in
-# the same model_dir must keep them (run.py checks). Learning rates, step
-# counts and evaluation settings may change between restarts (e.g. a lower
-# --outer_lr after a NaN).
-MODEL_FLAGS = ("dataset", "train_split", "image_size", "augment", "backbone", "filters",
-               "pooling", "learner", "n_way", "k_shot", "k_query", "meta_batch_size",
-               "inner_steps", "bn_mode", "task_reduction", "mgaug", "num_subnets", "keep_min",
-               "keep_max", "mgaug_reduction", "resolutions", "mgaug_parity", "mgaug_resize",
-               "mgaug_flatten_head", "outer_optimizer", "seed", "max_train_classes",
-               "train_classes_seed")
-# The flags that define the MGAug object (`build_augmentation`); the
-# benchmark takes the same ones (`add_mgaug_arguments`).
-MGAUG_FLAGS = ("mgaug", "num_subnets", "keep_min", "keep_max", "mgaug_reduction", "resolutions",
-               "mgaug_parity", "mgaug_resize", "mgaug_flatten_head", "mgaug_width_execution")
-# Both backbones halve the image four times (2x2 max-pools).
-MIN_RESOLUTION = 16
 
-# --- data
-flags.DEFINE_string("dataset", "glyphs", "Dataset name: tieredimagenet, miniimagenet, omniglot, "
-                    "cub, cifar_fs, fc100, or glyphs (built-in, needs no files); or tfds:NAME "
-                    "(omniglot, cifar_fs, fc100, cub, mini_imagenet, tiered_imagenet) to read "
-                    "data prepared by TensorFlow Datasets, offline.")
-flags.DEFINE_string("data_dir", None, "Folder holding the dataset's files (see docs/data.md); "
-                    "not used by glyphs. For tfds:NAME, the TFDS data_dir (default: "
-                    "$TFDS_DATA_DIR or ~/tensorflow_datasets).")
+def _base_type(kind):
+    """`int` for `Optional[int]`, the annotation itself otherwise."""
+    if typing.get_origin(kind) is typing.Union:
+        return next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    return kind
 
 
 def _check_dataset(name):
     """Unknown --dataset names fail at flag parsing, listing the known ones."""
-    from mgaug_tf.data.load import check_dataset_name
+    from mgaug_tf.data.load import check_dataset_name  # pylint: disable=import-outside-toplevel
     try:
         check_dataset_name(name)
     except ValueError as error:
@@ -53,339 +45,167 @@ def _check_dataset(name):
     return True
 
 
-flags.register_validator("dataset", _check_dataset)
-flags.DEFINE_string("train_split", "train", "Split meta-trained on.")
-flags.DEFINE_string("val_split", "val", "Split validated on every --eval_every steps (best "
-                    "checkpoint).")
-flags.DEFINE_string("eval_split", "test", "Split of the final evaluation (--mode=eval, "
-                    "train_and_eval).")
-flags.DEFINE_integer("max_train_classes", None, "Meta-train on this many source classes of "
-                     "--train_split drawn at random (Omniglot: characters, each kept in all its "
-                     "rotations), for task-scarcity studies; default: all.", lower_bound=1)
-flags.DEFINE_integer("train_classes_seed", 0, "Seed of the --max_train_classes draw (kept "
-                     "apart from --seed, so runs of several seeds share one class subset).")
-flags.DEFINE_integer("image_size", None, "Image height and width fed to the network (default: "
-                     "the dataset's own size).", lower_bound=8)
-flags.DEFINE_enum("augment", "auto", ["auto", "on", "off"], "Training augmentation: auto = on "
-                  "for natural images, off for Omniglot and glyphs.")
-flags.DEFINE_bool("check_image_files", True, "Before any work, check that every encoded image "
-                  "of the chosen splits is non-empty and starts with a JPEG/PNG signature, and "
-                  "list every one that fails (1-6 s per 50,000 files; truncated images pass: "
-                  "see --verify_images).")
-flags.DEFINE_bool("verify_images", False, "Before any work, decode every image of the chosen "
-                  "splits (in parallel, with a progress bar) and list every undecodable one; "
-                  "seconds for miniImageNet, minutes for tieredImageNet.")
-
-# --- model
-flags.DEFINE_enum("backbone", "conv4", ["conv4", "resnet12"], "Backbone network.")
-flags.DEFINE_list("filters", ["32"], "conv4: filters per convolution (one value); resnet12: "
-                  "four stage widths, or one base width w giving (w, 2.5w, 5w, 10w).")
-flags.DEFINE_enum("pooling", None, ["flatten", "avg"], "Feature pooling (default: flatten for "
-                  "conv4, avg for resnet12); MGAug resolutions need avg.")
-flags.DEFINE_enum("dtype", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
-                  "Compute precision: mixed_bfloat16 runs the network in bfloat16 with float32 "
-                  "weights, batch-norm moments and losses (faster on recent accelerators); "
-                  "mixed_float16 likewise in float16 (GPUs before Ampere), with dynamic loss "
-                  "scaling of the meta-loss.")
-flags.DEFINE_enum("learner", "maml", LEARNERS, "Meta-learner.")
-flags.DEFINE_integer("n_way", 5, "Classes per episode.", lower_bound=2)
-flags.DEFINE_integer("k_shot", 1, "Support images per class.", lower_bound=1)
-flags.DEFINE_integer("k_query", 15, "Query images per class.", lower_bound=1)
-flags.DEFINE_integer("eval_k_query", None, "Query images per class in validation and evaluation "
-                     "episodes (default: --k_query). Finn et al. trained Omniglot MAML with 1 "
-                     "query per class and tested with more.", lower_bound=1)
-flags.DEFINE_integer("meta_batch_size", 4, "Tasks per meta-step, over all replicas.",
-                     lower_bound=1)
-flags.DEFINE_float("inner_lr", 0.01, "Inner-loop learning rate (Meta-SGD: initial value).")
-flags.DEFINE_integer("inner_steps", 5, "Inner steps in training.", lower_bound=1)
-flags.DEFINE_integer("eval_inner_steps", None, "Inner steps at evaluation and in the export "
-                     "(default: --inner_steps).", lower_bound=0)
-# Removed flags, still defined so that an old command or a run's flags.cfg
-# (which lists every flag, e.g. `--novectorize`) gets a clear answer: the old
-# default parses and changes nothing, any other value is refused at parsing
-# with the reason. Left out of --help, flags.cfg and the run's JSON.
-REMOVED_FLAGS = ("vectorize",)
-flags.DEFINE_bool("vectorize", False, "Removed (issue 13); see docs/performance.md.")
-flags.register_validator(
-    "vectorize", lambda value: not value,
-    "--vectorize was removed (issue 13): the vectorized path (tasks and MGAug sub-networks as "
-    "grouped convolutions) was 1.14-1.20x slower than the per-task path in every configuration "
-    "measured on this project's CPU and held 2.3-4x its memory at 84 px (docs/performance.md, "
-    "'Decision: removed'). Drop the flag: every run takes the per-task path, which computes "
-    "the same meta-gradients.")
-flags.DEFINE_bool("recompute", False, "MAML, FOMAML, Meta-SGD, ANIL: recompute inner steps in the "
-                  "backward pass instead of storing them (second-order MAML with ResNet-12 in "
-                  "less memory, for ~1 more support pass per inner step).")
-flags.DEFINE_enum("bn_mode", "transductive", ["transductive", "inductive"], "Test-time batch "
-                  "norm: batch statistics (transductive) or moving statistics (inductive).")
-flags.DEFINE_enum("task_reduction", "sum", ["sum", "mean"], "Meta-gradient over the tasks of "
-                  "a meta-batch: sum (reference code) or mean.")
-
-# --- MGAug
-flags.DEFINE_enum("mgaug", "none", MGAUG_STRATEGIES, "Meta-gradient augmentation strategy.")
-flags.DEFINE_integer("num_subnets", 3, "MGAug sub-networks per task (K).", lower_bound=1)
-flags.DEFINE_float("keep_min", 0.8, "Smallest keep ratio of a sub-network, in (0, 1].")
-flags.DEFINE_float("keep_max", 1.0, "Largest keep ratio of a sub-network, in (0, 1].")
-flags.DEFINE_enum("mgaug_reduction", "sum", ["sum", "mean", "maxup"], "How sub-network "
-                  "meta-gradients join the full network's.")
-flags.DEFINE_list("resolutions", [], "Optional image sizes for the sub-networks' inputs, one "
-                  "drawn per sub-network (the released runs: 84,64,48 at 84 px); each between "
-                  "16 px and the image size. With a flatten head (conv4's default) it needs "
-                  "--mgaug_flatten_head or --mgaug_parity (or --pooling=avg); ProtoNet takes any.")
-flags.DEFINE_bool("mgaug_parity", False, "Reproduce the MGAug reference code's quirks "
-                  "(k-1 pruned entries, accumulated scores, 0.999 keep cap) and its "
-                  "multi-resolution rules (--mgaug_resize=align_corners, "
-                  "--mgaug_flatten_head=reference).")
-flags.DEFINE_enum("mgaug_resize", "align_corners", ["align_corners", "half_pixel"], "Bilinear "
-                  "resize of the sub-networks' images to --resolutions: align_corners (the "
-                  "reference code's, PyTorch align_corners=True) or half_pixel "
-                  "(tf.image.resize).")
-flags.DEFINE_enum("mgaug_flatten_head", "none", ["none", "reference", "resize_features"],
-                  "How a flatten head serves sub-networks at smaller --resolutions: reference "
-                  "(the reference code: the head kernel rows whose channels-first flatten index "
-                  "is below the shorter feature length), resize_features (resize the last "
-                  "feature map to the full grid; not in the reference) or none (refuse).")
-flags.DEFINE_enum("mgaug_width_execution", "auto", ["auto", "sliced", "masked"],
-                  "How random_width sub-networks run: sliced (convolutions on the kept "
-                  "channels only, about r^2 of the FLOPs), masked (full width, channel masks "
-                  "multiplied in; the same function) or auto (sliced where it applies and pays: "
-                  "conv4, no XLA, keep ratios <= 0.5; masked otherwise). Not a model flag: a "
-                  "resumed run may change it.")
-
-# --- optimisation and schedule
-flags.DEFINE_enum("outer_optimizer", "adam", ["adam", "sgd"], "Outer-loop optimizer.")
-flags.DEFINE_float("outer_lr", 1e-3, "Outer-loop learning rate.")
-flags.DEFINE_float("outer_momentum", 0.0, "Momentum of --outer_optimizer=sgd.", lower_bound=0.0)
-flags.DEFINE_integer("outer_lr_decay_steps", 0, "Multiply --outer_lr by --outer_lr_decay_rate every "
-                     "this many meta-steps (staircase); 0 keeps it constant. Snell et al. halve "
-                     "it every 2,000 episodes.", lower_bound=0)
-flags.DEFINE_float("outer_lr_decay_rate", 0.5, "Factor of each --outer_lr_decay_steps decay, in "
-                   "(0, 1].", lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_integer("train_steps", 60000, "Meta-steps to train for.", lower_bound=1)
-flags.DEFINE_integer("eval_every", 1000, "Validation interval in meta-steps.", lower_bound=1)
-flags.DEFINE_integer("val_episodes", 600, "Episodes per validation.", lower_bound=1)
-flags.DEFINE_integer("eval_episodes", 600, "Episodes of the final evaluation.", lower_bound=1)
-flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint interval in meta-steps.",
-                     lower_bound=1)
-flags.DEFINE_integer("keep_checkpoints", 3, "Latest checkpoints kept (the best is kept "
-                     "separately).", lower_bound=1)
-flags.DEFINE_integer("summary_every", 50, "TensorBoard summary interval in meta-steps.",
-                     lower_bound=1)
-flags.DEFINE_bool("use_best_checkpoint", True, "Evaluate and export the best checkpoint by "
-                  "validation accuracy (else the latest).")
-flags.DEFINE_integer("seed", 0, "Seed of the weights, the training episodes and MGAug's masks.")
-flags.DEFINE_integer("eval_seed", 0, "Seed of the validation and evaluation episodes.")
-flags.DEFINE_bool("deterministic", True, "Deterministic TensorFlow ops (bit-exact reruns and "
-                  "resumes; somewhat slower on GPU).")
-
-# --- run
-flags.DEFINE_string("model_dir", None, "Run folder: checkpoints, TensorBoard summaries, flags, "
-                    "results. Rerunning the same command resumes from it.")
-flags.DEFINE_enum("mode", "train_and_eval", MODES, "train (then export), eval, train_and_eval "
-                  "(train, evaluate, export) or export.")
-flags.DEFINE_string("export_dir", None, "SavedModel folder (default: model_dir/export, "
-                    "replaced by each export). Another folder must be empty or absent unless "
-                    "--overwrite_export; it may not hold or be part of the model_dir's own files.")
-flags.DEFINE_bool("overwrite_export", False, "Replace a non-empty --export_dir.")
-flags.DEFINE_enum("strategy", "auto", distribute.STRATEGIES, "auto (mirrored when several "
-                  "GPUs are visible), one_device, mirrored, or multi_worker (TF_CONFIG).")
-flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices (to "
-                     "run --strategy=mirrored without GPUs).", lower_bound=1)
-
-
-def _positive_list(values):
-    try:
-        return all(int(value) > 0 for value in values)
-    except ValueError:
-        return False
-
-
-flags.register_validator("keep_min", lambda value: 0.0 < value <= 1.0,
-                         "--keep_min must be a keep ratio in (0, 1].")
-flags.register_validator("keep_max", lambda value: 0.0 < value <= 1.0,
-                         "--keep_max must be a keep ratio in (0, 1].")
-flags.register_multi_flags_validator(
-    ["keep_min", "keep_max"], lambda values: values["keep_min"] <= values["keep_max"],
-    "--keep_min must not exceed --keep_max.")
-flags.register_validator("inner_lr", lambda value: value > 0, "--inner_lr must be positive.")
-flags.register_validator("outer_lr", lambda value: value > 0, "--outer_lr must be positive.")
-flags.register_validator("filters", _positive_list,
-                         "--filters must be positive integers (e.g. 32, or 64,160,320,640).")
-flags.register_validator("resolutions", _positive_list,
-                         "--resolutions must be positive image sizes (e.g. 64,72,84).")
-flags.register_multi_flags_validator(
-    ["backbone", "filters"],
-    lambda values: len(values["filters"]) == 1 or (values["backbone"] == "resnet12"
-                                                   and len(values["filters"]) == 4),
-    "--filters takes one value for conv4, one or four for resnet12.")
-def _check_flatten_head(values):
-    pooling = values["pooling"] or ("avg" if values["backbone"] == "resnet12" else "flatten")
-    if (not values["resolutions"] or values["learner"] == "protonet" or pooling == "avg"
-            or values["mgaug_flatten_head"] != "none" or values["mgaug_parity"]):
+def _integer_list(flag):
+    def check(values):
+        try:
+            [int(value) for value in values]  # pylint: disable=expression-not-assigned
+        except ValueError:
+            raise flags.ValidationError(
+                f"--{flag}={','.join(values)}: expected comma-separated integers.") from None
         return True
-    raise flags.ValidationError(
-        f"--resolutions={','.join(values['resolutions'])} with a flatten head "
-        f"(--pooling={pooling}, --learner={values['learner']}): the head's input length changes "
-        "with the image size. Add --mgaug_flatten_head=reference (the reference code's rule; "
-        "--mgaug_parity implies it) or --mgaug_flatten_head=resize_features, or use "
-        "--pooling=avg (ProtoNet accepts any).")
+    return check
 
 
-flags.register_multi_flags_validator(
-    ["resolutions", "pooling", "learner", "backbone", "mgaug_flatten_head", "mgaug_parity"],
-    _check_flatten_head)
-flags.register_multi_flags_validator(
-    ["mgaug_parity", "mgaug_resize", "mgaug_flatten_head"],
-    lambda values: not values["mgaug_parity"] or (
-        values["mgaug_resize"] == "align_corners"
-        and values["mgaug_flatten_head"] in ("none", "reference")),
-    "--mgaug_parity reproduces the reference code: it needs --mgaug_resize=align_corners and "
-    "--mgaug_flatten_head=reference (or none, which it implies).")
+def define_flags(flag_values=flags.FLAGS):
+    """Defines one flag per `ExperimentConfig` field on `flag_values` (once)."""
+    if _DEFINED_IN.get(id(flag_values)):
+        return
+    for spec in config_lib.FIELDS.values():
+        kind = _base_type(spec.type)
+        args = (spec.flag, spec.default, spec.doc)
+        if kind is bool:
+            flags.DEFINE_bool(*args, flag_values=flag_values)
+        elif spec.choices is not None:
+            flags.DEFINE_enum(spec.flag, spec.default, list(spec.choices), spec.doc,
+                              flag_values=flag_values)
+        elif kind is int:
+            flags.DEFINE_integer(*args, lower_bound=spec.lower_bound,
+                                 upper_bound=spec.upper_bound, flag_values=flag_values)
+        elif kind is float:
+            flags.DEFINE_float(*args, lower_bound=spec.lower_bound, upper_bound=spec.upper_bound,
+                               flag_values=flag_values)
+        elif config_lib._is_tuple(kind):  # pylint: disable=protected-access
+            flags.DEFINE_list(spec.flag, [str(value) for value in spec.default], spec.doc,
+                              flag_values=flag_values)
+            flags.register_validator(spec.flag, _integer_list(spec.flag),
+                                     flag_values=flag_values)
+        else:
+            flags.DEFINE_string(*args, flag_values=flag_values)
+    flags.register_validator("dataset", _check_dataset, flag_values=flag_values)
+    _DEFINED_IN[id(flag_values)] = True
 
 
-def build_augmentation(values, image_size, seed=0):
-    """The `MGAug` that the MGAug flags describe, or `None` for --mgaug=none.
+def config_from_flags(flag_values=flags.FLAGS):
+    """The `ExperimentConfig` that parsed flags describe: the only reader of flag values."""
+    values = {}
+    for spec in config_lib.FIELDS.values():
+        value = flag_values[spec.flag].value
+        if config_lib._is_tuple(_base_type(spec.type)):  # pylint: disable=protected-access
+            value = tuple(int(item) for item in value)
+        values[spec.path] = value
+    return config_lib.override(config_lib.ExperimentConfig(), values)
 
-    The one place that turns flags into an `MGAug`: `trainers/run.py` passes
-    its parsed flags, `benchmarks/meta_step.py` its arguments of the same
-    names (`add_mgaug_arguments`).
 
-    Args:
-        values: An object with the attributes named in `MGAUG_FLAGS` (absl's
-            `FLAGS`, an `argparse.Namespace`), with the flags' value types.
-        image_size: The input images' size in pixels.
-        seed: Base seed of MGAug's draws (`--seed`).
+def parse_config(argv):
+    """`config_from_flags` of `argv` (flags only, no program name) on fresh flag values.
 
-    Returns:
-        An `mgaug_tf.MGAug` or `None`.
+    For tests and scripts: the process's global flags are left untouched.
+    `--flagfile` arguments are expanded as the program does.
 
     Raises:
-        ValueError: Naming the flag and value: --resolutions above the image
-            size or below `MIN_RESOLUTION` (an empty feature map), or values
-            the MGAug constructor refuses.
+        flags.Error: A flag absl refuses (naming it).
+        FlagfileError: A flagfile that cannot be found or read.
     """
-    import mgaug_tf as mg  # pylint: disable=import-outside-toplevel
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    flag_values(["mgaug-train", *expand_flagfiles(list(argv))])
+    return config_from_flags(flag_values)
 
-    if values.mgaug == "none":
+
+# ------------------------------------------------------------ from a config
+def flag_text(spec, value):
+    """`--name=value` (`--name`/`--noname` for booleans) as a flagfile line; None for unset."""
+    if value is None:
         return None
-    sizes = [int(size) for size in values.resolutions]
-    listed = ",".join(str(size) for size in sizes)
-    too_large = [size for size in sizes if size > image_size]
-    if too_large:
-        raise ValueError(f"--resolutions={listed}: {too_large} px exceed the {image_size} px "
-                         "images (--image_size); sub-networks only downscale.")
-    too_small = [size for size in sizes if size < MIN_RESOLUTION]
-    if too_small:
-        raise ValueError(f"--resolutions={listed}: {too_small} px leave an empty feature map "
-                         f"(conv4 and resnet12 halve the image four times: at least "
-                         f"{MIN_RESOLUTION} px).")
-    if not 0.0 < values.keep_min <= values.keep_max <= 1.0:
-        raise ValueError(f"--keep_min={values.keep_min} --keep_max={values.keep_max}: keep "
-                         "ratios must satisfy 0 < keep_min <= keep_max <= 1.")
-    if values.mgaug_parity and (values.mgaug_resize != "align_corners"
-                                or values.mgaug_flatten_head == "resize_features"):
-        raise ValueError(f"--mgaug_parity with --mgaug_resize={values.mgaug_resize} "
-                         f"--mgaug_flatten_head={values.mgaug_flatten_head}: parity needs the "
-                         "reference's align_corners and reference rules.")
-    return mg.MGAug(values.mgaug, num_subnets=int(values.num_subnets),
-                    keep_range=(values.keep_min, values.keep_max),
-                    reduction=values.mgaug_reduction, resolutions=sizes or None,
-                    image_size=image_size, parity=bool(values.mgaug_parity), seed=seed,
-                    resize_method=values.mgaug_resize,
-                    flatten_head=(None if values.mgaug_flatten_head == "none"
-                                  else values.mgaug_flatten_head),
-                    width_execution=getattr(values, "mgaug_width_execution", "auto"))
+    if isinstance(value, bool):
+        return f"--{spec.flag}" if value else f"--no{spec.flag}"
+    if isinstance(value, tuple):
+        return f"--{spec.flag}=" + ",".join(str(item) for item in value)
+    return f"--{spec.flag}={value}"
 
 
-def add_mgaug_arguments(parser):
-    """Adds the `MGAUG_FLAGS` to an `argparse` parser: same names, defaults, choices, help.
-
-    For scripts that do not parse absl flags (the benchmark) but must build
-    MGAug exactly as `trainers/run.py` does (`build_augmentation`).
-    """
-    for name in MGAUG_FLAGS:
-        flag = flags.FLAGS[name]
-        help_text = flag.help + f" (default: {flag.serialize() or '--' + name + '='})"
-        if isinstance(flag.default, bool):
-            parser.add_argument(f"--{name}", action="store_true", default=flag.default,
-                                help=help_text)
-        elif isinstance(flag.default, list):
-            parser.add_argument(f"--{name}", default=list(flag.default), help=help_text,
-                                type=lambda text: [part for part in text.split(",") if part])
-        else:
-            choices = getattr(flag.parser, "enum_values", None)
-            parser.add_argument(f"--{name}", default=flag.default, type=type(flag.default),
-                                choices=choices, help=help_text)
+def describe(paths, experiment):
+    """The flags behind config `paths` with their values, e.g. "--keep_min=1.5 --keep_max=1"."""
+    texts = []
+    for path in paths:
+        spec = config_lib.FIELDS[path]
+        texts.append(flag_text(spec, config_lib.get(experiment, path)) or f"--{spec.flag} unset")
+    return " ".join(texts)
 
 
-def model_dir_flag_values(flag_values):
-    """`{name: serialized value}` of the `MODEL_FLAGS` (for comparing runs)."""
-    return {name: flag_values[name].serialize() for name in MODEL_FLAGS}
-
-
-def _own_flags(flag_values):
-    return sorted((flag for flag in flag_values.get_flags_for_module(__name__)
-                   if flag.name not in REMOVED_FLAGS), key=lambda flag: flag.name)
-
-
-def flagfile_text(flag_values):
-    """The flags defined here with their resolved values, as a flagfile."""
-    lines = ["# Resolved flags of this run; reproduce it with",
-             "#   python trainers/run.py --flagfile=<this file>"]
-    lines += [flag.serialize() for flag in _own_flags(flag_values) if flag.value is not None]
+def flagfile_text(experiment):
+    """Every field of `experiment` as a flagfile that reproduces the run."""
+    lines = ["# The resolved flags of this run (config.json holds the same); reproduce it with",
+             "#   mgaug-train --flagfile=<this file>"]
+    for spec in sorted(config_lib.FIELDS.values(), key=lambda item: item.flag):
+        line = flag_text(spec, config_lib.get(experiment, spec.path))
+        if line is not None:
+            lines.append(line)
     return "\n".join(lines) + "\n"
 
 
-def flag_dict(flag_values):
-    """`{name: value}` of the flags defined here (JSON-ready)."""
-    return {flag.name: flag.value for flag in _own_flags(flag_values)}
+def flag_dict(experiment):
+    """`{flag name: value}` of `experiment` (JSON-ready: tuples as comma-joined strings).
+
+    The form run summaries and `eval_*.json` files record, which `mgaug-report`
+    and `mgaug-compare` read.
+    """
+    values = {}
+    for spec in config_lib.FIELDS.values():
+        value = config_lib.get(experiment, spec.path)
+        values[spec.flag] = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    return values
 
 
-# The groups of `--help`, as docs/cli.md groups the flags. Flags defined in
-# this module but in no group are listed under "other".
-HELP_GROUPS = (
-    ("data", ("dataset", "data_dir", "train_split", "val_split", "eval_split", "image_size",
-              "augment", "max_train_classes", "train_classes_seed", "check_image_files",
-              "verify_images")),
-    ("model", ("backbone", "filters", "pooling", "dtype", "learner", "n_way", "k_shot",
-               "k_query", "eval_k_query", "meta_batch_size", "inner_lr", "inner_steps",
-               "eval_inner_steps", "bn_mode", "task_reduction", "recompute")),
-    ("MGAug", ("mgaug", "num_subnets", "keep_min", "keep_max", "mgaug_reduction", "resolutions",
-               "mgaug_resize", "mgaug_flatten_head", "mgaug_parity", "mgaug_width_execution")),
-    ("optimisation", ("outer_optimizer", "outer_lr", "outer_lr_decay_steps",
-                      "outer_lr_decay_rate", "outer_momentum", "train_steps", "seed")),
-    ("loop", ("eval_every", "val_episodes", "eval_episodes", "eval_seed", "checkpoint_every",
-              "keep_checkpoints", "summary_every", "use_best_checkpoint", "deterministic")),
-    ("run", ("model_dir", "mode", "export_dir", "overwrite_export", "strategy", "cpu_devices")),
-)
-
-HELP_ARGUMENTS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
-
-
-def help_text(flag_values, usage=""):
-    """`--help` / `--helpshort`: `usage`, then this module's flags in `HELP_GROUPS`."""
-    own = {flag.name: flag for flag in _own_flags(flag_values)}
-    grouped = [(group, [own.pop(name) for name in names if name in own])
-               for group, names in HELP_GROUPS]
-    if own:
-        grouped.append(("other", sorted(own.values(), key=lambda flag: flag.name)))
+def help_text(flag_values=flags.FLAGS, usage=""):
+    """`--help`: `usage`, then every flag grouped by its config section."""
     lines = [usage.strip(), ""] if usage.strip() else []
-    for group, group_flags in grouped:
-        lines.append(f"{group}:")
-        for flag in group_flags:
+    groups = {}
+    for spec in config_lib.FIELDS.values():
+        groups.setdefault(spec.section, []).append(spec)
+    for section, specs in groups.items():
+        lines.append(f"{GROUP_TITLES.get(section, section)}:")
+        for spec in specs:
+            flag = flag_values[spec.flag]
             name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
             lines.append(flags.text_wrap(f"{name}: {flag.help}", indent="      ",
                                          firstline_indent="  "))
             if flag.default is not None and flag.default != []:
                 lines.append(f"      (default: {flag.default_as_str})")
         lines.append("")
-    lines.append("--flagfile=FILE reads flags from FILE (one per line); --helpfull also lists "
-                 "absl's and TensorFlow's flags.")
+    lines.append("--flagfile=FILE reads flags from FILE (one per line; configs/NAME.cfg is also "
+                 "found in the installed package); --helpfull also lists absl's and "
+                 "TensorFlow's flags.")
     return "\n".join(lines)
 
 
+def config_from_flagfile(path):
+    """The `ExperimentConfig` of a run folder's `flags.cfg` (runs written before config.json).
+
+    Lines naming flags that no longer exist (e.g. the removed `--novectorize`)
+    are skipped: they cannot change the model.
+    """
+    known = {spec.flag for spec in config_lib.FIELDS.values()}
+    kept = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line.startswith("--"):
+                continue
+            name = line[2:].split("=", 1)[0]
+            if name in known or (name.startswith("no") and name[2:] in known):
+                kept.append(line)
+    return parse_config(kept)
+
+
+# ------------------------------------------------------------ flagfiles
 class FlagfileError(ValueError):
     """A --flagfile (or a file it includes) cannot be found or read."""
+
+
+def packaged_configs():
+    """The folder of the configs shipped with the package (`configs/` in a checkout)."""
+    return str(importlib.resources.files("mgaug_tf_cli") / "configs")
 
 
 def _flagfile_path(name, including):
@@ -405,6 +225,11 @@ def _flagfile_path(name, including):
             if parent == folder:
                 break
             folder = parent
+    parts = os.path.normpath(path).split(os.sep)
+    if parts[0] == "configs" and len(parts) > 1:
+        # The configs shipped with the package, so that an installed
+        # `mgaug-train --flagfile=configs/demo.cfg` works from any folder.
+        tried.append(os.path.join(packaged_configs(), *parts[1:]))
     for candidate in tried:
         if os.path.isfile(candidate):
             return candidate, tried
@@ -416,9 +241,9 @@ def expand_flagfiles(args, _including=None, _depth=0):
 
     FILE is read as absl reads flagfiles (one flag per line, `#` and `//`
     comments). A relative FILE is looked up in the current folder first (as
-    absl does), and for a file included by another config also beside the
-    including file and in the folders above it, so configs that include
-    each other work from any folder.
+    absl does), for a file included by another config also beside the
+    including file and in the folders above it, and `configs/NAME` also in
+    the installed package's configs.
 
     Raises:
         FlagfileError: A FILE is not found (naming every place looked at and

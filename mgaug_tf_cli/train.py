@@ -1,22 +1,20 @@
-"""Meta-train, evaluate and export a few-shot learner.
+"""Meta-train, evaluate and export a few-shot learner: the `mgaug-train` program.
 
-    python trainers/run.py --flagfile=configs/demo.cfg
-    python trainers/run.py --flagfile=configs/tiered.cfg --data_dir=/data/tiered \\
-        --model_dir=runs/tiered
+    mgaug-train --flagfile=configs/demo.cfg
+    mgaug-train --flagfile=configs/tiered.cfg --data_dir=/data/tiered --model_dir=runs/tiered
     tensorboard --logdir runs
 
-Rerunning the same command resumes from the last checkpoint in --model_dir.
-See docs/cli.md for the modes, configs, distribution and the SavedModel.
+(`python trainers/run.py ...` does the same in a checkout.) Rerunning the
+same command resumes from the last checkpoint in --model_dir. See
+docs/cli.md for the modes, configs, distribution and the SavedModel.
 """
 
 import os
 import shutil
 import sys
 import traceback
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-from trainers import quiet  # pylint: disable=wrong-import-position
+from mgaug_tf_cli import quiet
 
 quiet.configure()  # before TensorFlow loads
 
@@ -32,133 +30,136 @@ with quiet.native_stderr():
     import tensorflow as tf
 
     import mgaug_tf as mg
-    from mgaug_tf import data, distribute, export
+    from mgaug_tf import config as config_lib
+    from mgaug_tf import data, distribute, export, factory
     from mgaug_tf.data import preprocess
     from mgaug_tf.training import checkpoints, evaluation, files, inputs, summaries, trainer
-    from trainers import flags as run_flags
+    from mgaug_tf_cli import flags as run_flags
 
-    if __name__ == "__main__":
-        # Finds the devices (cuInit) now, while the noise of a machine without a
-        # GPU is filtered; later calls reuse the result.
-        tf.config.list_physical_devices()
-
-FLAGS = flags.FLAGS
+run_flags.define_flags()
 
 EXIT_USAGE = 2  # bad flags, missing or unreadable data, unusable checkpoint
 EXIT_NON_FINITE = 3  # NaN/Inf loss or weights
-
+CONFIG_FILE = "config.json"
+FLAGFILE = "flags.cfg"
 
 class ConfigError(Exception):
     """Bad flags or data: reported as one message, without a traceback."""
 
 
 # ----------------------------------------------------------------- checks
-def _check_model_dir():
-    """Refuses to resume a run whose model-defining flags differ from these."""
-    path = os.path.join(FLAGS.model_dir, "flags.cfg")
-    if not os.path.exists(path) or tf.train.latest_checkpoint(FLAGS.model_dir) is None:
+def saved_config(model_dir):
+    """The config of the run in `model_dir` (config.json, else an older run's flags.cfg), or None."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            return config_lib.ExperimentConfig.from_json(handle.read())
+    path = os.path.join(model_dir, FLAGFILE)
+    if os.path.exists(path):
+        try:
+            return run_flags.config_from_flagfile(path)
+        except (flags.Error, run_flags.FlagfileError) as error:
+            raise ConfigError(f"--model_dir={model_dir}: its {FLAGFILE} cannot be read as "
+                              f"this version's flags ({error}); use a new --model_dir.") from None
+    return None
+
+
+def _check_model_dir(experiment_config):
+    """Refuses to resume a run whose model-defining settings differ from these."""
+    model_dir = experiment_config.runtime.model_dir
+    if tf.train.latest_checkpoint(model_dir) is None:
         return
-    saved = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line.startswith("--"):
-                continue
-            name = line[2:].split("=", 1)[0]
-            if name not in FLAGS and name.startswith("no") and name[2:] in FLAGS:
-                name = name[2:]
-            saved[name] = line
-    current = run_flags.model_dir_flag_values(FLAGS)
-    changed = [f"{saved.get(name, f'(unset) --{name}')} there, {value} now"
-               for name, value in current.items()
-               if (FLAGS[name].value is not None or name in saved) and saved.get(name) != value]
+    saved = saved_config(model_dir)
+    if saved is None:
+        return
+    changed = [f"{run_flags.flag_text(spec, before) or f'(unset) --{spec.flag}'} there, "
+               f"{run_flags.flag_text(spec, now) or f'(unset) --{spec.flag}'} now"
+               for spec, before, now in config_lib.differences(saved, experiment_config)]
     if changed:
         raise ConfigError(
-            f"--model_dir={FLAGS.model_dir} holds checkpoints of a run with other model flags: "
-            + "; ".join(changed) + f". Resume with that run's flags ({path}) or use a new "
-            "--model_dir.")
+            f"--model_dir={model_dir} holds checkpoints of a run with other model flags: "
+            + "; ".join(changed) + f". Resume with that run's flags "
+            f"({os.path.join(model_dir, FLAGFILE)}) or use a new --model_dir.")
 
 
-def _load_split(split_flag):
-    name = FLAGS[split_flag].value
-    options = {"image_size": FLAGS.image_size} if FLAGS.image_size else {}
+def _field_error(error, experiment_config):
+    """A constructor's refusal of config fields as a `ConfigError` naming their flags."""
+    return ConfigError(f"{run_flags.describe(error.paths, experiment_config)}: {error}")
+
+
+def _load_split(experiment_config, split_field):
+    """The split named by `DataConfig.<split_field>` ("train_split", ...)."""
+    config = experiment_config.data
+    name = getattr(config, split_field)
+    options = {"image_size": config.image_size} if config.image_size else {}
+    limit = split_field == "train_split" and config.max_train_classes
     try:
-        split = data.load(FLAGS.dataset, FLAGS.data_dir, name, **options)
-        if split_flag == "train_split" and FLAGS.max_train_classes:
-            split = split.sample_source_classes(FLAGS.max_train_classes,
-                                                FLAGS.train_classes_seed)
+        split = data.load(config.dataset, config.data_dir, name, **options)
+        if limit:
+            split = split.sample_source_classes(config.max_train_classes,
+                                                config.train_classes_seed)
         return split
     except data.DataNotFoundError as error:
-        raise ConfigError(f"--data_dir={FLAGS.data_dir}: {error}") from None
+        raise ConfigError(f"--data_dir={config.data_dir}: {error}") from None
     except (data.CorruptDataError, ValueError) as error:
-        limit = (f" --max_train_classes={FLAGS.max_train_classes}"
-                 if split_flag == "train_split" and FLAGS.max_train_classes else "")
-        raise ConfigError(f"--dataset={FLAGS.dataset} --{split_flag}={name}{limit}: "
+        limit = f" --max_train_classes={config.max_train_classes}" if limit else ""
+        raise ConfigError(f"--dataset={config.dataset} --{split_field}={name}{limit}: "
                           f"{error}") from None
 
 
-def _k_query(split_flag):
-    """Query images per class of the episodes drawn from the split named by its flag."""
-    if split_flag != "train_split" and FLAGS.eval_k_query is not None:
-        return FLAGS.eval_k_query
-    return FLAGS.k_query
+def _k_query(experiment_config, split_field):
+    """Query images per class of the episodes drawn from a split."""
+    episodes = experiment_config.episodes
+    if split_field != "train_split" and episodes.eval_k_query is not None:
+        return episodes.eval_k_query
+    return episodes.k_query
 
 
-def _check_episodes(split, split_flag):
+def _check_episodes(experiment_config, split, split_field):
     """n_way classes with k_shot + k_query images each must exist in the split."""
-    where = f"{split.dataset} {split.split} (--{split_flag})"
-    if FLAGS.n_way > split.num_classes:
-        raise ConfigError(f"--n_way={FLAGS.n_way} is more than the {split.num_classes} classes "
+    where = f"{split.dataset} {split.split} (--{split_field})"
+    n_way = experiment_config.model.learner.n_way
+    k_shot = experiment_config.episodes.k_shot
+    if n_way > split.num_classes:
+        raise ConfigError(f"--n_way={n_way} is more than the {split.num_classes} classes "
                           f"of {where}.")
-    k_query = _k_query(split_flag)
-    query_flag = "k_query" if k_query == FLAGS.k_query else "eval_k_query"
-    needed = FLAGS.k_shot + k_query
+    k_query = _k_query(experiment_config, split_field)
+    query_flag = "eval_k_query" if split_field != "train_split" and (
+        experiment_config.episodes.eval_k_query is not None) else "k_query"
+    needed = k_shot + k_query
     eligible = int((split.class_sizes >= needed).sum())
-    if eligible < FLAGS.n_way:
+    if eligible < n_way:
         raise ConfigError(
-            f"--k_shot + --{query_flag} = {FLAGS.k_shot} + {k_query} = {needed} images per "
+            f"--k_shot + --{query_flag} = {k_shot} + {k_query} = {needed} images per "
             f"class, but only {eligible} classes of {where} have that many (the largest has "
-            f"{int(split.class_sizes.max())}); --n_way={FLAGS.n_way} needs {FLAGS.n_way}.")
+            f"{int(split.class_sizes.max())}); --n_way={n_way} needs {n_way}.")
 
 
-MIN_IMAGE_SIZE = 16  # both backbones halve the image four times
-
-
-def _check_image_size(image_shape):
-    if image_shape[0] < MIN_IMAGE_SIZE:
-        raise ConfigError(f"--image_size={image_shape[0]} is too small for {FLAGS.backbone} "
-                          f"(four 2x2 poolings need at least {MIN_IMAGE_SIZE} px).")
-    sizes = [int(size) for size in FLAGS.resolutions]
-    if sizes and (max(sizes) > image_shape[0] or min(sizes) < MIN_IMAGE_SIZE):
-        raise ConfigError(f"--resolutions={','.join(FLAGS.resolutions)} must lie between "
-                          f"{MIN_IMAGE_SIZE} px and the {image_shape[0]} px images (sub-networks "
-                          "only downscale).")
-
-
-def _check_images(splits, say):
+def _check_images(experiment_config, splits, say):
     """The pre-flight image check (--check_image_files, --verify_images) of the chosen splits.
 
     Raises:
         ConfigError: Listing every unreadable image found.
     """
-    if not (FLAGS.check_image_files or FLAGS.verify_images):
+    config = experiment_config.data
+    if not (config.check_image_files or config.verify_images):
         return
     problems, checked = [], set()
-    for split_flag, split in splits.items():
-        if FLAGS[split_flag].value in checked:
+    for split_field, split in splits.items():
+        if getattr(config, split_field) in checked:
             continue
-        checked.add(FLAGS[split_flag].value)
+        checked.add(getattr(config, split_field))
         progress = None
-        if FLAGS.verify_images:
+        if config.verify_images:
             total = int(split.class_sizes.sum())
             say(f"Decoding the {total} images of {split.dataset} {split.split} (--verify_images)")
             if say.enabled:
                 bar = keras.utils.Progbar(total, unit_name="image",
                                           interval=0.5 if sys.stdout.isatty() else 30.0)
                 progress = bar.update
-        problems += split.check_images(decode=FLAGS.verify_images, progress=progress)
+        problems += split.check_images(decode=config.verify_images, progress=progress)
     if problems:
-        how = ("decoded" if FLAGS.verify_images
+        how = ("decoded" if config.verify_images
                else "quick check of sizes and signatures, --check_image_files")
         raise ConfigError(
             f"{len(problems)} image(s) of the chosen splits cannot be read ({how}):\n  "
@@ -166,89 +167,53 @@ def _check_images(splits, say):
             "the split's list) and rerun.")
 
 
-def _export_dir():
-    return FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
+def _export_dir(runtime):
+    return runtime.export_dir or os.path.join(runtime.model_dir, "export")
 
 
-RUN_ENTRIES = ("train", "val", "eval", checkpoints.BEST, "checkpoint", "flags.cfg",
+RUN_ENTRIES = ("train", "val", "eval", checkpoints.BEST, "checkpoint", FLAGFILE, CONFIG_FILE,
                files.LOCK_FILE)
 
 
-def _check_export_dir():
+def _check_export_dir(runtime):
     """The export must not mix with other files or write over the model_dir's own."""
-    export_dir = os.path.abspath(_export_dir())
-    model_dir = os.path.abspath(FLAGS.model_dir)
+    export_dir = os.path.abspath(_export_dir(runtime))
+    model_dir = os.path.abspath(runtime.model_dir)
     own_default = export_dir == os.path.join(model_dir, "export")
     name = os.path.basename(export_dir)
     if (export_dir == model_dir or model_dir.startswith(export_dir.rstrip(os.sep) + os.sep)
             or (os.path.dirname(export_dir) == model_dir
                 and (name in RUN_ENTRIES or name.startswith(("ckpt-", "eval_"))))):
-        raise ConfigError(f"--export_dir={FLAGS.export_dir} would write the SavedModel over the "
-                          f"files of --model_dir={FLAGS.model_dir}; use a folder of its own "
-                          "(default: model_dir/export).")
+        raise ConfigError(f"--export_dir={runtime.export_dir} would write the SavedModel over "
+                          f"the files of --model_dir={runtime.model_dir}; use a folder of its "
+                          "own (default: model_dir/export).")
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
-        raise ConfigError(f"--export_dir={FLAGS.export_dir} is a file, not a folder.")
+        raise ConfigError(f"--export_dir={runtime.export_dir} is a file, not a folder.")
     if (not own_default and os.path.isdir(export_dir) and os.listdir(export_dir)
-            and not FLAGS.overwrite_export):
-        raise ConfigError(f"--export_dir={FLAGS.export_dir} is not empty; pass "
+            and not runtime.overwrite_export):
+        raise ConfigError(f"--export_dir={runtime.export_dir} is not empty; pass "
                           "--overwrite_export to replace its contents, or choose a new folder.")
 
 
 # ----------------------------------------------------------------- builders
-def _build_learner(image_shape):
-    """The learner the flags describe, built for `image_shape`."""
-    pooling = FLAGS.pooling or ("avg" if FLAGS.backbone == "resnet12" else "flatten")
-    filters = [int(value) for value in FLAGS.filters]
-    if FLAGS.backbone == "conv4":
-        backbone = mg.get_backbone("conv4", filters=filters[0], pooling=pooling,
-                                   dtype=FLAGS.dtype)
-    else:
-        widths = filters if len(filters) == 4 else [int(filters[0] * scale)
-                                                    for scale in (1, 2.5, 5, 10)]
-        backbone = mg.get_backbone("resnet12", widths=widths, pooling=pooling, dtype=FLAGS.dtype)
-    augmentation = run_flags.build_augmentation(FLAGS, image_shape[0], seed=FLAGS.seed)
-    common = {"bn_mode": FLAGS.bn_mode, "task_reduction": FLAGS.task_reduction,
-              "augmentation": augmentation}
-    if FLAGS.learner == "protonet":
-        if FLAGS.recompute:
-            raise ValueError("--recompute applies to the gradient-based learners "
-                             "(ProtoNet has no inner loop).")
-        learner = mg.ProtoNet(backbone, FLAGS.n_way, **common)
-    else:
-        learner_class = {"maml": mg.MAML, "fomaml": mg.FOMAML, "anil": mg.ANIL,
-                         "metasgd": mg.MetaSGD}[FLAGS.learner]
-        learner = learner_class(mg.FewShotClassifier(backbone, FLAGS.n_way), FLAGS.n_way,
-                                inner_lr=FLAGS.inner_lr, inner_steps=FLAGS.inner_steps,
-                                eval_inner_steps=FLAGS.eval_inner_steps,
-                                recompute=FLAGS.recompute, **common)
-    learner.build(image_shape)
-    return learner
+def build_learner(experiment_config, image_shape):
+    """`factory.build_learner` with refused values reported by their flags.
+
+    `image_shape=None` constructs the learner without building it: a check of
+    the model settings that costs no weights, made before any data is read.
+    """
+    try:
+        return factory.build_learner(experiment_config.model, image_shape,
+                                     seed=experiment_config.trainer.seed)
+    except config_lib.ConfigFieldError as error:
+        raise _field_error(error, experiment_config) from None
 
 
-def _build_optimizer():
-    learning_rate = FLAGS.outer_lr
-    if FLAGS.outer_lr_decay_steps:
-        # A function of the optimizer's iteration count, which the checkpoint
-        # holds: a resumed run continues the same schedule.
-        learning_rate = keras.optimizers.schedules.ExponentialDecay(
-            FLAGS.outer_lr, FLAGS.outer_lr_decay_steps, FLAGS.outer_lr_decay_rate,
-            staircase=True)
-    if FLAGS.outer_optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=FLAGS.outer_momentum)
-    return keras.optimizers.Adam(learning_rate)
-
-
-def _hparams():
-    """The flags as HParams values (bool, int, float or str)."""
-    values = {}
-    for name in run_flags.MODEL_FLAGS + ("dtype", "inner_lr", "eval_inner_steps", "outer_lr",
-                                         "outer_lr_decay_steps", "outer_lr_decay_rate",
-                                         "eval_k_query", "outer_momentum", "train_steps", "strategy"):
-        value = FLAGS[name].value
-        if isinstance(value, list):
-            value = ",".join(value)
-        values[name] = "default" if value is None else value
-    return values
+def _hparams(experiment_config):
+    """The config as HParams values (bool, int, float or str), by flag name."""
+    return {name: "default" if value is None else value
+            for name, value in run_flags.flag_dict(experiment_config).items()
+            if name not in ("data_dir", "model_dir", "export_dir")}
 
 
 class _Say:
@@ -265,22 +230,25 @@ class _Say:
 # ----------------------------------------------------------------- phases
 @dataclasses.dataclass
 class Experiment:
-    """Everything the modes share, built and checked from the flags before any work."""
+    """Everything the modes share, built and checked from the config before any work."""
 
+    config: config_lib.ExperimentConfig
     strategy: object
     role: distribute.WorkerRole
     image_shape: tuple
-    splits: dict  # flag name ("train_split", ...) -> FewShotSplit
+    splits: dict  # DataConfig field ("train_split", ...) -> FewShotSplit
     augment: object
     learner: object
     checkpoints: checkpoints.RunCheckpoints
     summaries: summaries.RunSummaries
     evaluator: evaluation.EpisodeEvaluator
 
-    def spec(self, split_flag, seed):
-        """The `EpisodeSpec` of a split named by its flag."""
-        return inputs.EpisodeSpec(self.splits[split_flag], FLAGS.n_way, FLAGS.k_shot,
-                                  _k_query(split_flag), self.image_shape[0], self.augment, seed)
+    def spec(self, split_field, seed):
+        """The `EpisodeSpec` of a split named by its `DataConfig` field."""
+        return inputs.EpisodeSpec(self.splits[split_field], self.config.model.learner.n_way,
+                                  self.config.episodes.k_shot,
+                                  _k_query(self.config, split_field), self.image_shape[0],
+                                  self.augment, seed)
 
     def say(self, text):
         """Prints on the chief only (every worker runs the same code)."""
@@ -288,102 +256,127 @@ class Experiment:
             print(text, flush=True)
 
 
-def prepare(training, evaluating):
-    """Checks the flags against devices, model_dir and data; builds the experiment.
+def _training(experiment_config):
+    return experiment_config.runtime.mode in ("train", "train_and_eval")
+
+
+def _evaluating(experiment_config):
+    return experiment_config.runtime.mode in ("eval", "train_and_eval")
+
+
+def prepare(experiment_config):
+    """Checks the config against devices, model_dir and data; builds the experiment.
 
     Raises:
         ConfigError, distribute.DistributionError: Bad flags or data.
     """
+    runtime = experiment_config.runtime
+    training, evaluating = _training(experiment_config), _evaluating(experiment_config)
     # Device setup must precede every other TensorFlow call.
-    if FLAGS.cpu_devices:
-        distribute.split_cpu(FLAGS.cpu_devices)
-    strategy = distribute.create_strategy(FLAGS.strategy)
+    if runtime.cpu_devices:
+        distribute.split_cpu(runtime.cpu_devices)
+    strategy = distribute.create_strategy(runtime.strategy)
     role = distribute.worker_role(strategy)
     replicas = strategy.num_replicas_in_sync
-    if FLAGS.meta_batch_size % replicas:
-        raise ConfigError(f"--meta_batch_size={FLAGS.meta_batch_size} is not divisible by the "
-                          f"{replicas} replicas of --strategy={FLAGS.strategy}; each replica "
+    meta_batch_size = experiment_config.episodes.meta_batch_size
+    if meta_batch_size % replicas:
+        raise ConfigError(f"--meta_batch_size={meta_batch_size} is not divisible by the "
+                          f"{replicas} replicas of --strategy={runtime.strategy}; each replica "
                           "takes the same number of tasks.")
     if training:
-        _check_model_dir()
-    elif tf.train.latest_checkpoint(FLAGS.model_dir) is None:
-        raise ConfigError(f"--mode={FLAGS.mode} needs a trained run, but --model_dir="
-                          f"{FLAGS.model_dir} holds no checkpoint.")
-    if FLAGS.mode != "eval":
-        _check_export_dir()
-    split_flags = ["train_split"] + (["val_split"] if training else []) + (
+        _check_model_dir(experiment_config)
+    elif tf.train.latest_checkpoint(runtime.model_dir) is None:
+        raise ConfigError(f"--mode={runtime.mode} needs a trained run, but --model_dir="
+                          f"{runtime.model_dir} holds no checkpoint.")
+    if runtime.mode != "eval":
+        _check_export_dir(runtime)
+    build_learner(experiment_config, None)  # the model settings, before reading any data
+    split_fields = ["train_split"] + (["val_split"] if training else []) + (
         ["eval_split"] if evaluating else [])
     splits = {}
-    for split_flag in split_flags:
-        splits[split_flag] = _load_split(split_flag)
-        _check_episodes(splits[split_flag], split_flag)
+    for split_field in split_fields:
+        splits[split_field] = _load_split(experiment_config, split_field)
+        _check_episodes(experiment_config, splits[split_field], split_field)
     train_split = splits["train_split"]
-    size = FLAGS.image_size or train_split.image_shape[0]
+    size = experiment_config.data.image_size or train_split.image_shape[0]
     image_shape = (size, size, train_split.image_shape[2])
-    _check_image_size(image_shape)
-    _check_images(splits, _Say(role.is_chief))
+    build_learner(experiment_config, image_shape)  # image size and resolutions, before the images
+    _check_images(experiment_config, splits, _Say(role.is_chief))
 
-    if FLAGS.deterministic:
+    if experiment_config.trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(FLAGS.seed)
+    keras.utils.set_random_seed(experiment_config.trainer.seed)
     with strategy.scope():
+        # Built again after the seed is set: the weights' initialisation follows it.
+        learner = build_learner(experiment_config, image_shape)
         try:
-            learner = _build_learner(image_shape)
-        except ValueError as error:
-            raise ConfigError(f"The model flags do not fit together: {error}") from None
-        optimizer = _build_optimizer()
+            optimizer = factory.build_optimizer(experiment_config.optimizer)
+        except config_lib.ConfigFieldError as error:
+            raise _field_error(error, experiment_config) from None
         learner.compile(optimizer=optimizer)
         # mixed_float16: compile wrapped it in a LossScaleOptimizer, whose
         # dynamic loss scale the checkpoints must hold too.
         optimizer = learner.optimizer
         optimizer.build(learner.trainable_variables)
     return Experiment(
-        strategy=strategy, role=role, image_shape=image_shape, splits=splits,
-        augment={"auto": "auto", "on": True, "off": False}[FLAGS.augment], learner=learner,
-        checkpoints=checkpoints.RunCheckpoints(FLAGS.model_dir, role, learner, optimizer,
-                                               FLAGS.keep_checkpoints),
-        summaries=summaries.RunSummaries(FLAGS.model_dir, enabled=role.is_chief,
-                                         mgaug_strategy=FLAGS.mgaug),
+        config=experiment_config, strategy=strategy, role=role, image_shape=image_shape,
+        splits=splits,
+        augment={"auto": "auto", "on": True, "off": False}[experiment_config.data.augment],
+        learner=learner,
+        checkpoints=checkpoints.RunCheckpoints(runtime.model_dir, role, learner, optimizer,
+                                               experiment_config.trainer.keep_checkpoints),
+        summaries=summaries.RunSummaries(runtime.model_dir, enabled=role.is_chief,
+                                         mgaug_strategy=experiment_config.model.mgaug.strategy),
         evaluator=evaluation.EpisodeEvaluator(learner, strategy))
 
 
 def train(experiment):
     """Meta-trains (resuming from model_dir), validating every --eval_every steps."""
+    experiment_config = experiment.config
+    model_dir = experiment_config.runtime.model_dir
+    settings = experiment_config.trainer
     if experiment.role.is_chief:
-        os.makedirs(FLAGS.model_dir, exist_ok=True)
-        text = run_flags.flagfile_text(FLAGS)
-        files.write_text(os.path.join(FLAGS.model_dir, "flags.cfg"), text)
-        experiment.summaries.hyperparameters(_hparams(), text)
-    val_spec = experiment.spec("val_split", FLAGS.eval_seed)
+        os.makedirs(model_dir, exist_ok=True)
+        text = run_flags.flagfile_text(experiment_config)
+        files.write_text(os.path.join(model_dir, FLAGFILE), text)
+        files.write_text(os.path.join(model_dir, CONFIG_FILE), experiment_config.to_json() + "\n")
+        experiment.summaries.hyperparameters(_hparams(experiment_config), text)
+    val_spec = experiment.spec("val_split", settings.eval_seed)
     meta_trainer = trainer.MetaTrainer(
-        experiment.learner, experiment.strategy, experiment.spec("train_split", FLAGS.seed),
-        FLAGS.meta_batch_size, experiment.checkpoints, experiment.summaries,
-        validator=lambda: experiment.evaluator(val_spec, FLAGS.val_episodes),
-        eval_every=FLAGS.eval_every, checkpoint_every=FLAGS.checkpoint_every,
-        summary_every=FLAGS.summary_every, show_progress=experiment.role.is_chief)
+        experiment.learner, experiment.strategy, experiment.spec("train_split", settings.seed),
+        experiment_config.episodes.meta_batch_size, experiment.checkpoints,
+        experiment.summaries,
+        validator=lambda: experiment.evaluator(val_spec, settings.val_episodes),
+        eval_every=settings.eval_every, checkpoint_every=settings.checkpoint_every,
+        summary_every=settings.summary_every, show_progress=experiment.role.is_chief)
     # Kept until `_exit_now`: destroying its input iterator can block for a
     # minute in TensorFlow 2.21 (MetaTrainer.train's docstring).
     _STATE["meta_trainer"] = meta_trainer
-    meta_trainer.train(FLAGS.train_steps)
+    meta_trainer.train(settings.train_steps)
 
 
 def evaluate(experiment, checkpoint_path):
     """Evaluates the restored weights; prints and writes `eval_<split>.json` (95 % CI)."""
+    experiment_config = experiment.config
+    settings = experiment_config.trainer
     split = experiment.splits["eval_split"]
-    experiment.say(f"Evaluating {checkpoint_path} on {FLAGS.eval_episodes} {split.split} "
+    experiment.say(f"Evaluating {checkpoint_path} on {settings.eval_episodes} {split.split} "
                    "episodes")
-    result = experiment.evaluator(experiment.spec("eval_split", FLAGS.eval_seed),
-                                  FLAGS.eval_episodes)
+    result = experiment.evaluator(experiment.spec("eval_split", settings.eval_seed),
+                                  settings.eval_episodes)
     experiment.say(result.summary())
     if not experiment.role.is_chief:
         return
     step = int(experiment.checkpoints.step.numpy())
-    path = os.path.join(FLAGS.model_dir, f"eval_{split.split}.json")
+    learner_config = experiment_config.model.learner
+    path = os.path.join(experiment_config.runtime.model_dir, f"eval_{split.split}.json")
     files.write_json(path, result.to_json(
-        checkpoint=checkpoint_path, step=step, dataset=split.dataset, bn_mode=FLAGS.bn_mode,
-        learner=FLAGS.learner, n_way=FLAGS.n_way, k_shot=FLAGS.k_shot, k_query=_k_query("eval_split"),
+        checkpoint=checkpoint_path, step=step, dataset=split.dataset,
+        bn_mode=learner_config.bn_mode, learner=learner_config.name, n_way=learner_config.n_way,
+        k_shot=experiment_config.episodes.k_shot,
+        k_query=_k_query(experiment_config, "eval_split"),
         eval_inner_steps=getattr(experiment.learner, "eval_inner_steps", None),
-        eval_seed=FLAGS.eval_seed, config=run_flags.flag_dict(FLAGS)))
+        eval_seed=settings.eval_seed, config=run_flags.flag_dict(experiment_config)))
     experiment.summaries.evaluation(step, result)
     experiment.summaries.flush()
     experiment.say(f"Results: {path}")
@@ -391,13 +384,14 @@ def evaluate(experiment, checkpoint_path):
 
 def export_model(experiment, checkpoint_path):
     """Writes the restored weights as a few-shot inference SavedModel."""
-    export_dir = _export_dir()
-    _check_export_dir()  # again: the folder may have changed while training
+    runtime = experiment.config.runtime
+    export_dir = _export_dir(runtime)
+    _check_export_dir(runtime)  # again: the folder may have changed while training
     if os.path.isdir(export_dir):  # the run's own earlier export, or --overwrite_export
         shutil.rmtree(export_dir)
     # A plain (undistributed) copy of the learner: the SavedModel must not
     # depend on the training devices.
-    serving_learner = _build_learner(experiment.image_shape)
+    serving_learner = build_learner(experiment.config, experiment.image_shape)
     serving_learner.set_weights(experiment.learner.get_weights())
     eval_augment = preprocess.resolve_augment(experiment.augment,
                                               experiment.splits["train_split"].default_augment)
@@ -407,36 +401,46 @@ def export_model(experiment, checkpoint_path):
     experiment.say(f"SavedModel: {export_dir}")
 
 
-def run():
-    """Runs --mode; raises `ConfigError` (and friends) on bad input."""
-    training = FLAGS.mode in ("train", "train_and_eval")
-    evaluating = FLAGS.mode in ("eval", "train_and_eval")
-    exporting = FLAGS.mode in ("train", "train_and_eval", "export")
-    experiment = prepare(training, evaluating)
+def run(experiment_config):
+    """Runs the config's mode; raises `ConfigError` (and friends) on bad input.
+
+    Args:
+        experiment_config: A `config.ExperimentConfig` with `runtime.model_dir` set.
+    """
+    if not experiment_config.runtime.model_dir:
+        raise ConfigError("--model_dir is required: the run's folder (checkpoints, summaries, "
+                          "results).")
+    runtime = experiment_config.runtime
+    exporting = runtime.mode in ("train", "train_and_eval", "export")
+    mg.configure_tensorflow()  # this program owns the process: see its docstring
+    experiment = prepare(experiment_config)
     _STATE["experiment"] = experiment
     lock = None
     if experiment.role.is_chief:
         # A second live run in the same model_dir would overwrite this one's
         # checkpoints and double its TensorBoard curves.
         try:
-            lock = files.RunLock(FLAGS.model_dir).acquire()
+            lock = files.RunLock(runtime.model_dir).acquire()
         except files.RunLockedError as error:
-            raise ConfigError(f"--model_dir={FLAGS.model_dir}: {error}") from None
+            raise ConfigError(f"--model_dir={runtime.model_dir}: {error}") from None
         if lock.stale_owner:
             experiment.say(f"Replaced a stale lock of a run that no longer runs "
                            f"({lock.stale_owner}).")
+    model = experiment_config.model
     try:
         experiment.say(
-            f"{FLAGS.learner} on {experiment.splits['train_split'].dataset} ({FLAGS.n_way}-way "
-            f"{FLAGS.k_shot}-shot, {'x'.join(map(str, experiment.image_shape))}), MGAug "
-            f"{FLAGS.mgaug}, {experiment.strategy.num_replicas_in_sync} replica(s) on "
-            f"{experiment.role.num_workers} worker(s), model_dir {FLAGS.model_dir}")
-        if training:
+            f"{model.learner.name} on {experiment.splits['train_split'].dataset} "
+            f"({model.learner.n_way}-way {experiment_config.episodes.k_shot}-shot, "
+            f"{'x'.join(map(str, experiment.image_shape))}), MGAug {model.mgaug.strategy}, "
+            f"{experiment.strategy.num_replicas_in_sync} replica(s) on "
+            f"{experiment.role.num_workers} worker(s), model_dir {runtime.model_dir}")
+        if _training(experiment_config):
             train(experiment)
             distribute.barrier(experiment.strategy)  # the chief's last saves are complete
         checkpoint_path = experiment.checkpoints.restore_model(
-            checkpoints.BEST if FLAGS.use_best_checkpoint else checkpoints.LATEST)
-        if evaluating:
+            checkpoints.BEST if experiment_config.trainer.use_best_checkpoint
+            else checkpoints.LATEST)
+        if _evaluating(experiment_config):
             evaluate(experiment, checkpoint_path)
         if exporting and experiment.role.is_chief:
             export_model(experiment, checkpoint_path)
@@ -445,25 +449,22 @@ def run():
             lock.release()
 
 
-def main(argv):
-    if not FLAGS["verbosity"].present:  # TensorFlow's INFO lines would bury the progress bar
-        logging.set_verbosity(logging.WARNING)
-        tf.get_logger().setLevel("WARNING")
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value.")
+def run_and_report(experiment_config):
+    """`run`, with every failure turned into one message and the exit code of docs/cli.md."""
+    model_dir = experiment_config.runtime.model_dir
     try:
-        run()
+        run(experiment_config)
     except (ConfigError, distribute.DistributionError) as error:
         _fail(str(error), error=error)
     except checkpoints.CheckpointError as error:
-        _fail(f"{error} Use the flags of the run that wrote --model_dir={FLAGS.model_dir} "
+        _fail(f"{error} Use the flags of the run that wrote --model_dir={model_dir} "
               "(its flags.cfg) or a new --model_dir.", error=error)
     except trainer.NonFiniteError as error:
         _fail(str(error), EXIT_NON_FINITE, error=error)
     except (data.CorruptDataError, data.DataNotFoundError) as error:
         # Raised inside the input pipeline mid-run (a file the pre-flight
         # check could not catch, or one changed since).
-        latest = tf.train.latest_checkpoint(FLAGS.model_dir) if FLAGS.model_dir else None
+        latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
         kept = (f"The last checkpoint, {latest}, is intact; rerun the same command to resume "
                 "from it." if latest else "No checkpoint had been written yet.")
         _fail(f"{error} Replace or remove the file (--verify_images lists every unreadable "
@@ -475,6 +476,16 @@ def main(argv):
         # Unexpected (a bug, a file corrupted mid-run): the traceback matters.
         traceback.print_exc()
         _fail(f"{type(error).__name__}; see the traceback above.", 1, error=error)
+
+
+def _main(argv):
+    """absl's main: the parsed flags become the config, then the run."""
+    if not flags.FLAGS["verbosity"].present:  # TensorFlow's INFO lines would bury the progress bar
+        logging.set_verbosity(logging.WARNING)
+        tf.get_logger().setLevel("WARNING")
+    if len(argv) > 1:
+        _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value.")
+    run_and_report(run_flags.config_from_flags())
 
 
 # Errors of this process are kept alive until it ends: their frames hold the
@@ -491,8 +502,13 @@ _STATE = {}
 def _fail(message, code=EXIT_USAGE, error=None):
     if error is not None:
         _FAILURES.append(error)
-    print(f"\nrun.py: error: {message}", file=sys.stderr, flush=True)
+    print(f"\n{_program()}: error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def _program():
+    """The name the user ran: `mgaug-train`, or `run.py` in a checkout."""
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "mgaug-train"
 
 
 def _exit_now(code):
@@ -522,18 +538,21 @@ def _exit_now(code):
 
 
 def entry_point(argv):
-    """`python trainers/run.py ...`: help, flagfiles, then `main`; never returns."""
+    """`mgaug-train ...`: help, flagfiles, then the run; never returns."""
     if any(arg in run_flags.HELP_ARGUMENTS for arg in argv[1:]):
-        print(run_flags.help_text(FLAGS, __doc__))
+        print(run_flags.help_text(flags.FLAGS, __doc__))
         _exit_now(0)
     try:
         argv = argv[:1] + run_flags.expand_flagfiles(argv[1:])
     except run_flags.FlagfileError as error:
-        print(f"run.py: error: {error}", file=sys.stderr)
+        print(f"{_program()}: error: {error}", file=sys.stderr)
         _exit_now(1)
-    flags.mark_flag_as_required("model_dir")
+    with quiet.native_stderr():
+        # Finds the devices (cuInit) now, while the noise of a machine without
+        # a GPU is filtered; later calls reuse the result.
+        tf.config.list_physical_devices()
     try:
-        app.run(main, argv=argv)
+        app.run(_main, argv=argv)
     except SystemExit as done:
         _exit_now(done.code)
     except BaseException:  # pylint: disable=broad-except
@@ -542,5 +561,10 @@ def entry_point(argv):
     _exit_now(0)
 
 
-if __name__ == "__main__":
+def main():
+    """The `mgaug-train` console script."""
     entry_point(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

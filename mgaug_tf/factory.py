@@ -1,0 +1,178 @@
+"""From a config to objects: the backbone, MGAug, the learner and the outer optimizer.
+
+The only functions that turn `mgaug_tf.config` sections into library objects,
+used by the command-line program, the benchmarks and the tests alike.
+Values are validated by the constructors they reach; a refused value comes
+back as a `config.ConfigFieldError` naming the config fields it came from.
+
+Example:
+    >>> from mgaug_tf import config, factory
+    >>> model = config.ModelConfig(mgaug=config.MGAugConfig("catfish", num_subnets=2))
+    >>> learner = factory.build_learner(model, (28, 28, 1))
+"""
+
+import contextlib
+
+import keras
+
+from mgaug_tf import config as config_lib
+from mgaug_tf import registry
+from mgaug_tf.augment.mgaug import MGAug
+from mgaug_tf.backbones.classifier import FewShotClassifier
+from mgaug_tf.errors import ArgumentError
+from mgaug_tf.learners.gradient import GradientLearner
+
+IMAGE_SIZE = "data.image_size"
+_MGAUG_ARGUMENTS = {
+    "strategy": ("strategy",), "num_subnets": ("num_subnets",),
+    "keep_range": ("keep_min", "keep_max"), "reduction": ("reduction",),
+    "resolutions": ("resolutions",), "parity": ("parity",), "resize_method": ("resize",),
+    "flatten_head": ("flatten_head",), "width_execution": ("width_execution",)}
+_LEARNER_ARGUMENTS = ("n_way", "inner_lr", "inner_steps", "eval_inner_steps", "bn_mode",
+                      "task_reduction", "recompute")
+
+
+@contextlib.contextmanager
+def _fields_of(argument_paths):
+    """Turns an `ArgumentError` of a listed argument into a `ConfigFieldError`."""
+    try:
+        yield
+    except ArgumentError as error:
+        paths = argument_paths.get(error.argument)
+        if paths is None:
+            raise
+        raise config_lib.ConfigFieldError(paths, str(error)) from error
+
+
+_MGAUG_PATHS = {argument: tuple(f"model.mgaug.{field}" for field in fields)
+                for argument, fields in _MGAUG_ARGUMENTS.items()}
+_MGAUG_PATHS["image_size"] = (IMAGE_SIZE,)
+
+
+def _model_argument_paths(backbone_config):
+    """`{constructor argument: (config paths)}` for every constructor `build_learner` calls."""
+    _, backbone_fields = registry.backbone_builder(backbone_config.name)
+    paths = dict(_MGAUG_PATHS)
+    paths.update({argument: (f"model.learner.{argument}",) for argument in _LEARNER_ARGUMENTS})
+    paths.update({"filters": ("model.backbone.filters",), "pooling": ("model.backbone.pooling",),
+                  "dtype": ("model.backbone.dtype",),
+                  "fused_batch_norm": ("model.backbone.fused_batch_norm",), "input_shape": (IMAGE_SIZE,)})
+    paths.update({argument: (f"model.backbone.{field}",)
+                  for argument, field in backbone_fields.items()})
+    return paths
+
+
+def build_backbone(backbone_config):
+    """The backbone a `BackboneConfig` describes (unbuilt).
+
+    Raises:
+        ValueError: An unknown backbone name.
+        config.ConfigFieldError: A value the backbone's constructor refused.
+    """
+    builder, _ = registry.backbone_builder(backbone_config.name)
+    kwargs = {"dtype": backbone_config.dtype}
+    if backbone_config.pooling is not None:
+        kwargs["pooling"] = backbone_config.pooling
+    with _fields_of(_model_argument_paths(backbone_config)):
+        return builder(backbone_config, **kwargs)
+
+
+def build_augmentation(mgaug_config, image_size, seed=0):
+    """The `MGAug` an `MGAugConfig` describes, or None when its strategy is "none".
+
+    Args:
+        mgaug_config: A `config.MGAugConfig`.
+        image_size: The full network's input size in pixels (the largest
+            resolution allowed), or None when not known yet.
+        seed: Base seed of MGAug's draws (`TrainerConfig.seed`).
+
+    Raises:
+        config.ConfigFieldError: A value MGAug's constructor refused.
+    """
+    if not mgaug_config.enabled:
+        return None
+    flatten_head = (None if mgaug_config.flatten_head == config_lib.NO_FLATTEN_HEAD
+                    else mgaug_config.flatten_head)
+    with _fields_of(_MGAUG_PATHS):
+        return MGAug(mgaug_config.strategy, num_subnets=mgaug_config.num_subnets,
+                     keep_range=(mgaug_config.keep_min, mgaug_config.keep_max),
+                     reduction=mgaug_config.reduction,
+                     resolutions=tuple(mgaug_config.resolutions) or None,
+                     image_size=image_size, parity=mgaug_config.parity, seed=seed,
+                     resize_method=mgaug_config.resize, flatten_head=flatten_head,
+                     width_execution=mgaug_config.width_execution)
+
+
+def build_learner(model_config, image_shape=None, seed=0):
+    """The learner a `ModelConfig` describes, built for images of `image_shape`.
+
+    Gradient-based learners get the backbone with a linear head
+    (`FewShotClassifier`); metric learners (ProtoNet) the backbone alone.
+
+    Args:
+        model_config: A `config.ModelConfig`.
+        image_shape: `(height, width, channels)` of the full network's input
+            (`DataConfig.image_size`, or the dataset's own size), or None to
+            return the learner unbuilt (Keras builds it on first use); the
+            constructors' checks run either way.
+        seed: Base seed of MGAug's draws (`TrainerConfig.seed`); the weights'
+            initialisation follows Keras's global seed.
+
+    Returns:
+        A `mgaug_tf.MetaLearner`, built when `image_shape` is given, not compiled.
+
+    Raises:
+        ValueError: An unknown backbone or learner name.
+        config.ConfigFieldError: A value a constructor refused, naming the
+            config fields it came from (e.g. `model.mgaug.keep_min`).
+    """
+    backbone = build_backbone(model_config.backbone)
+    augmentation = build_augmentation(model_config.mgaug,
+                                      None if image_shape is None else image_shape[0], seed=seed)
+    learner_config = model_config.learner
+    learner_class = registry.learner_class(learner_config.name)
+    common = {"bn_mode": learner_config.bn_mode, "task_reduction": learner_config.task_reduction,
+              "augmentation": augmentation}
+    with _fields_of(_model_argument_paths(model_config.backbone)):
+        if issubclass(learner_class, GradientLearner):
+            network = FewShotClassifier(backbone, learner_config.n_way)
+            learner = learner_class(network, learner_config.n_way,
+                                    inner_lr=learner_config.inner_lr,
+                                    inner_steps=learner_config.inner_steps,
+                                    eval_inner_steps=learner_config.eval_inner_steps,
+                                    recompute=learner_config.recompute, **common)
+        else:
+            if learner_config.recompute:
+                raise config_lib.ConfigFieldError(
+                    ("model.learner.recompute",),
+                    f"recompute applies to the gradient-based learners ({learner_config.name} "
+                    "has no inner loop).")
+            learner = learner_class(backbone, learner_config.n_way, **common)
+        if image_shape is not None:
+            learner.build(tuple(image_shape))
+    return learner
+
+
+def build_optimizer(optimizer_config):
+    """The outer-loop Keras optimizer an `OptimizerConfig` describes.
+
+    A `decay_steps` > 0 gives a staircase `ExponentialDecay` schedule, a
+    function of the optimizer's iteration count, which checkpoints hold, so
+    a resumed run continues the same schedule.
+
+    Raises:
+        config.ConfigFieldError: A learning rate that is not positive.
+    """
+    if not optimizer_config.learning_rate > 0:
+        raise config_lib.ConfigFieldError(
+            ("optimizer.learning_rate",), "`learning_rate` must be positive. Received: "
+            f"learning_rate={optimizer_config.learning_rate!r}")
+    learning_rate = optimizer_config.learning_rate
+    if optimizer_config.decay_steps:
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            learning_rate, optimizer_config.decay_steps, optimizer_config.decay_rate,
+            staircase=True)
+    optimizer_class = registry.optimizer_class(optimizer_config.name)
+    if optimizer_class is keras.optimizers.SGD:
+        return optimizer_class(learning_rate, momentum=optimizer_config.momentum)
+    return optimizer_class(learning_rate)

@@ -1,0 +1,100 @@
+"""The one place where names become classes: backbones, learners, outer optimizers.
+
+`mgaug_tf.config` takes its allowed names from here and `mgaug_tf.factory`
+its classes. A project adds its own with `register_backbone` or
+`register_learner` before it builds a config that names them (command-line
+flags list the names registered when `mgaug_tf_cli.flags` is imported).
+"""
+
+import keras
+
+from mgaug_tf.errors import ArgumentError
+from mgaug_tf.backbones.conv4 import Conv4
+from mgaug_tf.backbones.resnet12 import ResNet12
+from mgaug_tf.learners.anil import ANIL
+from mgaug_tf.learners.maml import FOMAML, MAML
+from mgaug_tf.learners.meta_sgd import MetaSGD
+from mgaug_tf.learners.protonet import ProtoNet
+
+
+def _conv4(config, **kwargs):
+    if len(config.filters) != 1:
+        raise ArgumentError("filters", config.filters, "takes one value for conv4 (the filters "
+                            "of every convolution)", owner="conv4")
+    fused = {"auto": "auto", "on": True, "off": False}[config.fused_batch_norm]
+    return Conv4(filters=config.filters[0], fused_batch_norm=fused, **kwargs)
+
+
+def _resnet12(config, **kwargs):
+    widths = config.filters
+    if len(widths) not in (1, 4):
+        raise ArgumentError("filters", widths, "takes one base width w, giving (w, 2.5w, 5w, "
+                            "10w), or the four stage widths for resnet12", owner="resnet12")
+    if config.fused_batch_norm != "auto":
+        raise ArgumentError("fused_batch_norm", config.fused_batch_norm, "is conv4's option; "
+                            "resnet12 takes 'auto'", owner="resnet12")
+    if len(widths) == 1:  # one base width w: the (w, 2.5w, 5w, 10w) of Oreshkin et al.
+        widths = tuple(int(widths[0] * scale) for scale in (1, 2.5, 5, 10))
+    return ResNet12(widths=widths, **kwargs)
+
+
+# name -> (builder(BackboneConfig, **kwargs) -> backbone, {constructor argument: config field})
+_BACKBONES = {"conv4": (_conv4, {}),
+              "resnet12": (_resnet12, {"widths": "filters"})}
+_LEARNERS = {"maml": MAML, "fomaml": FOMAML, "anil": ANIL, "metasgd": MetaSGD,
+             "protonet": ProtoNet}
+_OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+
+
+def register_backbone(name, builder, argument_fields=None):
+    """Makes `name` a backbone that configs can name.
+
+    Args:
+        name: The name (`BackboneConfig.name`, `--backbone`).
+        builder: `builder(backbone_config, pooling=..., dtype=...) -> keras.Model`;
+            `pooling` is passed only when the config sets it, so the
+            backbone's own default applies otherwise.
+        argument_fields: `{constructor argument: BackboneConfig field}` for
+            arguments that the builder derives from a field under another
+            name, so that an `ArgumentError` names the field (`filters`,
+            `pooling` and `dtype` are mapped already).
+    """
+    _BACKBONES[name] = (builder, dict(argument_fields or {}))
+
+
+def register_learner(name, learner_class):
+    """Makes `name` a learner that configs can name (a `MetaLearner` subclass)."""
+    _LEARNERS[name] = learner_class
+
+
+def backbone_names():
+    return tuple(_BACKBONES)
+
+
+def learner_names():
+    return tuple(_LEARNERS)
+
+
+def optimizer_names():
+    return tuple(_OPTIMIZERS)
+
+
+def _lookup(table, kind, name):
+    if name not in table:
+        raise ValueError(f"Unknown {kind} {name!r}; expected one of {sorted(table)}.")
+    return table[name]
+
+
+def backbone_builder(name):
+    """`(builder, argument_fields)` registered for `name`. Raises ValueError if unknown."""
+    return _lookup(_BACKBONES, "backbone", name)
+
+
+def learner_class(name):
+    """The learner class registered for `name`. Raises ValueError if unknown."""
+    return _lookup(_LEARNERS, "learner", name)
+
+
+def optimizer_class(name):
+    """The Keras optimizer class registered for `name`. Raises ValueError if unknown."""
+    return _lookup(_OPTIMIZERS, "optimizer", name)
