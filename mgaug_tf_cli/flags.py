@@ -25,7 +25,6 @@ GROUP_TITLES = {"data": "data", "episodes": "episodes", "backbone": "model: back
                 "learner": "model: learner", "mgaug": "MGAug", "optimizer": "optimizer",
                 "trainer": "trainer", "runtime": "runtime"}
 HELP_ARGUMENTS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
-_DEFINED_IN = {}  # id(FlagValues) -> True once define_flags ran on it
 
 
 def _base_type(kind):
@@ -58,7 +57,7 @@ def _integer_list(flag):
 
 def define_flags(flag_values=flags.FLAGS):
     """Defines one flag per `ExperimentConfig` field on `flag_values` (once)."""
-    if _DEFINED_IN.get(id(flag_values)):
+    if next(iter(config_lib.FIELDS_BY_FLAG)) in flag_values:
         return
     for spec in config_lib.FIELDS.values():
         kind = _base_type(spec.type)
@@ -82,7 +81,6 @@ def define_flags(flag_values=flags.FLAGS):
         else:
             flags.DEFINE_string(*args, flag_values=flag_values)
     flags.register_validator("dataset", _check_dataset, flag_values=flag_values)
-    _DEFINED_IN[id(flag_values)] = True
 
 
 def config_from_flags(flag_values=flags.FLAGS):

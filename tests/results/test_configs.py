@@ -1,13 +1,11 @@
 """The result-reproduction configs (`configs/results/*.cfg`) parse and point at the shared data."""
 
+import dataclasses
+
 import pytest
-from absl import flags
 
+from mgaug_tf_cli import flags as run_flags
 from tests.results.conftest import REPO
-from trainers import flags as run_flags
-from trainers import run  # noqa: F401  (defines the CLI's flags)
-
-FLAGS = flags.FLAGS
 CONFIGS = sorted((REPO / "configs" / "results").glob("*.cfg"))
 
 
@@ -35,31 +33,28 @@ def expected_settings(name):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.name)
 def test_result_config_parses_with_its_data_and_a_tmp_model_dir(path, monkeypatch):
     monkeypatch.chdir(REPO)  # included --flagfile paths are relative to the repository
-    FLAGS(["run.py", f"--flagfile={path}"])
+    config = run_flags.parse_config([f"--flagfile={path}"])
     dataset, data_dir, size, learner, strategy = expected_settings(path.stem)
-    try:
-        assert FLAGS.data_dir == data_dir
-        assert FLAGS.model_dir.startswith("/tmp/runs/")  # outputs stay out of the repository
-        assert (FLAGS.dataset, FLAGS.n_way, FLAGS.k_shot, FLAGS.image_size) == (dataset, 5, 1,
-                                                                                size)
-        assert FLAGS.eval_episodes == 600 and FLAGS.mgaug == strategy
-        assert FLAGS.learner == learner
-    finally:
-        FLAGS.unparse_flags()
+    assert config.data.data_dir == data_dir
+    assert config.runtime.model_dir.startswith("/tmp/runs/")  # outputs stay out of the repository
+    assert (config.data.dataset, config.model.learner.n_way, config.episodes.k_shot,
+            config.data.image_size) == (dataset, 5, 1, size)
+    assert config.trainer.eval_episodes == 600 and config.model.mgaug.strategy == strategy
+    assert config.model.learner.name == learner
 
 
 def test_comparison_arms_differ_only_in_mgaug(monkeypatch):
     monkeypatch.chdir(REPO)
     settings = {}
     for path in sorted((REPO / "configs" / "results").glob("omniglot_protonet_compare*.cfg")):
-        FLAGS(["run.py", f"--flagfile={path}"])
-        try:
-            settings[path.stem] = {name: FLAGS[name].value for name in run_flags.MODEL_FLAGS
-                                   + ("train_steps", "outer_lr", "eval_seed")
-                                   if name not in ("mgaug", "num_subnets")}
-            assert FLAGS.mgaug == "none" or FLAGS.num_subnets == 3
-        finally:
-            FLAGS.unparse_flags()
+        config = run_flags.parse_config([f"--flagfile={path}"])
+        mgaug = config.model.mgaug
+        assert mgaug.strategy == "none" or mgaug.num_subnets == 3
+        # Everything but the MGAug strategy and K, and the run folder.
+        settings[path.stem] = dataclasses.replace(
+            config, model=dataclasses.replace(config.model, mgaug=dataclasses.replace(
+                mgaug, strategy="none", num_subnets=3)),
+            runtime=dataclasses.replace(config.runtime, model_dir=None))
     assert len(settings) == 4
     assert all(value == settings["omniglot_protonet_compare"] for value in settings.values())
 
@@ -70,10 +65,7 @@ def test_published_mgaug_result_configs_keep_the_values_that_made_their_numbers(
                                                                                 monkeypatch):
     """docs/results.md's MGAug rows ran keep (0.8, 1.0) without resolutions; they must not move."""
     monkeypatch.chdir(REPO)
-    FLAGS(["run.py", f"--flagfile={path}"])
-    try:
-        assert (FLAGS.keep_min, FLAGS.keep_max, FLAGS.mgaug_reduction) == (0.8, 1.0, "sum")
-        assert FLAGS.resolutions == [] and not FLAGS.mgaug_parity
-        assert FLAGS.num_subnets == (1 if path.stem.startswith("mini_subset_") else 3)
-    finally:
-        FLAGS.unparse_flags()
+    mgaug = run_flags.parse_config([f"--flagfile={path}"]).model.mgaug
+    assert (mgaug.keep_min, mgaug.keep_max, mgaug.reduction) == (0.8, 1.0, "sum")
+    assert mgaug.resolutions == () and not mgaug.parity
+    assert mgaug.num_subnets == (1 if path.stem.startswith("mini_subset_") else 3)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
+
+from mgaug_tf_cli import flags as run_flags
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "trainers" / "run.py"
@@ -190,20 +191,20 @@ def reference_run(reference_runs):
 
 @pytest.fixture
 def run_main(capsys, tmp_path):
-    """Runs `trainers/run.py`'s `main` in this process.
+    """Runs `mgaug-train`'s config through `train.run_and_report` in this process.
 
     Returns `call(*flags, model_dir=None) -> (exit code, stderr, model_dir)`.
     """
-    from trainers import run  # pylint: disable=import-outside-toplevel
+    from mgaug_tf_cli import train  # pylint: disable=import-outside-toplevel
 
     def call(*args, model_dir=None):
         model_dir = model_dir or tmp_path / "model"
-        flags.FLAGS(["run.py", f"--model_dir={model_dir}", *args])
+        experiment_config = run_flags.parse_config([f"--model_dir={model_dir}", *args])
         try:
-            with pytest.raises(SystemExit) as exit_info:
-                run.main(["run.py"])
-        finally:
-            flags.FLAGS.unparse_flags()
-        return exit_info.value.code, capsys.readouterr().err, model_dir
+            train.run_and_report(experiment_config)
+            code = 0
+        except SystemExit as exit_info:
+            code = exit_info.code
+        return code, capsys.readouterr().err, model_dir
 
     return call

@@ -8,11 +8,11 @@ import subprocess
 
 import numpy as np
 import tensorflow as tf
-from absl import flags
 
 from mgaug_tf import data
 from mgaug_tf.data import episodes
 from mgaug_tf.training import files
+from mgaug_tf_cli import flags as run_flags
 from tests.data.writers import encode, random_images, write_python2_pickle, write_ravi_mini
 from tests.trainers.conftest import GLYPHS, REPO, RUN, Cli, checkpoint_tensors, cli_env
 
@@ -62,13 +62,9 @@ def _run(tmp_path, name, data_dir, *args, dataset="miniimagenet"):
 
 
 def _main_succeeds(*args):
-    """Runs `trainers/run.py`'s main in this process; it must end without an error."""
-    from trainers import run  # pylint: disable=import-outside-toplevel
-    flags.FLAGS(["run.py", *args])
-    try:
-        run.main(["run.py"])
-    finally:
-        flags.FLAGS.unparse_flags()
+    """Runs `mgaug-train`'s config in this process; it must end without an error."""
+    from mgaug_tf_cli import train  # pylint: disable=import-outside-toplevel
+    train.run(run_flags.parse_config(args))
 
 
 def _finished(cli):
@@ -232,15 +228,15 @@ def test_help_lists_the_flags_grouped_as_the_docs_without_tensorflow_noise(tmp_p
                           cwd=outside, env=_user_env())
     codes = {name: cli.wait(timeout=EXIT_BOUND_S) for name, cli in runs.items()}
     docs = (REPO / "docs" / "cli.md").read_text()
-    order = [docs.index(f"* **{group}**") for group in
-             ("data", "model", "MGAug", "optimisation", "loop", "run")]
+    groups = ["data", "episodes", "model: backbone", "model: learner", "MGAug", "optimizer",
+              "trainer", "runtime"]  # the sections of mgaug_tf.config.ExperimentConfig
+    order = [docs.index(f"* **{group}**") for group in groups]
     assert order == sorted(order)
     for name in ("help", "helpshort"):
         assert codes[name] == 0, runs[name].stderr
         text = runs[name].stdout
-        headers = [line[:-1] for line in text.splitlines() if line in
-                   ("data:", "model:", "MGAug:", "optimisation:", "loop:", "run:")]
-        assert headers == ["data", "model", "MGAug", "optimisation", "loop", "run"]
+        headers = [line[:-1] for line in text.splitlines() if line[:-1] in groups]
+        assert headers == groups
         for flag in ("--dataset", "--learner", "--mgaug", "--outer_lr", "--eval_every",
                      "--model_dir", "--verify_images", "--overwrite_export"):
             assert f"\n  {flag}:" in text or f"\n  --[no]{flag[2:]}:" in text, flag

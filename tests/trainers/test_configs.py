@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from absl import flags
 
+from mgaug_tf import presets
+from mgaug_tf_cli import flags as run_flags
 from tests.data.writers import random_images, write_npz_tiered, write_ren_tiered
 from tests.trainers.conftest import REPO, RUN, Cli
-from trainers import run  # noqa: F401  (defines the CLI's flags)
 
 CLASSES, IMAGES_PER_CLASS, SIZE = 5, 4, 24
 
@@ -83,8 +83,6 @@ def test_demo_config_trains_evaluates_and_exports_well_above_chance(tmp_path):
 
 # ----------------------------------------------------- MGAug's released setting
 MGAUG_CONFIGS = sorted((REPO / "configs").glob("*_mgaug.cfg")) + [REPO / "configs" / "tiered.cfg"]
-# Sizes 1.0 / 0.76 / 0.57 of the image size, rounded (84 px: the released 84, 64, 48).
-RESOLUTIONS = {84: ["84", "64", "48"], 32: ["32", "24", "18"], 28: ["28", "21", "16"]}
 
 
 def test_every_mgaug_config_is_checked():
@@ -92,21 +90,29 @@ def test_every_mgaug_config_is_checked():
 
 
 @pytest.mark.parametrize("path", MGAUG_CONFIGS, ids=lambda path: path.name)
-def test_mgaug_config_resolves_to_the_released_setting(path, monkeypatch):
-    """Catfish, K = 3, keep (0.98, 1) or (0.97, 1) for ProtoNet, 1.0/0.76/0.57 resize, sum."""
+def test_mgaug_config_is_the_released_preset(path, monkeypatch):
+    """Each *_mgaug.cfg's MGAug section is `presets.released_mgaug` for its learner and size.
+
+    Parity only where the config is the released experiment itself (CUB).
+    """
     monkeypatch.chdir(REPO)  # included --flagfile paths are relative to the repository
-    values = flags.FLAGS
-    values(["run.py", f"--flagfile={path}"])
-    try:
-        assert (values.mgaug, values.num_subnets, values.mgaug_reduction) == ("catfish", 3, "sum")
-        keep_min = 0.97 if values.learner == "protonet" else 0.98
-        assert (values.keep_min, values.keep_max) == (keep_min, 1.0)
-        assert values.resolutions == RESOLUTIONS[values.image_size]
-        assert values.mgaug_resize == "align_corners"
-        assert values.mgaug_flatten_head == "reference"
-        # Parity only where the config is the released experiment itself (CUB).
-        assert values.mgaug_parity == (values.dataset == "cub")
-        assert values.meta_batch_size == (1 if values.learner == "protonet" else
-                                          32 if values.dataset == "omniglot" else 4)
-    finally:
-        values.unparse_flags()
+    config = run_flags.parse_config([f"--flagfile={path}"])
+    learner, size = config.model.learner.name, config.data.image_size
+    assert config.model.mgaug == presets.get("released_mgaug", learner_name=learner,
+                                             image_size=size,
+                                             parity=config.data.dataset == "cub")
+    assert config.episodes.meta_batch_size == (1 if learner == "protonet" else
+                                               32 if config.data.dataset == "omniglot" else 4)
+
+
+def test_released_preset_values():
+    """The released runs' values (docs/method.md): sizes 1.0 / 0.76 / 0.57 of 84 px, rounded."""
+    maml = presets.released_mgaug("maml", 84)
+    assert (maml.strategy, maml.num_subnets, maml.reduction) == ("catfish", 3, "sum")
+    assert (maml.keep_min, maml.keep_max, maml.resolutions) == (0.98, 1.0, (84, 64, 48))
+    assert (maml.resize, maml.flatten_head, maml.parity) == ("align_corners", "reference", False)
+    assert presets.released_mgaug("protonet", 28).keep_min == 0.97
+    assert presets.released_mgaug("protonet", 28).resolutions == (28, 21, 16)
+    assert presets.released_mgaug("fomaml", 32).resolutions == (32, 24, 18)
+    with pytest.raises(ValueError, match="Unknown preset 'nope'"):
+        presets.get("nope")

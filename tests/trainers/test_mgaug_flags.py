@@ -1,45 +1,23 @@
-"""The MGAug flags: one builder for run.py and the benchmark, clear errors before any work."""
+"""MGAug from the config: one builder for the CLI and the benchmark, errors that name the flag."""
 
-import argparse
+import dataclasses
 
 import pytest
-from absl import flags
 
+from mgaug_tf import config as config_lib
+from mgaug_tf import factory
+from mgaug_tf_cli import flags as run_flags
 from tests.trainers.conftest import GLYPHS
-from trainers import flags as run_flags
-from trainers import run  # noqa: F401  (defines the CLI's flags)
-
-FLAGS = flags.FLAGS
 
 
-def namespace(**overrides):
-    """The MGAug flags' defaults as an argparse namespace, as the benchmark parses them."""
-    parser = argparse.ArgumentParser()
-    run_flags.add_mgaug_arguments(parser)
-    values = parser.parse_args([])
-    for name, value in overrides.items():
-        setattr(values, name, value)
-    return values
-
-
-def test_benchmark_arguments_have_the_flags_names_defaults_and_choices():
-    parser = argparse.ArgumentParser()
-    run_flags.add_mgaug_arguments(parser)
-    defaults = vars(parser.parse_args([]))
-    assert set(defaults) == set(run_flags.MGAUG_FLAGS)
-    for name in run_flags.MGAUG_FLAGS:
-        assert defaults[name] == FLAGS[name].default, name
-    parsed = parser.parse_args(["--mgaug=catfish", "--keep_min=0.98", "--resolutions=84,64,48",
-                                "--mgaug_parity", "--mgaug_flatten_head=reference"])
-    assert parsed.resolutions == ["84", "64", "48"] and parsed.mgaug_parity
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--mgaug_resize=bicubic"])
+def mgaug(**overrides):
+    return dataclasses.replace(config_lib.MGAugConfig(strategy="catfish"), **overrides)
 
 
 def test_build_augmentation_gives_the_released_setting():
-    augmentation = run_flags.build_augmentation(namespace(
-        mgaug="catfish", num_subnets=3, keep_min=0.98, keep_max=1.0,
-        resolutions=["84", "64", "48"], mgaug_flatten_head="reference"), 84, seed=7)
+    augmentation = factory.build_augmentation(mgaug(
+        num_subnets=3, keep_min=0.98, keep_max=1.0, resolutions=(84, 64, 48),
+        flatten_head="reference"), 84, seed=7)
     assert augmentation.strategy_name == "catfish" and augmentation.num_subnets == 3
     assert (augmentation.keep_ratio_sampler.keep_min,
             augmentation.keep_ratio_sampler.keep_max) == (0.98, 1.0)
@@ -47,75 +25,66 @@ def test_build_augmentation_gives_the_released_setting():
     assert (augmentation.resize_method, augmentation.flatten_head) == ("align_corners",
                                                                        "reference")
     assert augmentation.seed == 7 and not augmentation.parity
-    parity = run_flags.build_augmentation(namespace(mgaug="catfish", mgaug_parity=True,
-                                                    resolutions=["28", "21", "16"]), 28)
-    assert parity.parity and parity.flatten_head == "reference"
-    assert run_flags.build_augmentation(namespace(), 84) is None  # --mgaug=none
+    parity = factory.build_augmentation(mgaug(parity=True, resolutions=(28, 21, 16)), 28)
+    assert parity.parity
+    assert factory.build_augmentation(config_lib.MGAugConfig(), 84) is None  # strategy none
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(resolutions=["84", "96"]), "--resolutions=84,96: [96] px exceed the 84 px images"),
-    (dict(resolutions=["84", "15"]), "--resolutions=84,15: [15] px leave an empty feature map"),
-    (dict(keep_min=0.99, keep_max=0.98), "--keep_min=0.99 --keep_max=0.98"),
-    (dict(mgaug_parity=True, mgaug_resize="half_pixel"), "--mgaug_parity with "
-                                                         "--mgaug_resize=half_pixel"),
+@pytest.mark.parametrize("overrides, paths, message", [
+    (dict(resolutions=(84, 96)), ("model.mgaug.resolutions",), "resolutions=(84, 96)"),
+    (dict(keep_min=0.99, keep_max=0.98), ("model.mgaug.keep_min", "model.mgaug.keep_max"),
+     "keep_range=(0.99, 0.98)"),
+    (dict(parity=True, resize="half_pixel"), ("model.mgaug.parity",), "parity"),
+    (dict(num_subnets=0), ("model.mgaug.num_subnets",), "num_subnets=0"),
 ])
-def test_build_augmentation_names_the_bad_flag(overrides, message):
-    with pytest.raises(ValueError) as error:
-        run_flags.build_augmentation(namespace(mgaug="catfish", **overrides), 84)
-    assert message in str(error.value)
+def test_build_augmentation_names_the_config_fields(overrides, paths, message):
+    with pytest.raises(config_lib.ConfigFieldError) as error:
+        factory.build_augmentation(mgaug(**overrides), 84)
+    assert error.value.paths == paths and message in str(error.value)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--learner=maml", "--resolutions=64,48"], "--resolutions=64,48 with a flatten head "
-                                                "\\(--pooling=flatten, --learner=maml\\)"),
-    (["--learner=fomaml", "--pooling=flatten", "--resolutions=64"],
-     "Add --mgaug_flatten_head=reference"),
-    (["--mgaug_parity", "--mgaug_resize=half_pixel"], "--mgaug_parity reproduces the "
-                                                      "reference code"),
-    (["--mgaug_flatten_head=crop"], "--mgaug_flatten_head"),
+    (["--learner=maml", "--resolutions=64,48"], "--mgaug_flatten_head=none: "),
+    (["--learner=fomaml", "--pooling=flatten", "--resolutions=64"], "mgaug_flatten_head"),
+    (["--mgaug_parity", "--mgaug_resize=half_pixel"], "--mgaug_parity: "),
+    (["--image_size=32", "--resolutions=32,15", "--mgaug_flatten_head=reference"],
+     "--resolutions=32,15: "),
 ])
-def test_mgaug_flag_parsing_errors_name_the_flag(args, message):
-    with pytest.raises(flags.Error, match=message):
-        FLAGS(["run.py", "--model_dir=unused", *args])
-    FLAGS.unparse_flags()
-
-
-def test_flatten_head_resolutions_with_slicing_parse():
-    for extra in (["--mgaug_flatten_head=reference"], ["--mgaug_parity"],
-                  ["--learner=protonet"], ["--pooling=avg"]):
-        FLAGS(["run.py", "--model_dir=unused", "--resolutions=64", *extra])
-        FLAGS.unparse_flags()
-
-
-def test_cli_refuses_an_empty_feature_map_before_any_work(run_main):
-    code, stderr, model_dir = run_main(*GLYPHS, "--image_size=32", "--mgaug=catfish",
-                                       "--resolutions=32,15", "--mgaug_flatten_head=reference")
-    assert code == 2 and "--resolutions=32,15 must lie between 16 px and the 32 px" in stderr
+def test_model_errors_name_the_flag_before_any_data_is_read(run_main, args, message):
+    code, stderr, model_dir = run_main(*GLYPHS, "--mgaug=catfish", "--dataset=miniimagenet",
+                                       "--data_dir=/no/such/folder", *args)
+    assert code == 2 and message in stderr, stderr
+    assert "data_dir" not in stderr  # refused before the data was looked at
     assert "Traceback" not in stderr and not model_dir.exists()
+
+
+@pytest.mark.parametrize("extra", [["--mgaug_flatten_head=reference"], ["--mgaug_parity"],
+                                   ["--learner=protonet"], ["--pooling=avg"]])
+def test_flatten_head_resolutions_build_where_the_rule_allows(extra):
+    config = run_flags.parse_config([*GLYPHS, "--image_size=32", "--mgaug=catfish",
+                                     "--resolutions=24", *extra])
+    learner = factory.build_learner(config.model, (32, 32, 1))
+    assert learner.augmentation.resolutions == (24,)
 
 
 def test_run_builds_the_released_setting_with_a_flatten_head():
     """MAML, Conv-4 flatten head, catfish K = 3, keep (0.98, 1), resolutions 1.0/0.76/0.57."""
-    FLAGS(["run.py", "--model_dir=unused", *GLYPHS, "--image_size=32", "--mgaug=catfish",
-           "--num_subnets=3", "--keep_min=0.98", "--resolutions=32,24,18",
-           "--mgaug_flatten_head=reference"])
-    try:
-        learner = run._build_learner((32, 32, 1))  # pylint: disable=protected-access
-    finally:
-        FLAGS.unparse_flags()
-    assert learner.network.flatten_head == "reference"
+    config = run_flags.parse_config([*GLYPHS, "--image_size=32", "--mgaug=catfish",
+                                     "--num_subnets=3", "--keep_min=0.98",
+                                     "--resolutions=32,24,18", "--mgaug_flatten_head=reference"])
+    learner = factory.build_learner(config.model, (32, 32, 1))
     assert learner.augmentation.resolutions == (32, 24, 18)
     assert learner.augmentation.resize_method == "align_corners"
+    assert learner.augmentation.flatten_head == "reference"
 
 
-def test_width_execution_flag_reaches_mgaug():
-    assert run_flags.build_augmentation(namespace(mgaug="random_width"), 84).width_execution \
+def test_width_execution_reaches_mgaug_and_may_change_on_resume():
+    assert factory.build_augmentation(mgaug(strategy="random_width"), 84).width_execution \
         == "auto"
-    masked = run_flags.build_augmentation(namespace(
-        mgaug="random_width", mgaug_width_execution="masked"), 84)
+    masked = factory.build_augmentation(mgaug(strategy="random_width",
+                                              width_execution="masked"), 84)
     assert masked.width_execution == "masked"
-    assert "mgaug_width_execution" not in run_flags.MODEL_FLAGS  # the same function either way
-    with pytest.raises(ValueError, match="width_execution='sliced' needs channel masks"):
-        run_flags.build_augmentation(namespace(mgaug="catfish", mgaug_width_execution="sliced"),
-                                     84)
+    assert not config_lib.FIELDS["model.mgaug.width_execution"].fixed  # the same function
+    with pytest.raises(config_lib.ConfigFieldError, match="sliced") as error:
+        factory.build_augmentation(mgaug(width_execution="sliced"), 84)
+    assert error.value.paths == ("model.mgaug.width_execution",)

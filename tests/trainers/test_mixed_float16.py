@@ -1,21 +1,19 @@
 """The CLI trains in mixed_float16: loss-scaled meta-steps, the loss scale checkpointed."""
 
 import numpy as np
-from absl import flags
+
+from mgaug_tf_cli import flags as run_flags
 
 from tests.trainers.conftest import GLYPHS, checkpoint_tensors
 
 
 def test_cli_trains_in_mixed_float16_and_checkpoints_the_loss_scale(tmp_path):
-    from trainers import run  # pylint: disable=import-outside-toplevel
+    from mgaug_tf_cli import train  # pylint: disable=import-outside-toplevel
     model_dir = tmp_path / "model"
-    flags.FLAGS(["run.py", f"--model_dir={model_dir}", *GLYPHS, "--dtype=mixed_float16",
-                 "--mode=train", "--train_steps=2", "--checkpoint_every=2", "--summary_every=1",
-                 "--eval_every=100", "--val_episodes=4"])
-    try:
-        run.main(["run.py"])
-    finally:
-        flags.FLAGS.unparse_flags()
+    train.run(run_flags.parse_config([
+        f"--model_dir={model_dir}", *GLYPHS, "--dtype=mixed_float16", "--mode=train",
+        "--train_steps=2", "--checkpoint_every=2", "--summary_every=1", "--eval_every=100",
+        "--val_episodes=4"]))
     tensors = checkpoint_tensors(model_dir / "ckpt-2")
     scales = [value for name, value in tensors.items() if "dynamic_scale" in name]
     iterations = [value for name, value in tensors.items()

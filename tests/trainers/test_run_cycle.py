@@ -8,10 +8,10 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 from PIL import Image
 
-from mgaug_tf import data
+import mgaug_tf as mg
+from mgaug_tf import config, data
 from mgaug_tf.training import checkpoints
 from tests.trainers.conftest import (PREDICT, REFERENCE_FLAGS, checkpoint_tensors, cli_env,
                                      max_difference, run_cli)
@@ -157,13 +157,8 @@ def test_export_reloads_without_the_package_and_matches_evaluation(reference_run
 
     # The same logits as the learner rebuilt in-process from flags.cfg and
     # the exported checkpoint.
-    from trainers import run  # pylint: disable=import-outside-toplevel
-    flag_values = flags.FLAGS
-    flag_values(["run.py", f"--flagfile={reference_run / 'flags.cfg'}"])
-    try:
-        learner = run._build_learner((16, 16, 1))  # pylint: disable=protected-access
-    finally:
-        flag_values.unparse_flags()
+    saved = config.ExperimentConfig.from_json((reference_run / "config.json").read_text())
+    learner = mg.build_learner(saved.model, (16, 16, 1), seed=saved.trainer.seed)
     checkpoints.restore_learner(learner, evaluation["checkpoint"])
     support, support_labels, query, _ = episodes[0]
     np.testing.assert_allclose(results["logits0"],

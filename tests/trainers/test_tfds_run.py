@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import flags
 
 from mgaug_tf.data.tfds_builders import MiniImagenet
+from mgaug_tf_cli import flags as run_flags
 from tests.data.writers import random_images, write_ravi_mini
 
 
@@ -18,18 +18,14 @@ def test_run_trains_and_evaluates_from_a_tfds_data_dir(tmp_path):
             for c in range(3)})
     MiniImagenet(data_dir=str(tmp_path / "tfds")).download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "mini")))
-    from trainers import run  # pylint: disable=import-outside-toplevel
+    from mgaug_tf_cli import train  # pylint: disable=import-outside-toplevel
     model_dir = tmp_path / "model"
-    flags.FLAGS(["run.py", f"--model_dir={model_dir}", "--dataset=tfds:mini_imagenet",
+    train.run(run_flags.parse_config([f"--model_dir={model_dir}", "--dataset=tfds:mini_imagenet",
                  f"--data_dir={tmp_path / 'tfds'}", "--image_size=16", "--filters=4",
                  "--learner=protonet", "--n_way=3", "--k_shot=1", "--k_query=2",
                  "--meta_batch_size=2", "--train_steps=2", "--eval_every=2",
                  "--checkpoint_every=2", "--val_episodes=2", "--eval_episodes=2",
-                 "--mode=train_and_eval"])
-    try:
-        run.main(["run.py"])
-    finally:
-        flags.FLAGS.unparse_flags()
+                 "--mode=train_and_eval"]))
     result = json.loads((model_dir / "eval_test.json").read_text())
     assert result["dataset"] == "miniimagenet" and result["split"] == "test"
     assert result["config"]["dataset"] == "tfds:mini_imagenet"

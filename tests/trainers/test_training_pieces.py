@@ -11,8 +11,8 @@ import mgaug_tf as mg
 from mgaug_tf import data, distribute
 from mgaug_tf.data import preprocess
 from mgaug_tf.training import checkpoints, evaluation, inputs, summaries, trainer
+from mgaug_tf_cli import predict
 from tests.trainers.conftest import checkpoint_tensors
-from trainers import predict
 
 
 @pytest.fixture(scope="module")
