@@ -13,29 +13,48 @@ have no static shapes in that graph: their FLOPs are counted per resolution
 (the step traced with the resolution fixed) and weighted by the draw
 probabilities (`gflop_per_resolution`, `gflop_per_step` = the expectation).
 
-MGAug is built from the same flags, by the same function, as in
-`trainers/run.py` (`trainers.flags.build_augmentation`; `--mgaug`,
-`--num_subnets`, `--keep_min`, `--keep_max`, `--resolutions`,
-`--mgaug_parity`, ...). Each record gives the tasks per step and the
-per-step minimum, median and maximum.
+A configuration is an `mgaug_tf.config.ExperimentConfig`: the command line
+takes every `mgaug-train` flag (`--learner`, `--backbone`, `--filters`,
+`--image_size`, `--meta_batch_size`, `--dtype`, `--fused_batch_norm`,
+`--recompute`, `--mgaug`, `--num_subnets`, `--keep_min`, `--keep_max`,
+`--resolutions`, `--mgaug_parity`, ..., and `--flagfile`), applied on top of
+the benchmark's base configuration `BASE` (Conv4-64, 84 px, 5-way 1-shot
+15-query, 4 tasks per step, 5 inner steps, MAML, no MGAug, Adam 1e-3), and
+the learner is built from it by `mgaug_tf.factory`, as `mgaug-train` builds
+it. The benchmark's own options: `--channels` (image channels, default 3),
+`--steps` (timed steps, default 10), `--warmup` (default 2), `--cores`,
+`--measure`, `--suite`, `--select`, `--markdown`. Each record gives the tasks
+per step and the per-step minimum, median and maximum.
 
 Usage:
+    python benchmarks/meta_step.py --learner=maml --mgaug=none --steps=10 --cores=1
+    python benchmarks/meta_step.py --learner=fomaml --filters=8 --image_size=28 --channels=1
+    python benchmarks/meta_step.py --backbone=resnet12 --filters=64,160,320,640 --recompute
+    python benchmarks/meta_step.py --dtype=mixed_bfloat16 --fused_batch_norm=off
+    python benchmarks/meta_step.py --measure=machine
+    python benchmarks/meta_step.py --measure=dtypes --learner=maml --steps=3 --warmup=1
     python benchmarks/meta_step.py --suite=mgaug_k --markdown=docs/performance.md
-    python benchmarks/meta_step.py --learner=maml --mgaug=none --steps=10
     python benchmarks/meta_step.py --suite=released --steps=3 --warmup=1
+    python benchmarks/meta_step.py --suite=dtype --select=learner=maml,dtype=mixed_bfloat16
     python benchmarks/meta_step.py --suite=targets --steps=5 --warmup=1 --markdown=perf.md
-Suites: mgaug_k (MAML 2nd order, Conv4-64 84 px, K = 0/1/3 catfish), targets
-(issue 13's table: MAML, FOMAML (4 tasks per step) and ProtoNet (1) without
-MGAug, with catfish K = 3 and ProtoNet's with the 84/64/48 px resize, each on
-one pinned core (`--cores`); second-order MAML on two cores; then the
-released settings), dtype (float32 and mixed_bfloat16 pairs), released (MAML, FOMAML
-and ProtoNet (1 task per step) with catfish K = 3, keep (0.98, 1) / (0.97, 1),
-the aligned-corner 84/64/48 px resize and the reference flatten head, as the
-reference code ran them (parity)), memory (ResNet-12 second order with
-recomputation), full (the whole grid: hours on 2 cores).
+
+Suites (`SUITES`; rows are config overrides on the command line's config):
+mgaug_k (MAML second order, Conv4-64 84 px, K = 0/1/3 catfish), targets
+(MAML, FOMAML (4 tasks per step) and ProtoNet (1) without MGAug, with catfish
+K = 3 and ProtoNet's also with the 84/64/48 px resize, each on one pinned core;
+second-order MAML with recomputed inner steps on one core and on two cores;
+then the released settings on one core), dtype (float32 and mixed_bfloat16
+pairs), released (MAML, FOMAML and ProtoNet (1 task per step) with
+`mgaug_tf.presets.released_mgaug(..., parity=True)`: catfish K = 3, keep
+(0.98, 1) / (0.97, 1), the aligned-corner 84/64/48 px resize and the
+reference flatten head, as the reference code ran them), memory (ResNet-12
+second order with recomputation), full (the whole grid: hours on 2 cores).
+`--select=FLAG=VALUE,...` keeps the suite's rows whose settings match (flag
+names, e.g. `learner=maml,dtype=mixed_bfloat16`; a flag a row does not set
+matches its value on the command line or in `BASE`).
 """
 
-import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -44,131 +63,254 @@ import statistics
 import subprocess
 import sys
 import time
+import types
+import typing
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=wrong-import-position
-from trainers import flags as run_flags  # noqa: E402  (the MGAug flags and their builder)
+from absl import flags as absl_flags  # noqa: E402
+
+from mgaug_tf import config  # noqa: E402
+from mgaug_tf import presets  # noqa: E402
+from mgaug_tf_cli import flags  # noqa: E402
+
+# The benchmark's base configuration; command-line flags override it.
+BASE = config.override(config.ExperimentConfig(), {
+    "data.image_size": 84,
+    "episodes.k_shot": 1, "episodes.k_query": 15, "episodes.meta_batch_size": 4,
+    "model.backbone.name": "conv4", "model.backbone.filters": (64,),
+    "model.learner.name": "maml", "model.learner.n_way": 5, "model.learner.inner_steps": 5,
+    "model.mgaug.strategy": config.NO_MGAUG,
+    "optimizer.name": "adam", "optimizer.learning_rate": 1e-3})
+
+MEASURES = ("step", "data", "machine", "dtypes")
+# Settings of a measurement that are not part of the config; suite rows may set these.
+BENCH_KEYS = ("channels", "steps", "warmup", "cores")
+
+
+class Row(typing.NamedTuple):
+    """One configuration of a suite.
+
+    overrides: `{dotted config path: value}`, applied to the command line's
+        config with `config.override`.
+    bench: The benchmark's own settings for this row (`BENCH_KEYS`: cores,
+        steps, warmup, channels); the command line's otherwise.
+    """
+
+    overrides: dict
+    bench: dict
+
+
+def row(*overrides, **bench):
+    """A `Row` from override dicts (later ones win) and bench settings."""
+    merged = {}
+    for part in overrides:
+        merged.update(part)
+    unknown = sorted(set(bench) - set(BENCH_KEYS))
+    if unknown:
+        raise ValueError(f"unknown bench settings {unknown}; expected some of {BENCH_KEYS}.")
+    return Row(merged, bench)
+
+
+def use_learner(name):
+    return {"model.learner.name": name}
+
+
+def mgaug_paths(mgaug_config):
+    """An `MGAugConfig` as `{"model.mgaug.<field>": value}` overrides (every field)."""
+    return {f"model.mgaug.{field.name}": getattr(mgaug_config, field.name)
+            for field in dataclasses.fields(mgaug_config)}
+
+
+NONE = {"model.mgaug.strategy": config.NO_MGAUG}
+CATFISH_3 = {"model.mgaug.strategy": "catfish", "model.mgaug.num_subnets": 3}
+ONE_TASK = {"episodes.meta_batch_size": 1}
+CONV4_28 = {"data.image_size": 28}
+RESNET12 = {"model.backbone.name": "resnet12", "model.backbone.filters": (64, 160, 320, 640)}
+RECOMPUTE = {"model.learner.recompute": True}
+
+# MGAug as the reference code's released runs used it (CUB, Conv4-64, 84 px),
+# the named preset with the reference code's quirks (parity); ProtoNet with
+# 1 task per step.
+RELEASED_ROWS = [
+    use_learner(name) | mgaug_paths(presets.released_mgaug(name, image_size=84, parity=True))
+    | (ONE_TASK if name == "protonet" else {})
+    for name in ("maml", "fomaml", "protonet")]
+ISSUE_ROWS = [use_learner("maml") | NONE, use_learner("maml") | CATFISH_3,
+              use_learner("fomaml") | NONE, use_learner("fomaml") | CATFISH_3,
+              use_learner("protonet") | ONE_TASK | NONE,
+              use_learner("protonet") | ONE_TASK | CATFISH_3,
+              use_learner("protonet") | ONE_TASK | CATFISH_3
+              | {"model.mgaug.resolutions": (84, 64, 48)}]
+DTYPES = ("float32", "mixed_bfloat16")
+DTYPE_ROWS = [use_learner(name) | variant | {"model.backbone.dtype": dtype}
+              for name in ("maml", "fomaml", "protonet")
+              for variant in (NONE, CATFISH_3)
+              for dtype in DTYPES]
 
 
 def _grid():
-    configs = []
-    shapes = [dict(backbone="conv4", image_size=84, channels=3),
-              dict(backbone="conv4", image_size=28, channels=1),
-              dict(backbone="resnet12", image_size=84, channels=3)]
-    variants = [dict(mgaug="none")] + [dict(num_subnets=k, mgaug=s)
-                                       for k in (1, 3) for s in ("catfish", "random_param")]
-    for shape, learner, shots, variant in itertools.product(
-            shapes, ("maml", "fomaml", "protonet"), (1, 5), variants):
-        configs.append(dict(shape, learner=learner, k_shot=shots, **variant))
-    return configs
+    shapes = [row(), row(CONV4_28, channels=1), row(RESNET12)]
+    variants = [NONE] + [{"model.mgaug.strategy": strategy, "model.mgaug.num_subnets": k}
+                         for k in (1, 3) for strategy in ("catfish", "random_param")]
+    return [row(shape.overrides, use_learner(name), {"episodes.k_shot": shots}, variant,
+                **shape.bench)
+            for shape, name, shots, variant in itertools.product(
+                shapes, ("maml", "fomaml", "protonet"), (1, 5), variants)]
 
 
-NONE = dict(mgaug="none")
-# MGAug as the reference code's released runs used it (CUB, Conv4-64, 84 px):
-# catfish, K = 3, sum, sub-network inputs resized (aligned corners) to 84, 64
-# or 48 px, keep (0.98, 1) for MAML/FOMAML and (0.97, 1) with 1 task per step
-# for ProtoNet; parity (the reference's quirks, its flatten-head rule).
-RELEASED = dict(mgaug="catfish", num_subnets=3, keep_max=1.0, resolutions="84,64,48",
-                mgaug_parity=True)
-RELEASED_ROWS = [dict(learner="maml", keep_min=0.98, **RELEASED),
-                 dict(learner="fomaml", keep_min=0.98, **RELEASED),
-                 dict(learner="protonet", keep_min=0.97, meta_batch_size=1, **RELEASED)]
-CATFISH_3 = dict(mgaug="catfish", num_subnets=3)
-ISSUE_ROWS = [dict(learner="maml", **NONE), dict(learner="maml", **CATFISH_3),
-              dict(learner="fomaml", **NONE), dict(learner="fomaml", **CATFISH_3),
-              dict(learner="protonet", meta_batch_size=1, **NONE),
-              dict(learner="protonet", meta_batch_size=1, **CATFISH_3),
-              dict(learner="protonet", meta_batch_size=1, resolutions="84,64,48", **CATFISH_3)]
-DTYPES = ("float32", "mixed_bfloat16")
-DTYPE_ROWS = [dict(learner=learner, dtype=dtype, **variant)
-              for learner in ("maml", "fomaml", "protonet")
-              for variant in (NONE, dict(mgaug="catfish", num_subnets=3))
-              for dtype in DTYPES]
 SUITES = {
-    "mgaug_k": [dict(learner="maml", **NONE)] + [
-        dict(learner="maml", mgaug="catfish", num_subnets=k) for k in (1, 3)],
-    # Issue 13's table (MAML / FOMAML 4 tasks per step, ProtoNet 1, catfish
-    # K = 3 with the default keep range, one pinned core), second-order MAML
-    # with recomputed inner steps and on both cores, then the released
-    # settings (trace time of the slowest configurations). The dtype pairs
-    # have their own suite; the vectorized twins of earlier versions were
-    # removed with that path (docs/performance.md, "Decision: removed").
-    "targets": [dict(row, cores=1) for row in ISSUE_ROWS]
-    + [dict(learner="maml", cores=1, recompute=True, **NONE),
-       dict(learner="maml", cores=2, **NONE)]
-    + [dict(row, cores=1) for row in RELEASED_ROWS],
-    "released": RELEASED_ROWS,
-    # float32 and mixed_bfloat16 side by side (the bfloat16 issue): MAML
-    # (second order), FOMAML and ProtoNet, each without MGAug and with K = 3.
-    "dtype": DTYPE_ROWS,
+    "mgaug_k": [row(use_learner("maml"), NONE)] + [
+        row(use_learner("maml"), CATFISH_3, {"model.mgaug.num_subnets": k}) for k in (1, 3)],
+    # MAML / FOMAML 4 tasks per step, ProtoNet 1, catfish K = 3 with the
+    # default keep range, one pinned core; second-order MAML with recomputed
+    # inner steps and on both cores; then the released settings (trace time
+    # of the slowest configurations). The dtype pairs have their own suite.
+    "targets": [row(overrides, cores=1) for overrides in ISSUE_ROWS]
+    + [row(use_learner("maml"), RECOMPUTE, NONE, cores=1), row(use_learner("maml"), NONE, cores=2)]
+    + [row(overrides, cores=1) for overrides in RELEASED_ROWS],
+    "released": [row(overrides) for overrides in RELEASED_ROWS],
+    # float32 and mixed_bfloat16 side by side: MAML (second order), FOMAML
+    # and ProtoNet, each without MGAug and with K = 3.
+    "dtype": [row(overrides) for overrides in DTYPE_ROWS],
     # Memory target: second order, ResNet-12, 5-shot, recomputed inner steps
     # (minutes per step on 2 cores: one timed step; the peak RSS is the point).
-    "memory": [
-        dict(learner="maml", backbone="resnet12", k_shot=5, recompute=True, steps=1, warmup=0,
-             **NONE)],
+    "memory": [row(use_learner("maml"), RESNET12, {"episodes.k_shot": 5}, RECOMPUTE, NONE,
+                   steps=1, warmup=0)],
     "full": _grid(),
 }
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", choices=sorted(SUITES))
-    parser.add_argument("--markdown", help="write the suite's results table to this file")
-    parser.add_argument("--select", default="",
-                        help="run only the suite's rows whose settings match all of these "
-                             "comma-separated key=value pairs (e.g. 'learner=maml,"
-                             "dtype=mixed_bfloat16'; a key not set by a row matches its "
-                             "value on the command line or the default)")
-    parser.add_argument("--fused_batch_norm", default="auto", choices=["auto", "true", "false"],
-                        help="Conv4 batch norm: the fused kernel in float32 and 16-bit (auto, "
-                             "the default; true: the same) or the plain ops (false)")
-    parser.add_argument("--dtype", default="float32",
-                        choices=["float32", "mixed_bfloat16", "mixed_float16"],
-                        help="Keras dtype policy of the backbone and head (mixed_*: float32 "
-                             "weights, 16-bit compute)")
-    parser.add_argument("--learner", default="maml",
-                        choices=["maml", "fomaml", "anil", "metasgd", "protonet"])
-    parser.add_argument("--backbone", default="conv4", choices=["conv4", "resnet12"])
-    parser.add_argument("--filters", type=int, default=64, help="conv4 filters")
-    parser.add_argument("--pooling", choices=["flatten", "avg"], default=None,
-                        help="feature pooling (default: flatten for conv4, avg for resnet12)")
-    parser.add_argument("--resnet_widths", default="64,160,320,640", help="resnet12 widths")
-    parser.add_argument("--image_size", type=int, default=84)
-    parser.add_argument("--channels", type=int, default=3)
-    parser.add_argument("--n_way", type=int, default=5)
-    parser.add_argument("--k_shot", type=int, default=1)
-    parser.add_argument("--k_query", type=int, default=15)
-    parser.add_argument("--meta_batch_size", type=int, default=4, help="tasks per step")
-    parser.add_argument("--inner_steps", type=int, default=5)
-    run_flags.add_mgaug_arguments(parser)  # --mgaug, --num_subnets, --keep_min, ...
-    parser.add_argument("--recompute", action="store_true",
-                        help="recompute inner steps in the outer backward pass")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--cores", type=int, default=0,
-                        help="pin the process to this many cores (the highest-numbered ones) "
-                             "before TensorFlow starts, so its thread pools match; 0: leave "
-                             "the affinity as it is (e.g. set by taskset)")
-    parser.add_argument("--measure", default="step", choices=["step", "data", "machine", "dtypes"],
-                        help="dtypes: float32 and mixed_bfloat16 (plain and fused batch norm) "
-                             "built in one process, their steps interleaved, so that a shared "
-                             "machine's load hits every variant alike")
-    return parser.parse_args(argv)
+# ------------------------------------------------------------ command line
+def define_options(flag_values):
+    """The benchmark's own options, beside the `mgaug-train` flags."""
+    absl_flags.DEFINE_enum("suite", None, sorted(SUITES), "Run this suite's rows, each in "
+                           "its own process.", flag_values=flag_values)
+    absl_flags.DEFINE_string("markdown", None, "Append the suite's results table to this "
+                             "file.", flag_values=flag_values)
+    absl_flags.DEFINE_string(
+        "select", "", "Run only the suite's rows whose settings match all of these "
+        "comma-separated FLAG=VALUE pairs (e.g. 'learner=maml,dtype=mixed_bfloat16'; a flag "
+        "not set by a row matches its value on the command line or the benchmark's default).",
+        flag_values=flag_values)
+    absl_flags.DEFINE_integer("steps", 10, "Timed steps (after warm-up).", lower_bound=1,
+                              flag_values=flag_values)
+    absl_flags.DEFINE_integer("warmup", 2, "Untimed steps before the timed ones.",
+                              lower_bound=0, flag_values=flag_values)
+    absl_flags.DEFINE_integer(
+        "cores", 0, "Pin the process to this many cores (the highest-numbered ones) before "
+        "TensorFlow starts, so its thread pools match; 0: leave the affinity as it is (e.g. "
+        "set by taskset).", lower_bound=0, flag_values=flag_values)
+    absl_flags.DEFINE_enum(
+        "measure", "step", list(MEASURES), "step: the meta-step; data: the episode "
+        "sampler's rate; machine: cores and convolution peak; dtypes: float32 and "
+        "mixed_bfloat16 (plain and fused batch norm) built in one process, their steps "
+        "interleaved, so that a shared machine's load hits every variant alike.",
+        flag_values=flag_values)
+    absl_flags.DEFINE_integer("channels", 3, "Image channels.", lower_bound=1,
+                              flag_values=flag_values)
 
 
-def _setup():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, ROOT)
+OPTIONS = ("suite", "markdown", "select", "steps", "warmup", "cores", "measure", "channels")
+
+
+def flag_values():
+    """Fresh absl `FlagValues` with the `mgaug-train` flags and the benchmark's options."""
+    values = absl_flags.FlagValues()
+    flags.define_flags(values)
+    define_options(values)
+    for spec in config.FIELDS.values():  # --help shows BASE's values as the defaults
+        value = config.get(BASE, spec.path)
+        if value != spec.default:
+            values.set_default(spec.flag, [str(item) for item in value]
+                               if isinstance(value, tuple) else value)
+    return values
+
+
+def parse(argv):
+    """`(config, options)` of command-line flags (`argv` without the program name).
+
+    `config` is `BASE` with the config flags given in `argv` applied (only
+    those given: a flag's default does not replace `BASE`'s value);
+    `options` holds the benchmark's own options (`OPTIONS`) as attributes.
+
+    Raises:
+        absl.flags.Error: A flag absl refuses (naming it), or a stray argument.
+        mgaug_tf_cli.flags.FlagfileError: A `--flagfile` that cannot be read.
+    """
+    values = flag_values()
+    rest = values(["meta_step.py", *flags.expand_flagfiles(list(argv))])
+    if len(rest) > 1:
+        raise absl_flags.Error(f"unexpected arguments {rest[1:]} (flags are --name=value).")
+    overrides = {}
+    for spec in config.FIELDS.values():
+        if values[spec.flag].present:
+            value = values[spec.flag].value
+            if isinstance(spec.default, tuple):
+                value = tuple(int(item) for item in value)
+            overrides[spec.path] = value
+    options = types.SimpleNamespace(**{name: values[name].value for name in OPTIONS})
+    return config.override(BASE, overrides), options
+
+
+def config_flags(experiment):
+    """The flags that turn `BASE` into `experiment` (a child process's command line)."""
+    texts = []
+    for spec in config.FIELDS.values():
+        value = config.get(experiment, spec.path)
+        if value == config.get(BASE, spec.path):
+            continue
+        text = flags.flag_text(spec, value)
+        if text is None:
+            raise ValueError(f"{spec.path}=None cannot be given as a flag (--{spec.flag}).")
+        texts.append(text)
+    return texts
+
+
+def help_text():
+    options = flag_values()
+    lines = [__doc__.strip(), "", "benchmark options:"]
+    for name in OPTIONS:
+        flag = options[name]
+        lines.append(absl_flags.text_wrap(f"--{name}: {flag.help}", indent="      ",
+                                          firstline_indent="  "))
+        if flag.default is not None:
+            lines.append(f"      (default: {flag.default_as_str})")
+    return "\n".join(lines) + "\n\n" + flags.help_text(options, usage="mgaug-train flags:")
+
+
+# ------------------------------------------------------------ measurements
+def setup_process():
+    """Process settings of a measuring process (after `pin_cores`, before any step)."""
+    import mgaug_tf  # pylint: disable=import-outside-toplevel
+
+    mgaug_tf.configure_tensorflow()
 
 
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def unrolled_gflops(args, batch):
+def image_shape(experiment, options):
+    size = experiment.data.image_size
+    return (size, size, options.channels)
+
+
+def build_learner(experiment, options):
+    """The compiled learner of one configuration, as `mgaug-train` builds it (seed 0)."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from mgaug_tf import factory  # pylint: disable=import-outside-toplevel
+
+    keras.utils.set_random_seed(0)
+    learner = factory.build_learner(experiment.model, image_shape(experiment, options), seed=0)
+    learner.compile(factory.build_optimizer(experiment.optimizer))
+    learner.optimizer.build(learner.trainable_variables)
+    return learner
+
+
+def unrolled_gflops(experiment, options, batch):
     """Static FLOP count of one meta-step, its task and sub-network loops unrolled.
 
     TF's profiler does not count inside `tf.while_loop` bodies, so the step is
@@ -176,7 +318,7 @@ def unrolled_gflops(args, batch):
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    learner = build_learner(args)
+    learner = build_learner(experiment, options)
     learner.unroll_loops = True
     return graph_gflops(tf.function(learner.train_step).get_concrete_function(batch))
 
@@ -185,129 +327,102 @@ def graph_gflops(concrete_function):
     """Static FLOP count of a traced function (TF's registered op statistics)."""
     from tensorflow.python.profiler import model_analyzer  # pylint: disable=import-outside-toplevel
     from tensorflow.python.profiler import option_builder  # pylint: disable=import-outside-toplevel
-    options = option_builder.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return model_analyzer.profile(concrete_function.graph, options=options).total_float_ops / 1e9
+    profile_options = option_builder.ProfileOptionBuilder.float_operation()
+    profile_options["output"] = "none"
+    return model_analyzer.profile(concrete_function.graph,
+                                  options=profile_options).total_float_ops / 1e9
 
 
-def build_learner(args):
-    """The compiled learner of one configuration (also used by the retracing test)."""
-    import keras  # pylint: disable=import-outside-toplevel
-
-    import mgaug_tf as mg  # pylint: disable=import-outside-toplevel
-
-    keras.utils.set_random_seed(0)
-    pooling = args.pooling or ("flatten" if args.backbone == "conv4" else "avg")
-    backbone = mg.get_backbone(args.backbone, pooling=pooling, dtype=args.dtype, **(
-        {"filters": args.filters, "fused_batch_norm": {"auto": "auto", "true": True,
-                                                       "false": False}[args.fused_batch_norm]}
-        if args.backbone == "conv4"
-        else {"widths": [int(width) for width in args.resnet_widths.split(",")]}))
-    augmentation = run_flags.build_augmentation(args, args.image_size, seed=0)
-    if args.learner == "protonet":
-        learner = mg.ProtoNet(backbone, args.n_way, augmentation=augmentation)
-    else:
-        kind = {"maml": mg.MAML, "fomaml": mg.FOMAML, "anil": mg.ANIL,
-                "metasgd": mg.MetaSGD}[args.learner]
-        learner = kind(mg.FewShotClassifier(backbone, args.n_way), args.n_way,
-                       inner_steps=args.inner_steps, augmentation=augmentation,
-                       recompute=args.recompute)
-    learner.compile(keras.optimizers.Adam(1e-3))
-    shape = (args.image_size, args.image_size, args.channels)
-    learner.build(shape)
-    learner.optimizer.build(learner.trainable_variables)
-    return learner
-
-
-def random_batch(args, seed=0):
+def random_batch(experiment, options, seed=0):
     """An episode batch of the configuration's shape (random images, in memory)."""
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     rng = np.random.default_rng(seed)
-    shape = (args.image_size, args.image_size, args.channels)
-    b, n = args.meta_batch_size, args.n_way
+    shape = image_shape(experiment, options)
+    episodes = experiment.episodes
+    b, n = episodes.meta_batch_size, experiment.model.learner.n_way
 
     def labels(per_class):
         return tf.constant(np.stack([rng.permutation(np.repeat(np.arange(n), per_class))
                                      for _ in range(b)]), tf.int32)
 
-    return ((tf.constant(rng.random((b, n * args.k_shot) + shape, dtype=np.float32)),
-             labels(args.k_shot),
-             tf.constant(rng.random((b, n * args.k_query) + shape, dtype=np.float32))),
-            labels(args.k_query))
+    return ((tf.constant(rng.random((b, n * episodes.k_shot) + shape, dtype=np.float32)),
+             labels(episodes.k_shot),
+             tf.constant(rng.random((b, n * episodes.k_query) + shape, dtype=np.float32))),
+            labels(episodes.k_query))
 
 
-def resolution_gflops(args, batch):
+def resolution_gflops(experiment, options, batch):
     """`{size: GFLOP}` of the step with every sub-network's resolution fixed to `size`.
 
     A drawn size makes the sub-networks' shapes unknown to the static count;
     with one size the step's graph has static shapes throughout.
     """
-    import copy  # pylint: disable=import-outside-toplevel
-
-    counts = {}
-    for size in sorted({int(size) for size in args.resolutions}):
-        fixed = copy.copy(args)
-        fixed.resolutions = [str(size)]
-        counts[size] = unrolled_gflops(fixed, batch)
-    return counts
+    return {size: unrolled_gflops(config.override(
+                experiment, {"model.mgaug.resolutions": (size,)}), options, batch)
+            for size in sorted(set(experiment.model.mgaug.resolutions))}
 
 
-def measure_step(args):
-    _setup()
+def _filters_text(backbone):
+    if backbone.name == "conv4" and len(backbone.filters) == 1:
+        return backbone.filters[0]
+    return ",".join(map(str, backbone.filters))
+
+
+def measure_step(experiment, options):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    import mgaug_tf  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-
     import_rss = peak_rss_mib()  # the framework's import baseline
-    learner = build_learner(args)
-    batch = random_batch(args)
-    b, n = args.meta_batch_size, args.n_way
+    learner = build_learner(experiment, options)
+    batch = random_batch(experiment, options)
+    model, episodes = experiment.model, experiment.episodes
+    b, n = episodes.meta_batch_size, model.learner.n_way
     step = tf.function(learner.train_step)
     start = time.perf_counter()
     step.get_concrete_function(batch)
     trace_s = time.perf_counter() - start
     first_step_s = None
-    for _ in range(args.warmup):
+    for _ in range(options.warmup):
         start = time.perf_counter()
         float(step(batch)["loss"])
         first_step_s = first_step_s or time.perf_counter() - start
     times = []
-    for _ in range(args.steps):
+    for _ in range(options.steps):
         start = time.perf_counter()
         float(step(batch)["loss"])
         times.append(time.perf_counter() - start)
     # The peak of training itself: the FLOP count below traces the step once
     # more (unrolled), which the training process never does.
     training_peak_rss = peak_rss_mib()
-    gflops = static_gflops = unrolled_gflops(args, batch)
+    gflops = static_gflops = unrolled_gflops(experiment, options, batch)
     per_resolution = {}
     augmentation = learner.augmentation
     if augmentation is not None and augmentation.resolutions and len(
             set(augmentation.resolutions)) > 1:
-        per_resolution = resolution_gflops(args, batch)
+        per_resolution = resolution_gflops(experiment, options, batch)
         gflops = sum(probability * per_resolution[size] for size, probability
                      in augmentation.resolution_probabilities().items())
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     median = statistics.median(times)
     mgaug = {}
     if augmentation is not None:
-        mgaug = {"keep_range": [args.keep_min, args.keep_max],
-                 "resolutions": [int(size) for size in args.resolutions],
-                 "mgaug_resize": args.mgaug_resize, "mgaug_parity": args.mgaug_parity,
+        mgaug = {"keep_range": [model.mgaug.keep_min, model.mgaug.keep_max],
+                 "resolutions": [int(size) for size in model.mgaug.resolutions],
+                 "mgaug_resize": model.mgaug.resize, "mgaug_parity": model.mgaug.parity,
                  "flatten_head": getattr(learner.network, "flatten_head", None),
-                 "mgaug_reduction": args.mgaug_reduction}
+                 "mgaug_reduction": model.mgaug.reduction}
     return {
-        "kind": "step", "learner": args.learner, "backbone": args.backbone,
-        "dtype": args.dtype, "fused_batch_norm": args.fused_batch_norm,
-        "filters": args.filters if args.backbone == "conv4" else args.resnet_widths,
-        "image_size": args.image_size, "n_way": n, "k_shot": args.k_shot,
-        "k_query": args.k_query, "meta_batch_size": b, "tasks_per_step": b,
-        "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
-        "strategy": args.mgaug, "num_subnets": args.num_subnets if augmentation else 0,
-        **mgaug, "recompute": args.recompute,
-        "timed_steps": args.steps, "step_times_s": [round(t, 3) for t in times],
+        "kind": "step", "learner": model.learner.name, "backbone": model.backbone.name,
+        "dtype": model.backbone.dtype, "fused_batch_norm": model.backbone.fused_batch_norm,
+        "filters": _filters_text(model.backbone),
+        "image_size": experiment.data.image_size, "n_way": n, "k_shot": episodes.k_shot,
+        "k_query": episodes.k_query, "meta_batch_size": b, "tasks_per_step": b,
+        "inner_steps": 0 if model.learner.name == "protonet" else model.learner.inner_steps,
+        "strategy": model.mgaug.strategy,
+        "num_subnets": model.mgaug.num_subnets if augmentation else 0,
+        **mgaug, "recompute": model.learner.recompute,
+        "timed_steps": options.steps, "step_times_s": [round(t, 3) for t in times],
         "min_step_s": round(min(times), 3), "median_step_s": round(median, 3),
         "max_step_s": round(max(times), 3), "q1_step_s": round(quartiles[0], 3),
         "q3_step_s": round(quartiles[2], 3), "trace_s": round(trace_s, 1),
@@ -326,19 +441,20 @@ def measure_step(args):
     }
 
 
-def measure_data(args, seconds=8.0):
-    _setup()
+def measure_data(experiment, options, seconds=8.0):
     import numpy as np  # pylint: disable=import-outside-toplevel
 
     from mgaug_tf.data import FewShotSplit, episode_dataset  # pylint: disable=import-outside-toplevel
 
     rng = np.random.default_rng(0)
     classes, per_class = 20, 20
-    images = rng.integers(0, 256, size=(classes * per_class, args.image_size, args.image_size,
-                                        args.channels), dtype=np.uint8)
+    size, episodes = experiment.data.image_size, experiment.episodes
+    n_way = experiment.model.learner.n_way
+    images = rng.integers(0, 256, size=(classes * per_class, size, size, options.channels),
+                          dtype=np.uint8)
     split = FewShotSplit.from_arrays(images, np.repeat(np.arange(classes), per_class))
-    dataset = episode_dataset(split, args.n_way, args.k_shot, args.k_query,
-                              args.meta_batch_size, seed=0)
+    dataset = episode_dataset(split, n_way, episodes.k_shot, episodes.k_query,
+                              episodes.meta_batch_size, seed=0)
     iterator = iter(dataset)
     for _ in range(3):
         next(iterator)
@@ -346,14 +462,13 @@ def measure_data(args, seconds=8.0):
     while time.perf_counter() - start < seconds:
         next(iterator)
         batches += 1
-    rate = batches * args.meta_batch_size / (time.perf_counter() - start)
-    return {"kind": "data", "source": "in-memory uint8 arrays", "image_size": args.image_size,
-            "n_way": args.n_way, "k_shot": args.k_shot, "k_query": args.k_query,
-            "meta_batch_size": args.meta_batch_size, "episodes_per_s": round(rate, 1)}
+    rate = batches * episodes.meta_batch_size / (time.perf_counter() - start)
+    return {"kind": "data", "source": "in-memory uint8 arrays", "image_size": size,
+            "n_way": n_way, "k_shot": episodes.k_shot, "k_query": episodes.k_query,
+            "meta_batch_size": episodes.meta_batch_size, "episodes_per_s": round(rate, 1)}
 
 
 def measure_machine():
-    _setup()
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
@@ -375,47 +490,45 @@ def measure_machine():
             "conv_probe": "conv2d [64,84,84,64] x [3,3,64,64], median of 7"}
 
 
-DTYPE_VARIANTS = (("float32", "false"), ("float32", "auto"),
-                  ("mixed_bfloat16", "false"), ("mixed_bfloat16", "auto"))
+# (dtype, fused_batch_norm) of `measure_dtypes`; the first is the baseline.
+DTYPE_VARIANTS = (("float32", "off"), ("float32", "auto"),
+                  ("mixed_bfloat16", "off"), ("mixed_bfloat16", "auto"))
 
 
-def measure_dtypes(args):
+def measure_dtypes(experiment, options):
     """Median step times of the precision variants, their steps interleaved.
 
-    Variants (`dtype`, `fused_batch_norm`): float32 with the plain batch norm
-    (the float32 default until issue 13), float32 with the fused kernel (the
-    default since), mixed_bfloat16 with the plain float32 batch norm (the path
-    before the fused kernel) and mixed_bfloat16 as it runs by default
-    (fused). One step of each in turn, `args.steps` rounds after
-    `args.warmup`; speed-ups are against the first (plain float32).
+    Variants (`dtype`, `fused_batch_norm`): float32 with the plain batch norm,
+    float32 with the fused kernel (the default), mixed_bfloat16 with the
+    plain float32 batch norm and mixed_bfloat16 as it runs by default
+    (fused). One step of each in turn, `--steps` rounds after `--warmup`;
+    speed-ups are against the first (plain float32).
     """
-    import copy  # pylint: disable=import-outside-toplevel
-
-    _setup()
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    batch = random_batch(args)
+    batch = random_batch(experiment, options)
     steps = {}
     for dtype, fused in DTYPE_VARIANTS:
-        variant = copy.copy(args)
-        variant.dtype, variant.fused_batch_norm = dtype, fused
-        steps[(dtype, fused)] = tf.function(build_learner(variant).train_step)
+        variant = config.override(experiment, {"model.backbone.dtype": dtype,
+                                               "model.backbone.fused_batch_norm": fused})
+        steps[(dtype, fused)] = tf.function(build_learner(variant, options).train_step)
     times = {key: [] for key in steps}
-    for round_index in range(args.warmup + args.steps):
+    for round_index in range(options.warmup + options.steps):
         for key, step in steps.items():
             start = time.perf_counter()
             float(step(batch)["loss"])
-            if round_index >= args.warmup:
+            if round_index >= options.warmup:
                 times[key].append(time.perf_counter() - start)
     medians = {key: statistics.median(values) for key, values in times.items()}
-    baseline = medians[("float32", "false")]
-    return {"kind": "dtypes", "learner": args.learner, "backbone": args.backbone,
-            "image_size": args.image_size, "k_shot": args.k_shot, "k_query": args.k_query,
-            "meta_batch_size": args.meta_batch_size,
-            "inner_steps": 0 if args.learner == "protonet" else args.inner_steps,
-            "strategy": args.mgaug,
-            "num_subnets": args.num_subnets if args.mgaug != "none" else 0,
-            "recompute": args.recompute, "timed_rounds": args.steps,
+    baseline = medians[DTYPE_VARIANTS[0]]
+    model, episodes = experiment.model, experiment.episodes
+    return {"kind": "dtypes", "learner": model.learner.name, "backbone": model.backbone.name,
+            "image_size": experiment.data.image_size, "k_shot": episodes.k_shot,
+            "k_query": episodes.k_query, "meta_batch_size": episodes.meta_batch_size,
+            "inner_steps": 0 if model.learner.name == "protonet" else model.learner.inner_steps,
+            "strategy": model.mgaug.strategy,
+            "num_subnets": model.mgaug.num_subnets if model.mgaug.enabled else 0,
+            "recompute": model.learner.recompute, "timed_rounds": options.steps,
             "variants": [{"dtype": dtype, "fused_batch_norm": fused,
                           "step_times_s": [round(t, 3) for t in times[(dtype, fused)]],
                           "median_step_s": round(medians[(dtype, fused)], 3),
@@ -424,12 +537,15 @@ def measure_dtypes(args):
             "usable_cores": len(os.sched_getaffinity(0))}
 
 
-def run_child(base_args, overrides):
-    command = [sys.executable, os.path.abspath(__file__)] + base_args + [
-        f"--{key}" if value is True else f"--{key}={value}"
-        for key, value in overrides.items() if value is not False]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+# ------------------------------------------------------------ suites
+def run_child(experiment, bench, measure="step"):
+    """Measures one configuration in its own process; its JSON record."""
+    command = [sys.executable, os.path.abspath(__file__), *config_flags(experiment),
+               f"--measure={measure}", *(f"--{key}={bench[key]}" for key in BENCH_KEYS)]
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def markdown(records, command):
@@ -469,25 +585,61 @@ def markdown(records, command):
     return "\n".join(lines) + "\n"
 
 
-def select_rows(rows, select, args):
-    """The rows of a suite matching `--select` ("key=value,..."; all must match).
+def _matches(value, wanted):
+    """Whether a setting's value is the `--select` text `wanted`."""
+    if isinstance(value, bool):
+        return wanted.lower() in (("true", "1", "yes") if value else ("false", "0", "no"))
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) == wanted.replace(" ", "")
+    if isinstance(value, float):
+        try:
+            return value == float(wanted)
+        except ValueError:
+            return False
+    return str(value) == wanted
 
-    A key a row does not set is compared with its value in `args` (the
-    command line or the default). Raises ValueError naming an unknown key or
-    a selection that matches no row.
+
+def _selection(select):
+    """`{key: value text}` of "key=value,...": a piece without "=" continues a list value."""
+    wanted, key = {}, None
+    for piece in select.split(","):
+        name, sep, value = piece.partition("=")
+        if sep:
+            key = name.strip()
+            if key not in config.FIELDS_BY_FLAG and key not in BENCH_KEYS:
+                raise ValueError(f"--select: {key!r} is neither a flag of mgaug-train nor one "
+                                 f"of {BENCH_KEYS}; expected comma-separated key=value pairs "
+                                 f"(e.g. learner=maml,dtype=mixed_bfloat16), got {piece!r}.")
+            wanted[key] = value.strip()
+        elif key is not None and piece.strip():  # resolutions=84,64,48
+            wanted[key] += "," + piece.strip()
+        else:
+            raise ValueError(f"--select: expected comma-separated key=value pairs with keys "
+                             f"among the benchmark's flags, got {piece!r}.")
+    return wanted
+
+
+def select_rows(rows, select, experiment, options=None):
+    """The rows of a suite matching `--select` ("flag=value,..."; all must match).
+
+    Keys are flag names (`learner`, `dtype`, `mgaug`, ...; `FIELDS_BY_FLAG`
+    maps them to config paths) or the bench settings `BENCH_KEYS`. A key a
+    row does not set is compared with its value in `experiment` (the command
+    line's config) or `options`. Raises ValueError naming an unknown key or a
+    selection that matches no row.
     """
     if not select:
         return list(rows)
-    wanted = {}
-    for pair in select.split(","):
-        key, sep, value = pair.partition("=")
-        if not sep or not hasattr(args, key.strip()):
-            raise ValueError(f"--select: expected comma-separated key=value pairs with keys "
-                             f"among the benchmark's flags, got {pair!r}.")
-        wanted[key.strip()] = value.strip()
-    chosen = [row for row in rows
-              if all(str(row.get(key, getattr(args, key))) == value
-                     for key, value in wanted.items())]
+    wanted = _selection(select)
+
+    def value(row_, key):
+        if key in BENCH_KEYS:
+            return row_.bench.get(key, getattr(options, key, None))
+        path = config.FIELDS_BY_FLAG[key].path
+        return row_.overrides.get(path, config.get(experiment, path))
+
+    chosen = [row_ for row_ in rows
+              if all(_matches(value(row_, key), text) for key, text in wanted.items())]
     if not chosen:
         raise ValueError(f"--select={select!r} matches no row of the suite.")
     return chosen
@@ -501,44 +653,66 @@ def pin_cores(count):
     os.sched_setaffinity(0, cpus)
 
 
-def main():
-    args = parse_args()
-    if args.cores and not args.suite:
-        pin_cores(args.cores)
-    if not args.suite:
-        if args.measure == "machine":
-            record = measure_machine()
-        elif args.measure == "data":
-            record = measure_data(args)
-        elif args.measure == "dtypes":
-            record = measure_dtypes(args)
-        else:
-            record = measure_step(args)
-        print(json.dumps(record), flush=True)
-        return
-    rows = select_rows(SUITES[args.suite], args.select, args)
-    base = [arg for arg in sys.argv[1:]
-            if not arg.startswith(("--suite", "--markdown", "--select"))]
+def measure(experiment, options):
+    """One measurement in this process (`options.measure`): its JSON record."""
+    if options.cores:
+        pin_cores(options.cores)
+    setup_process()
+    if options.measure == "machine":
+        return measure_machine()
+    if options.measure == "data":
+        return measure_data(experiment, options)
+    if options.measure == "dtypes":
+        return measure_dtypes(experiment, options)
+    return measure_step(experiment, options)
+
+
+def run_suite(experiment, options, argv):
+    rows = select_rows(SUITES[options.suite], options.select, experiment, options)
+    defaults = {key: getattr(options, key) for key in BENCH_KEYS}
+    rows = [(config.override(experiment, row_.overrides), dict(defaults, **row_.bench))
+            for row_ in rows]
     records = []
-    for cores in sorted({row.get("cores", args.cores) for row in rows}):
-        records.append(run_child(base, {"measure": "machine", "cores": cores}))
+
+    def record(*args, **kwargs):
+        records.append(run_child(*args, **kwargs))
         print(json.dumps(records[-1]), flush=True)
+
+    for cores in sorted({bench["cores"] for _, bench in rows}):
+        record(BASE, dict(defaults, cores=cores), measure="machine")
     shapes_done = set()
-    for overrides in rows:
-        records.append(run_child(base, overrides))
-        print(json.dumps(records[-1]), flush=True)
-        shape = (overrides.get("image_size", args.image_size),
-                 overrides.get("channels", args.channels), overrides.get("k_shot", args.k_shot))
+    for row_config, bench in rows:
+        record(row_config, bench)
+        shape = (row_config.data.image_size, bench["channels"], row_config.episodes.k_shot)
         if shape not in shapes_done:
             shapes_done.add(shape)
-            data_overrides = {key: value for key, value in overrides.items()
-                              if key in ("image_size", "channels", "k_shot", "cores")}
-            records.append(run_child(base, dict(data_overrides, measure="data")))
-            print(json.dumps(records[-1]), flush=True)
-    if args.markdown:
-        with open(args.markdown, "a", encoding="utf-8") as handle:
+            record(row_config, bench, measure="data")
+    if options.markdown:
+        with open(options.markdown, "a", encoding="utf-8") as handle:
             handle.write("\n" + markdown(records, "python benchmarks/meta_step.py "
-                                         + " ".join(sys.argv[1:])))
+                                         + " ".join(argv)))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(arg in flags.HELP_ARGUMENTS for arg in argv):
+        print(help_text())
+        return
+    try:
+        experiment, options = parse(argv)
+    except (absl_flags.Error, flags.FlagfileError) as error:
+        sys.exit(f"meta_step.py: {error}\nTry --help.")
+    if options.suite:
+        try:
+            run_suite(experiment, options, argv)
+        except ValueError as error:
+            sys.exit(f"meta_step.py: {error}")
+        return
+    try:
+        record = measure(experiment, options)
+    except config.ConfigFieldError as error:
+        sys.exit(f"meta_step.py: {flags.describe(error.paths, experiment)}: {error}")
+    print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-r"""Results table and plots of finished runs (`trainers/run.py` model_dirs).
+r"""Results table and plots of finished runs (`mgaug-train` model_dirs).
 
 Reads each run's `eval_<split>.json` (mean test accuracy, 95 % CI, episodes,
 configuration) and its TensorBoard validation summaries (`model_dir/val`),
 then writes a Markdown table and PNG plots:
 
-    python trainers/report.py --model_dirs runs/a runs/b \
+    mgaug-report --model_dirs runs/a runs/b \
         --output docs/results.md --plots_dir docs/plots
+
+(`python trainers/report.py ...` in a checkout.)
 
 * `<plots_dir>/validation_accuracy.png`: validation accuracy vs meta-step,
   one line per run (shaded: the 95 % CI of each validation).
@@ -25,12 +27,14 @@ import json
 import os
 import sys
 
+from mgaug_tf_cli import quiet
+
 BEGIN_MARKER = "<!-- report:begin -->"
 END_MARKER = "<!-- report:end -->"
 VALIDATION_PLOT = "validation_accuracy.png"
 FINAL_PLOT = "final_accuracy.png"
 
-# Published accuracies (%) that issue 7 asks to reproduce, keyed by
+# Published accuracies (%) that the result configs reproduce, keyed by
 # (dataset, learner, n_way, k_shot). First-order MAML is held to MAML's target.
 TARGETS = {
     ("omniglot", "maml", 5, 1): 97.0,
@@ -124,7 +128,7 @@ def find_evaluation_json(model_dir, split=None):
     if split is not None:
         path = os.path.join(model_dir, f"eval_{split}.json")
         if not os.path.isfile(path):
-            raise ReportError(f"{path} not found: run `trainers/run.py --mode=eval "
+            raise ReportError(f"{path} not found: run `mgaug-train --mode=eval "
                               f"--eval_split={split} --model_dir={model_dir}` first.")
         return path
     candidates = sorted(glob.glob(os.path.join(model_dir, "eval_*.json")))
@@ -135,7 +139,7 @@ def find_evaluation_json(model_dir, split=None):
         return candidates[0]
     if not candidates:
         raise ReportError(f"no evaluation JSON (eval_<split>.json) in model_dir {model_dir}: "
-                          "the run has not been evaluated; run `trainers/run.py --mode=eval "
+                          "the run has not been evaluated; run `mgaug-train --mode=eval "
                           f"--model_dir={model_dir}` first.")
     raise ReportError(f"model_dir {model_dir} holds several evaluations "
                       f"({', '.join(os.path.basename(c) for c in candidates)}); pick one "
@@ -156,8 +160,11 @@ def read_scalars(log_dir):
         The scalars; empty if the folder holds no event file.
     """
     # Deferred: parsing the command line and reporting a missing JSON stay fast.
-    import tensorflow as tf
-    from tensorflow.core.util import event_pb2
+    with quiet.native_stderr():  # TensorFlow's start-up noise, filtered for the programs
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
+
+        tf.config.list_physical_devices()  # cuInit noise
 
     latest = {}
     for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
@@ -197,7 +204,7 @@ def load_run(model_dir, split=None):
     missing = [key for key in ("mean_accuracy", "ci95", "num_episodes") if key not in evaluation]
     if missing:
         raise ReportError(f"{path} lacks {', '.join(missing)}; is it an evaluation JSON "
-                          "written by trainers/run.py?")
+                          "written by mgaug-train?")
     scalars = read_scalars(os.path.join(model_dir, "val"))
     ci_by_step = dict(scalars.get("accuracy_ci95", []))
     validation = [(step, value, ci_by_step.get(step)) for step, value in
@@ -345,11 +352,12 @@ def write_block(output, block, begin, end, title):
         file.write(text)
 
 
-def main(argv=None):
+def cli(argv=None):
+    """The program on `argv` (default: `sys.argv[1:]`); returns its exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dirs", nargs="+", required=True,
-                        help="run folders written by trainers/run.py")
+                        help="run folders written by mgaug-train")
     parser.add_argument("--output", required=True, help="the Markdown file to write")
     parser.add_argument("--plots_dir", required=True, help="folder for the PNG plots")
     parser.add_argument("--split", default=None,
@@ -369,5 +377,11 @@ def main(argv=None):
     return 0
 
 
+def main():
+    """`mgaug-report`: runs the program on `sys.argv`; exits with its status."""
+    quiet.configure()
+    sys.exit(cli(sys.argv[1:]))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

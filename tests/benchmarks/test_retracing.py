@@ -6,35 +6,23 @@ shapes (ResNet-12 kinds in the slow run), runs three steps on three different ba
 with the meta-step each time, and the step must keep its one trace.
 """
 
-import importlib.util
-import os
-
 import pytest
 import tensorflow as tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "meta_step", os.path.join(ROOT, "benchmarks", "meta_step.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-meta_step = load_benchmark()
+import mgaug_tf
+from benchmarks import meta_step
+from mgaug_tf import config
 
 
 def configuration_kinds():
     """The suites' configurations, one per kind (shapes and K do not change tracing)."""
-    kinds = {}
+    kinds = set()
     for suite in meta_step.SUITES.values():
-        for config in suite:
-            key = (config.get("learner", "maml"), config.get("backbone", "conv4"),
-                   config.get("mgaug", "none"), bool(config.get("recompute")),
-                   bool(config.get("resolutions")))
-            kinds[key] = key
+        for row in suite:
+            experiment = config.override(meta_step.BASE, row.overrides)
+            model = experiment.model
+            kinds.add((model.learner.name, model.backbone.name, model.mgaug.strategy,
+                       model.learner.recompute, bool(model.mgaug.resolutions)))
     return sorted(kinds)
 
 
@@ -62,18 +50,19 @@ PARAMS = [pytest.param(kind, id="-".join(map(str, kind)),
 def test_meta_step_traces_once(kind):
     learner_name, backbone, strategy, recompute, resolutions = kind
     size = 32 if resolutions else 16
+    filters = "4,4,4,4" if backbone == "resnet12" else "4"
     argv = [f"--learner={learner_name}", f"--backbone={backbone}", f"--image_size={size}",
-            "--channels=1", "--filters=4", "--resnet_widths=4,4,4,4", "--n_way=3",
-            "--k_shot=1", "--k_query=1", "--meta_batch_size=2", "--inner_steps=1",
-            "--num_subnets=1", f"--mgaug={strategy}"]
+            "--channels=1", f"--filters={filters}", "--n_way=3", "--k_shot=1", "--k_query=1",
+            "--meta_batch_size=2", "--inner_steps=1", "--num_subnets=1", f"--mgaug={strategy}"]
     argv += ["--recompute"] * recompute
     # Sizes drawn at run time (grids 2 x 2 and 1 x 1): the step still traces once.
     argv += ["--num_subnets=2", "--resolutions=32,16", "--mgaug_parity"] * resolutions
-    args = meta_step.parse_args(argv)
-    learner = meta_step.build_learner(args)
+    experiment, options = meta_step.parse(argv)
+    mgaug_tf.configure_tensorflow()
+    learner = meta_step.build_learner(experiment, options)
     step = tf.function(learner.train_step)
     for seed in range(3):
-        logs = step(meta_step.random_batch(args, seed))
+        logs = step(meta_step.random_batch(experiment, options, seed))
         assert tf.math.is_finite(logs["loss"])
     assert int(learner.meta_step.numpy()) == 3
     assert step.experimental_get_tracing_count() == 1

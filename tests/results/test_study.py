@@ -1,14 +1,16 @@
 """`trainers/study.py`: the study file, the run plan, and the scarcity study's quick mode."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
-from absl import flags
 
+from mgaug_tf import presets
+from mgaug_tf_cli import flags as run_flags
+from mgaug_tf_cli import study
 from tests.results.conftest import PNG_SIGNATURE, REPO, cli_env
-from trainers import study
 
 SCARCITY = REPO / "configs" / "study" / "scarcity.study"
 
@@ -32,34 +34,25 @@ def test_the_plan_puts_seeds_outermost_and_fills_in_each_settings_config(tmp_pat
         study.plan_runs(settings, arms, seeds, str(tmp_path), ["nope"])
 
 
-def test_every_run_of_the_scarcity_study_parses_as_run_py_flags(tmp_path):
-    from trainers import flags as _  # noqa: F401  (defines run.py's flags)
+def test_every_run_of_the_scarcity_study_is_the_released_preset_on_its_setting(tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.chdir(REPO)  # the study's relative config paths
     settings, arms, seeds = study.parse_study(SCARCITY)
     for run in study.plan_runs(settings, arms, seeds, str(tmp_path)):
-        try:
-            flags.FLAGS(["run.py", *run["args"]])
-            parsed = {name: flags.FLAGS[name].value for name in (
-                "learner", "mgaug", "keep_min", "keep_max", "num_subnets", "resolutions",
-                "mgaug_resize", "mgaug_flatten_head", "mgaug_reduction", "max_train_classes",
-                "seed")}
-        finally:
-            flags.FLAGS.unparse_flags()
+        config = run_flags.parse_config(run["args"])
         learner = run["setting"].rsplit("_", 1)[1]
-        assert parsed["learner"] == learner and parsed["seed"] == run["seed"]
+        assert config.model.learner.name == learner and config.trainer.seed == run["seed"]
         if run["setting"].startswith("omniglot_c"):
-            assert parsed["max_train_classes"] == int(run["setting"].split("_")[1][1:])
+            assert config.data.max_train_classes == int(run["setting"].split("_")[1][1:])
         if run["arm"] == "baseline":
-            assert parsed["mgaug"] == "none"
+            assert not config.model.mgaug.enabled
             continue
-        # The released setting of the learner (issue 11), resolutions scaled to the image size.
-        assert parsed["mgaug"] == run["arm"] and parsed["num_subnets"] == 3
-        assert (parsed["keep_min"], parsed["keep_max"]) == (
-            0.97 if learner == "protonet" else 0.98, 1.0)
-        assert (parsed["mgaug_reduction"], parsed["mgaug_resize"]) == ("sum", "align_corners")
-        assert parsed["mgaug_flatten_head"] == "reference"
+        # The released setting of the learner with the arm's strategy, resolutions scaled
+        # to the image size.
         size = 28 if run["setting"].startswith("omniglot") else 42
-        assert [int(v) for v in parsed["resolutions"]] == [size, round(0.76 * size),
-                                                            round(0.57 * size)]
+        assert config.data.image_size == size
+        assert config.model.mgaug == dataclasses.replace(
+            presets.released_mgaug(learner, size), strategy=run["arm"])
 
 
 @pytest.mark.parametrize("text, message", [
@@ -103,19 +96,14 @@ def test_quick_mode_runs_the_omniglot_setting_end_to_end_and_resumes(omniglot_di
 
 
 def test_the_precision_study_differs_between_arms_only_in_dtype(tmp_path):
-    from trainers import flags as _  # noqa: F401  (defines run.py's flags)
     settings, arms, seeds = study.parse_study(REPO / "configs" / "results" / "precision.study")
     runs = study.plan_runs(settings, arms, seeds, str(tmp_path))
     assert len(runs) == 2 * 2 * 3
     values = {}
     for run in runs:
-        try:
-            flags.FLAGS(["run.py", *run["args"]])
-            values[(run["setting"], run["arm"], run["seed"])] = {
-                name: flags.FLAGS[name].value for name in flags.FLAGS
-                if name not in ("model_dir", "flagfile")}
-        finally:
-            flags.FLAGS.unparse_flags()
+        parsed = parse_run_flags(run["args"])
+        values[(run["setting"], run["arm"], run["seed"])] = {
+            name: parsed[name].value for name in parsed if name not in ("model_dir", "flagfile")}
     for (setting, arm, seed), parsed in values.items():
         assert parsed["dtype"] == arm and parsed["seed"] == seed
         other = values[(setting, "float32" if arm != "float32" else "mixed_bfloat16", seed)]

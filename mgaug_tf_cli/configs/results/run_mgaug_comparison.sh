@@ -1,5 +1,5 @@
 #!/bin/sh
-# MGAug vs its baseline on Omniglot (issue 7): 4 arms x 3 seeds, one run after the other.
+# MGAug vs its baseline on Omniglot: 4 arms x 3 seeds, one run after the other.
 # Usage (from the repository root): sh configs/results/run_mgaug_comparison.sh [ROOT [ARMS...]]
 # ROOT defaults to /tmp/runs/compare; ARMS to "baseline catfish random_param random_width";
 # SEEDS (environment) to "0 1 2".
