@@ -54,7 +54,7 @@ def apply_masks(weights, masks=None):
 
 
 def call_with_weights(layer, weights, non_trainable_weights, inputs, training=False,
-                      masks=None):
+                      masks=None, **call_options):
     """Runs `layer` with `weights` in place of its trainable variables.
 
     Gradients flow into `weights` (tensors), which is what nested
@@ -74,6 +74,10 @@ def call_with_weights(layer, weights, non_trainable_weights, inputs, training=Fa
             function, convolutions on the kept channels); a layer without
             one gets them multiplied in if it has no convolution (a dense
             head), else raises.
+        **call_options: Further keyword arguments of the layer's `call` (and
+            `sliced_call`), e.g. `fused_batch_norm=False` or
+            `flatten_head="reference"` for a `FewShotClassifier`: settings
+            of one caller that must not be written into a shared layer.
 
     Returns:
         `(outputs, new_non_trainable_weights)`.
@@ -88,7 +92,7 @@ def call_with_weights(layer, weights, non_trainable_weights, inputs, training=Fa
     if isinstance(masks, SlicedMasks):
         if hasattr(layer, "sliced_call") and getattr(layer, "supports_sliced_call", True):
             return layer.sliced_call(list(weights), list(non_trainable_weights), inputs,
-                                     masks, training=training)
+                                     masks, training=training, **call_options)
         if any(isinstance(sub, keras.layers.Conv2D)
                for sub in layer._flatten_layers(include_self=True, recursive=True)):
             raise ValueError(f"{type(layer).__name__} has convolutions but no sliced_call: "
@@ -96,7 +100,7 @@ def call_with_weights(layer, weights, non_trainable_weights, inputs, training=Fa
                              "width_execution='masked' runs them masked).")
         masks = list(masks)
     return layer.stateless_call(apply_masks(weights, masks), list(non_trainable_weights),
-                                inputs, training=training)
+                                inputs, training=training, **call_options)
 
 
 def read_values(variables):

@@ -13,9 +13,13 @@ schedules), `strip` (bake masks into a copy of the weights, like TF-MOT's
 `strip_pruning`) and `sparsity`.
 """
 
+import numbers
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+from mgaug_tf.errors import ArgumentError
 
 
 def prunable_weights(network, include_dense=False):
@@ -83,12 +87,14 @@ class ReferenceKeepRatios(KeepRatioSampler):
     """
 
     def __init__(self, keep_min=0.8, keep_max=1.0, cap=None):
-        check_keep_ratio("keep_min", keep_min)
-        check_keep_ratio("keep_max", keep_max)
+        owner = "ReferenceKeepRatios"
+        check_keep_ratio("keep_min", keep_min, owner)
+        check_keep_ratio("keep_max", keep_max, owner)
         if keep_min > keep_max:
-            raise ValueError(f"keep_min ({keep_min}) must not exceed keep_max ({keep_max}).")
+            raise ArgumentError("keep_max", keep_max,
+                                f"must be at least keep_min ({keep_min})", owner=owner)
         if cap is not None:
-            check_keep_ratio("cap", cap)
+            check_keep_ratio("cap", cap, owner)
         self.keep_min, self.keep_max, self.cap = float(keep_min), float(keep_max), cap
 
     def __call__(self, num_subnets, seed):
@@ -113,7 +119,7 @@ class ConstantKeepRatio(KeepRatioSampler):
     """Every sub-network keeps the same fraction `keep_ratio`."""
 
     def __init__(self, keep_ratio):
-        check_keep_ratio("keep_ratio", keep_ratio)
+        check_keep_ratio("keep_ratio", keep_ratio, "ConstantKeepRatio")
         self.keep_ratio = float(keep_ratio)
 
     def __call__(self, num_subnets, seed):
@@ -127,9 +133,15 @@ class ConstantKeepRatio(KeepRatioSampler):
         return {"keep_ratio": self.keep_ratio}
 
 
-def check_keep_ratio(name, value):
-    if not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
-        raise ValueError(f"{name} must be a keep ratio in (0, 1], got {value!r}.")
+def check_keep_ratio(name, value, owner=None):
+    """Refuses a keep ratio outside (0, 1].
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming the argument `name`.
+    """
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0.0 < float(value) <= 1.0):
+        raise ArgumentError(name, value, "must be a keep ratio in (0, 1]", owner=owner)
 
 
 def sparsity(masks, weights):

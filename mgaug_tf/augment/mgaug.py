@@ -6,6 +6,11 @@ same per-task computation as the full network (`learner.task_outcome` with
 masks, restarting from theta), and adds their meta-gradients.
 """
 
+import collections
+import dataclasses
+import numbers
+from typing import Optional
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -16,18 +21,45 @@ from mgaug_tf import interpolation
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
 from mgaug_tf.backbones import classifier as classifier_lib
+from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import accuracy, sequential_loop, unscale
 
 REDUCTIONS = ("sum", "mean", "maxup")
 WIDTH_EXECUTIONS = ("auto", "sliced", "masked")
-# "auto" runs sliced only when no keep ratio exceeds this: on this project's
-# CPU (ProtoNet, K = 3, 84 px, one core) sliced sub-networks made the step
-# 1.9-2.0x faster at keep 0.5 but 9 % slower at 0.7 and 18 % slower at
-# 0.8-1.0 (the overhead was not profiled), and held more memory at
-# every ratio (docs/performance.md, "Sliced random_width sub-networks").
+# "auto" runs sliced only when no keep ratio exceeds this: slicing paid only
+# for narrow sub-networks where it was measured (docs/performance.md,
+# "Sliced random_width sub-networks").
 SLICED_AUTO_MAX_KEEP = 0.5
 RESIZE_METHODS = ("align_corners", "half_pixel")
 FLATTEN_HEADS = classifier_lib.FLATTEN_HEADS
+# The reference code's keep-ratio caps under `parity`.
+PARITY_CAP = 0.999
+PARITY_CAP_PROTONET = 0.99
+
+
+@dataclasses.dataclass(frozen=True)
+class MGAugSettings:
+    """What an `MGAug` resolved for one learner (`MetaLearner.augmentation_settings`).
+
+    One `MGAug` may serve several learners; what depends on the learner
+    lives here, on the learner, instead of in the `MGAug` or the network.
+
+    Attributes:
+        flatten_head: The rule by which the learner's `FewShotClassifier`
+            serves sub-networks' shorter features (passed to each call), or
+            `None` where no resolution changes the head's input (no
+            resolutions, ProtoNet, `pooling="avg"`).
+        keep_ratio_sampler: The sampler of this learner's keep ratios: the
+            `MGAug`'s own, or under `parity` a copy capped as the reference
+            code caps (`PARITY_CAP_PROTONET` for ProtoNet, else `PARITY_CAP`).
+    """
+
+    flatten_head: Optional[str]
+    keep_ratio_sampler: masks_lib.KeepRatioSampler
+
+
+# One task's sub-networks as the meta-step draws them (`MGAug.draw_subnetworks`).
+SubNetworks = collections.namedtuple("SubNetworks", ["keep_ratios", "masks", "tasks"])
 
 
 def resize_images(images, size, method="align_corners"):
@@ -47,9 +79,12 @@ def resize_images(images, size, method="align_corners"):
     Returns:
         `[B, size, size, C]`, the dtype of `images`. Images are data, so only
         the forward value matters (no gradient is taken through it).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: `method` is not one of `RESIZE_METHODS`.
     """
     if method not in RESIZE_METHODS:
-        raise ValueError(f"resize method must be one of {RESIZE_METHODS}, got {method!r}.")
+        raise ArgumentError("method", method, f"must be one of {RESIZE_METHODS}")
     if method == "align_corners":
         return interpolation.resize_align_corners(images, size, size)
     target = tf.stack([size, size]) if isinstance(size, tf.Tensor) else [int(size)] * 2
@@ -76,8 +111,9 @@ class MGAug:
     Args:
         strategy: `"random_width"`, `"random_param"`, `"catfish"` (MMCA,
             the paper's default) or `"snip"` (ablation).
-        num_subnets: K, sub-networks per task.
-        keep_range: `(keep_min, keep_max)` of the reference keep-ratio rule.
+        num_subnets: K, sub-networks per task (an integer >= 1).
+        keep_range: `(keep_min, keep_max)` of the reference keep-ratio rule,
+            with 0 < keep_min <= keep_max <= 1.
         reduction: `"sum"` (reference code: g = grad L_full + sum_k grad L_k),
             `"mean"` (the same divided by K + 1) or `"maxup"` (L_full +
             max_k L_k: only the worst sub-network back-propagates).
@@ -85,19 +121,18 @@ class MGAug:
             task's support and query images resized bilinearly to one of them,
             drawn uniformly per sub-network (the full network is never
             resized; the reference code's "shot augmentation", e.g. (84, 64,
-            48) at 84 px). Each must be at most the image size and leave a
-            non-empty feature map (Conv4, ResNet12: at least 16 px). ProtoNet
+            48) at 84 px). Each must be at most the image size and at least
+            the backbone's `min_input_size` (Conv4, ResNet12: 16 px). ProtoNet
             and `pooling="avg"` backbones take any size; a MAML-family
-            learner with a flatten head needs `flatten_head`.
+            learner with a flatten head needs `flatten_head` or `parity`.
         resize_method: How sub-network images are resized: `"align_corners"`
             (default; bilinear with corner pixels aligned, PyTorch's
             `interpolate(..., align_corners=True)` as in the reference code)
             or `"half_pixel"` (bilinear with half-pixel centres,
             `tf.image.resize`). The default is the reference's because
             resolutions exist to reproduce its released multi-resolution
-            runs, the only evidence for them; for 84 -> 64 the two differ by
-            up to 0.86 (mean 0.11) on unit-normal images. `parity=True`
-            requires it.
+            runs, the only evidence for them, and the two give different
+            images. `parity=True` requires it.
         flatten_head: How a flatten head serves the shorter features of
             sub-networks at smaller resolutions (MAML family): `None` (refuse
             such resolutions), `"reference"` (the reference code's rule: the
@@ -106,8 +141,9 @@ class MGAug:
             `backbones.classifier.reference_head_rows`) or
             `"resize_features"` (resize the last feature map to the
             full-resolution grid before flattening; not in the reference).
-            Sets the network's `FewShotClassifier.flatten_head`. `parity=True`
-            implies `"reference"`.
+            The learner passes it to its network's calls (the network's own
+            `flatten_head` is not changed). `parity=True` implies
+            `"reference"`.
         width_execution: How `random_width` sub-networks run: `"sliced"`
             (each convolution on the kept output channels and the previous
             layer's kept input channels, about r^2 of its FLOPs;
@@ -116,16 +152,17 @@ class MGAug:
             `"auto"` (default: sliced where it applies and pays, i.e.
             `random_width` on a network with `sliced_call` (Conv4
             backbones), no XLA, and keep ratios of at most
-            `SLICED_AUTO_MAX_KEEP` = 0.5, the range where it was measured
-            faster; masked otherwise). Both compute the same
+            `SLICED_AUTO_MAX_KEEP` = 0.5, the range where it paid;
+            masked otherwise). Both compute the same
             function, removed channels' bias and batch-norm constants
             included; float64 tests hold their losses and meta-gradients
             equal for every learner. `"sliced"` where it cannot apply (other
             strategies, ResNet-12, `jit_compile=True`, a
             smallest keep ratio that keeps no channel of some layer)
-            raises `ValueError`.
-        image_size: Optional input size, to check `resolutions` at construction
-            (otherwise they are checked when the learner is built).
+            raises `mgaug_tf.errors.ArgumentError`.
+        image_size: Optional input size in pixels, to check `resolutions` at
+            construction (otherwise they are checked when the learner is
+            built).
         include_dense: Also prune dense kernels (default: convolutions only).
         keep_ratio_sampler: Overrides `keep_range` (e.g.
             `ConstantKeepRatio(0.9)`).
@@ -133,8 +170,21 @@ class MGAug:
             (k = int(n * (1 - r))) with catfish/snip, score with the gradient
             buffer accumulated over the meta-batch's earlier tasks, cap
             keep ratios at 0.999 (0.99 for ProtoNet), resize with aligned
-            corners and slice a flatten head by the reference rule.
+            corners and slice a flatten head by the reference rule. Needs
+            `resize_method="align_corners"` and `flatten_head` None or
+            `"reference"`.
         seed: Base seed of the mask and resolution draws.
+
+    The object is never modified after construction, by this class or by
+    the learners it serves: what depends on a learner is in that learner's
+    `augmentation_settings` (`check_learner`).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: An argument out of its domain, named
+            as above (`strategy`, `num_subnets`, `keep_range`, `reduction`,
+            `resolutions`, `image_size`, `resize_method`, `flatten_head`,
+            `width_execution`, `parity`); `check_learner` raises it for
+            settings a learner cannot use.
 
     Example:
         >>> learner = MAML(FewShotClassifier(Conv4(), 5), n_way=5,
@@ -145,94 +195,143 @@ class MGAug:
                  reduction="sum", resolutions=None, image_size=None, include_dense=False,
                  keep_ratio_sampler=None, parity=False, seed=0, resize_method="align_corners",
                  flatten_head=None, width_execution="auto"):
+        owner = "MGAug"
         self.strategy_name = strategy
-        self.strategy = strategies_lib.get_strategy(strategy)
-        if not isinstance(num_subnets, int) or num_subnets < 1:
-            raise ValueError(f"num_subnets (K) must be an integer >= 1, got {num_subnets!r}.")
+        self.strategy = strategies_lib.get_strategy(strategy, owner=owner)
+        if not _is_integer(num_subnets) or num_subnets < 1:
+            raise ArgumentError("num_subnets", num_subnets, "must be an integer >= 1",
+                                owner=owner)
         if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
+            raise ArgumentError("reduction", reduction, f"must be one of {REDUCTIONS}",
+                                owner=owner)
         if keep_ratio_sampler is None:
-            if len(tuple(keep_range)) != 2:
-                raise ValueError(f"keep_range must be (keep_min, keep_max), got {keep_range!r}.")
-            keep_ratio_sampler = masks_lib.ReferenceKeepRatios(*keep_range)
+            keep_ratio_sampler = _reference_keep_ratios(keep_range, owner)
         self.keep_ratio_sampler = keep_ratio_sampler
-        self.num_subnets = num_subnets
+        self.num_subnets = int(num_subnets)
         self.reduction = reduction
         self.resolutions = None
         if resolutions:
+            if (not isinstance(resolutions, (list, tuple))
+                    or not all(_is_integer(size) and size >= 1 for size in resolutions)):
+                raise ArgumentError("resolutions", resolutions,
+                                    "must be None or a sequence of positive integer sizes in "
+                                    "pixels", owner=owner)
             self.resolutions = tuple(int(size) for size in resolutions)
-            if min(self.resolutions) < 1:
-                raise ValueError(f"resolutions must be positive sizes, got {resolutions!r}.")
-            if image_size is not None:
-                self._check_resolutions(image_size)
+        if image_size is not None:
+            if not _is_integer(image_size) or image_size < 1:
+                raise ArgumentError("image_size", image_size,
+                                    "must be None or a positive integer size in pixels",
+                                    owner=owner)
+            self._check_resolutions(int(image_size))
         if resize_method not in RESIZE_METHODS:
-            raise ValueError(f"resize_method must be one of {RESIZE_METHODS}, got "
-                             f"{resize_method!r}.")
-        if flatten_head is not None and flatten_head not in FLATTEN_HEADS:
-            raise ValueError(f"flatten_head must be None or one of {FLATTEN_HEADS}, got "
-                             f"{flatten_head!r}.")
-        if parity and resize_method != "align_corners":
-            raise ValueError(f"parity=True reproduces the reference code, which resizes with "
-                             f"resize_method='align_corners'; got {resize_method!r}.")
-        if parity and flatten_head not in (None, "reference"):
-            raise ValueError(f"parity=True reproduces the reference code, whose flatten head "
-                             f"rule is flatten_head='reference'; got {flatten_head!r}.")
+            raise ArgumentError("resize_method", resize_method,
+                                f"must be one of {RESIZE_METHODS}", owner=owner)
+        classifier_lib.check_flatten_head(flatten_head, owner=owner)
+        if parity and (resize_method != "align_corners"
+                       or flatten_head not in (None, "reference")):
+            raise ArgumentError(
+                "parity", parity,
+                f"must be False with resize_method={resize_method!r} and "
+                f"flatten_head={flatten_head!r}: parity=True reproduces the reference code, "
+                "which needs resize_method='align_corners' and flatten_head None or "
+                "'reference' (which it implies)", owner=owner)
         if width_execution not in WIDTH_EXECUTIONS:
-            raise ValueError(f"width_execution must be one of {WIDTH_EXECUTIONS}, got "
-                             f"{width_execution!r}.")
+            raise ArgumentError("width_execution", width_execution,
+                                f"must be one of {WIDTH_EXECUTIONS}", owner=owner)
         if width_execution == "sliced" and strategy != "random_width":
-            raise ValueError(f"width_execution='sliced' needs channel masks (strategy "
-                             f"'random_width'); strategy {strategy!r} prunes single entries, "
-                             "which run masked (width_execution='masked' or 'auto').")
+            raise ArgumentError(
+                "width_execution", width_execution,
+                f"must be 'masked' or 'auto' with strategy {strategy!r}: "
+                "width_execution='sliced' needs channel masks (strategy 'random_width'), and "
+                f"{strategy!r} prunes single entries, which run masked", owner=owner)
         self.width_execution = width_execution
         self.resize_method = resize_method
         self.flatten_head = "reference" if parity and flatten_head is None else flatten_head
         self.include_dense = include_dense
-        self.parity = parity
+        self.parity = bool(parity)
         self.seed = int(seed)
 
     def _check_resolutions(self, image_size):
+        """Refuses resolutions above `image_size`: sub-networks only downscale."""
         if self.resolutions and max(self.resolutions) > int(image_size):
-            raise ValueError(f"MGAug resolutions {self.resolutions} include sizes larger than "
-                             f"the input images ({image_size} px); sub-networks only downscale.")
+            raise ArgumentError(
+                "resolutions", self.resolutions,
+                f"must be sizes of at most the input images' {image_size} px (sub-networks "
+                "only downscale)", owner="MGAug")
 
     def check_learner(self, learner):
-        """Raises a clear `ValueError` if this augmentation cannot serve `learner`.
+        """What this augmentation resolves for `learner`, or an error if it cannot serve it.
 
-        With resolutions and a flatten head, also sets the network's
-        `flatten_head` to this augmentation's.
+        Called by `MetaLearner.__init__`, which keeps the result as
+        `learner.augmentation_settings`. Neither this object nor the
+        learner's network is modified.
+
+        Args:
+            learner: The `MetaLearner` being constructed (its `network` set).
+
+        Returns:
+            An `MGAugSettings`.
+
+        Raises:
+            mgaug_tf.errors.ArgumentError: `resolutions` below the backbone's
+                `min_input_size`; resolutions with a flatten head (a
+                MAML-family learner whose backbone does not average-pool)
+                and no `flatten_head` (argument `flatten_head`), or a network
+                that cannot serve one; `width_execution="sliced"` where
+                slicing cannot apply.
         """
         from mgaug_tf.learners.protonet import ProtoNet  # pylint: disable=import-outside-toplevel
-        if self.resolutions and not isinstance(learner, ProtoNet):
-            network = learner.network
-            backbone = getattr(network, "backbone", None)
-            if getattr(backbone, "pooling", None) != "avg":
-                if self.flatten_head is None:
-                    raise ValueError(
-                        f"MGAug resolutions={self.resolutions} with a flatten head (backbone "
-                        f"pooling={getattr(backbone, 'pooling', None)!r}): the head's input "
-                        "length changes with the resolution. Choose flatten_head='reference' "
-                        "(the reference code's rule; parity=True implies it) or "
-                        "'resize_features', or build the backbone with pooling='avg'.")
-                if not hasattr(network, "head_features") or not hasattr(backbone,
-                                                                        "feature_grid"):
-                    raise ValueError(
-                        f"MGAug flatten_head={self.flatten_head!r} needs a FewShotClassifier "
-                        f"whose backbone has feature_grid; got {type(network).__name__} with "
-                        f"{type(backbone).__name__}.")
-                if network.flatten_head not in (None, self.flatten_head):
-                    raise ValueError(
-                        f"MGAug flatten_head={self.flatten_head!r} conflicts with the "
-                        f"network's flatten_head={network.flatten_head!r}.")
-                network.flatten_head = self.flatten_head
+        network = learner.network
+        backbone = getattr(network, "backbone", network)
+        min_size = getattr(backbone, "min_input_size", None)
+        if self.resolutions and min_size is not None and min(self.resolutions) < min_size:
+            raise ArgumentError(
+                "resolutions", self.resolutions,
+                f"must be sizes of at least {type(backbone).__name__}'s min_input_size "
+                f"({min_size} px; smaller images leave an empty feature map)", owner="MGAug")
+        flatten_head = None
+        pooling = getattr(backbone, "pooling", None)
+        if self.resolutions and not isinstance(learner, ProtoNet) and pooling != "avg":
+            flatten_head = self._learner_flatten_head(learner, pooling)
+        sampler = self.keep_ratio_sampler
+        if self.parity and type(sampler) is masks_lib.ReferenceKeepRatios \
+                and sampler.cap is None:
+            cap = PARITY_CAP_PROTONET if isinstance(learner, ProtoNet) else PARITY_CAP
+            sampler = masks_lib.ReferenceKeepRatios(sampler.keep_min, sampler.keep_max, cap=cap)
         if self.width_execution == "sliced":
-            self.executes_sliced(learner)  # raises where slicing cannot apply
-        if self.parity and self.keep_ratio_sampler.__class__ is masks_lib.ReferenceKeepRatios \
-                and self.keep_ratio_sampler.cap is None:
-            # The reference code's caps: 0.99 for ProtoNet, 0.999 otherwise.
-            self.keep_ratio_sampler.cap = 0.99 if isinstance(learner, ProtoNet) else 0.999
+            self._sliced(learner, sampler)  # raises where slicing cannot apply
+        return MGAugSettings(flatten_head=flatten_head, keep_ratio_sampler=sampler)
 
-    def _sliced_problems(self, learner):
+    def _learner_flatten_head(self, learner, pooling):
+        """The flatten head a MAML-family learner with a flatten head uses for `resolutions`."""
+        network = learner.network
+        backbone = getattr(network, "backbone", None)
+        if self.flatten_head is None:
+            raise ArgumentError(
+                "flatten_head", None,
+                "must be 'reference' (the reference code's rule; parity=True implies it) or "
+                f"'resize_features' for resolutions={self.resolutions} with a flatten head "
+                f"(learner {type(learner).__name__}, backbone pooling={pooling!r}): the head's "
+                "input length changes with the image size. Otherwise build the backbone with "
+                "pooling='avg' (ProtoNet accepts any resolutions)", owner="MGAug")
+        if not hasattr(network, "head_features") or not hasattr(backbone, "feature_grid"):
+            raise ArgumentError(
+                "flatten_head", self.flatten_head,
+                "needs a FewShotClassifier whose backbone has feature_grid; got "
+                f"{type(network).__name__} with {type(backbone).__name__}", owner="MGAug")
+        if network.flatten_head not in (None, self.flatten_head):
+            raise ArgumentError(
+                "flatten_head", self.flatten_head,
+                f"must agree with the network's flatten_head={network.flatten_head!r}",
+                owner="MGAug")
+        return self.flatten_head
+
+    def _settings(self, learner):
+        """`learner`'s `MGAugSettings` (resolved now if the learner holds none)."""
+        settings = getattr(learner, "augmentation_settings", None)
+        return self.check_learner(learner) if settings is None else settings
+
+    def _sliced_problems(self, learner, sampler):
         """Why sliced width execution cannot serve `learner` (empty: it can)."""
         problems = []
         if self.strategy_name != "random_width":
@@ -245,11 +344,11 @@ class MGAug:
         else:
             # A layer with no kept channel would give zero-depth convolutions.
             try:
-                lowest = float(self.keep_ratio_sampler.bounds()[0])
+                lowest = float(sampler.bounds()[0])
             except NotImplementedError:
                 lowest = None
             if lowest is None:
-                problems.append(f"{type(self.keep_ratio_sampler).__name__} has no bounds(), "
+                problems.append(f"{type(sampler).__name__} has no bounds(), "
                                 "so layers that keep no channel cannot be ruled out")
             else:
                 emptied = sorted(layer.name for layer in network._flatten_layers(
@@ -263,43 +362,39 @@ class MGAug:
                             "channels are drawn at run time")
         return problems
 
-    def executes_sliced(self, learner):
-        """Whether `learner`'s sub-networks run on sliced weights (`width_execution`).
-
-        Raises:
-            ValueError: `width_execution="sliced"` and it cannot apply.
-        """
+    def _sliced(self, learner, sampler):
+        """Whether sub-networks run sliced, given the keep-ratio sampler (see `executes_sliced`)."""
         if self.width_execution == "masked":
             return False
-        problems = self._sliced_problems(learner)
+        problems = self._sliced_problems(learner, sampler)
         if self.width_execution == "sliced" and problems:
-            raise ValueError("MGAug width_execution='sliced' cannot run here: "
-                             + "; ".join(problems) + ". Use width_execution='masked' "
-                             "(the same function at full width) or 'auto'.")
+            raise ArgumentError(
+                "width_execution", self.width_execution,
+                "must be 'masked' (the same function at full width) or 'auto' here, because "
+                "sliced execution cannot run: " + "; ".join(problems), owner="MGAug")
         if problems:
             return False
         if self.width_execution == "auto":
             # Slicing pays only for narrow sub-networks (SLICED_AUTO_MAX_KEEP).
-            return float(self.keep_ratio_sampler.bounds()[1]) <= SLICED_AUTO_MAX_KEEP
+            return float(sampler.bounds()[1]) <= SLICED_AUTO_MAX_KEEP
         return True
 
-    def on_build(self, learner, image_shape):
-        """Called when the learner learns its input size.
+    def executes_sliced(self, learner):
+        """Whether `learner`'s sub-networks run on sliced weights (`width_execution`).
 
         Raises:
-            ValueError: A resolution exceeds the image size or leaves the
-                backbone an empty feature map.
+            mgaug_tf.errors.ArgumentError: `width_execution="sliced"` and it
+                cannot apply (e.g. after `compile(jit_compile=True)`).
+        """
+        return self._sliced(learner, self._settings(learner).keep_ratio_sampler)
+
+    def on_build(self, learner, image_shape):
+        """Called when the learner learns its input size `(H, W, C)`.
+
+        Raises:
+            mgaug_tf.errors.ArgumentError: A resolution exceeds the image size.
         """
         self._check_resolutions(min(image_shape[0], image_shape[1]))
-        backbone = getattr(learner.network, "backbone", learner.network)
-        if self.resolutions and hasattr(backbone, "feature_grid"):
-            empty = [size for size in self.resolutions if min(backbone.feature_grid(size, size)) < 1]
-            if empty:
-                raise ValueError(
-                    f"MGAug resolutions {self.resolutions}: {empty} px give an empty feature map "
-                    f"in {type(backbone).__name__} (its last feature map at {image_shape[0]} px "
-                    f"is {backbone.feature_grid(image_shape[0], image_shape[1])}); use sizes "
-                    "that survive its poolings (16 px or more for Conv4 and ResNet12).")
 
     def resolution_probabilities(self):
         """`{size: probability}` of one sub-network's resolution draw (uniform)."""
@@ -313,8 +408,21 @@ class MGAug:
         return names + [f"sparsity_{k}" for k in range(self.num_subnets)]
 
     # ------------------------------------------------------------------ draws
-    def _task_seed(self, learner, task_index):
-        """A stateless seed unique to (meta-step, global task index)."""
+    def task_seed(self, learner, task_index):
+        """The stateless seed of one task's draws at the learner's current meta-step.
+
+        Unique to (MGAug `seed`, `learner.meta_step`, global task index),
+        the same on every replica and on resume.
+
+        Args:
+            learner: A built `MetaLearner` that has seen an episode batch
+                (`tasks_per_replica` set).
+            task_index: Index of the task in this replica's meta-batch (an
+                int or a scalar int tensor).
+
+        Returns:
+            An int64 `[2]` seed tensor.
+        """
         context = tf.distribute.get_replica_context()
         replica = 0 if context is None else context.replica_id_in_sync_group
         global_task = (tf.cast(replica, tf.int64) * learner.tasks_per_replica
@@ -323,9 +431,13 @@ class MGAug:
             tf.constant([self.seed, 0x5EED], tf.int64), tf.cast(learner.meta_step, tf.int64))
         return tf.random.experimental.stateless_fold_in(seed, global_task)
 
-    def keep_ratios(self, task_seed):
-        """The K sub-networks' keep ratios `[K]` of one task (stateless draw)."""
-        return self.keep_ratio_sampler(
+    def keep_ratios(self, learner, task_seed):
+        """The K sub-networks' keep ratios, a float64 `[K]` tensor (stateless draw).
+
+        Drawn by `learner`'s sampler (`MGAugSettings.keep_ratio_sampler`)
+        from `task_seed` (`task_seed()`).
+        """
+        return self._settings(learner).keep_ratio_sampler(
             self.num_subnets, tf.random.experimental.stateless_fold_in(task_seed, 1_000_003))
 
     def draw_subnet_masks(self, learner, task_seed, k, ratios, scores=None):
@@ -337,11 +449,47 @@ class MGAug:
         return self.strategy(weights, prunable, ratios[k], seed=subnet_seed, scores=scores,
                              parity=self.parity)
 
-    def draw_masks(self, learner, task_seed, scores=None):
-        """Keep ratios `[K]` and the K sub-networks' masks (lists aligned with theta)."""
-        ratios = self.keep_ratios(task_seed)
-        return ratios, [self.draw_subnet_masks(learner, task_seed, k, ratios, scores)
-                        for k in range(self.num_subnets)]
+    def draw_subnetworks(self, learner, task_seed, network_gradients=None, task=None):
+        """One task's K sub-networks, exactly as the meta-step draws them.
+
+        For inspection and tests: `task_gradients` draws the same keep
+        ratios, masks and resolutions from the same seeds inside its loop.
+
+        Args:
+            learner: A built `MetaLearner` served by this augmentation.
+            task_seed: The task's seed (`task_seed(learner, task_index)`).
+            network_gradients: For scored strategies (catfish, snip): the
+                full network's meta-gradient, aligned with
+                `learner.network.trainable_variables`, from which the scores
+                are computed (with `parity`, the meta-step scores the
+                meta-batch's accumulated gradient plus this task's; pass
+                that sum). Ignored by random strategies; required by scored
+                ones.
+            task: Optional `episodes.Task` to resize to each sub-network's
+                drawn resolution.
+
+        Returns:
+            `SubNetworks(keep_ratios, masks, tasks)`: float64 `[K]` keep
+            ratios; K lists of masks aligned with
+            `learner.network.trainable_variables` (`None` for weights that
+            are not pruned); K `episodes.Task`s at their resolutions (the
+            task itself without `resolutions`), or `None` without `task`.
+
+        Raises:
+            ValueError: A scored strategy and no `network_gradients`.
+        """
+        scores = None
+        if self.strategy_name in strategies_lib.SCORED:
+            if network_gradients is None:
+                raise ValueError(f"MGAug strategy {self.strategy_name!r} scores weights by "
+                                 "the full network's gradient: pass network_gradients.")
+            scores = self._mask_scores(learner, network_gradients)
+        ratios = self.keep_ratios(learner, task_seed)
+        masks = [self.draw_subnet_masks(learner, task_seed, k, ratios, scores)
+                 for k in range(self.num_subnets)]
+        tasks = None if task is None else [self._resize(task, task_seed, k)
+                                           for k in range(self.num_subnets)]
+        return SubNetworks(ratios, masks, tasks)
 
     def _resize(self, task, task_seed, k, keep=None):
         """Sub-network k's task at its resolution; `keep` (a bool tensor) keeps the task's own."""
@@ -377,7 +525,7 @@ class MGAug:
         differentiates through the loop). Sub-network k's masks (and
         resolution) are drawn in the body from the full network's gradient,
         carried from pass 0, with the stateless seeds of (meta-step, task, k),
-        so they equal `draw_masks`'s. Sliced `random_width` sub-networks run
+        so they equal `draw_subnetworks`'s. Sliced `random_width` sub-networks run
         their full network outside the loop (a sliced pass that keeps every
         channel would gather whole kernels for nothing), so they trace it
         twice.
@@ -405,9 +553,9 @@ class MGAug:
             network's new batch-norm statistics (`bn_mode="inductive"`),
             else `None`.
         """
-        task_seed = self._task_seed(learner, task_index)
+        task_seed = self.task_seed(learner, task_index)
         subnets = self.num_subnets
-        ratios = self.keep_ratios(task_seed)
+        ratios = self.keep_ratios(learner, task_seed)
         maxup = self.reduction == "maxup"
         loss_dtype = tf.float64 if learner.network.compute_dtype == "float64" else tf.float32
         sliced = self.executes_sliced(learner)
@@ -525,11 +673,6 @@ class MGAug:
         return strategies_lib.mmca_scores(
             functional.read_values(learner.network.trainable_variables), network_gradients)
 
-    def _task_masks(self, learner, task_seed, network_gradients):
-        """The K sub-networks' masks of one task (scored by its gradients if needed)."""
-        return self.draw_masks(learner, task_seed,
-                               self._mask_scores(learner, network_gradients))[1]
-
     def _scale(self, gradients):
         if self.reduction != "mean":
             return list(gradients)
@@ -558,3 +701,18 @@ class MGAug:
         config["keep_ratio_sampler"] = keras.saving.deserialize_keras_object(
             config["keep_ratio_sampler"])
         return cls(**config)
+
+
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _reference_keep_ratios(keep_range, owner):
+    """The `ReferenceKeepRatios` of `keep_range`, refused under MGAug's argument name."""
+    try:
+        keep_min, keep_max = keep_range
+        return masks_lib.ReferenceKeepRatios(keep_min, keep_max)
+    except (TypeError, ValueError) as error:
+        raise ArgumentError("keep_range", keep_range,
+                            "must be (keep_min, keep_max), keep ratios in (0, 1] with "
+                            "keep_min <= keep_max", owner=owner) from error

@@ -10,6 +10,8 @@ one trace serves every draw.
 
 import tensorflow as tf
 
+from mgaug_tf.errors import ArgumentError
+
 
 def pruned_count(size, keep_ratio, parity=False):
     """Entries to prune in a layer of `size` entries (a tensor).
@@ -99,11 +101,17 @@ STRATEGIES = {"random_width": random_width, "random_param": random_param,
 SCORED = ("catfish", "snip")
 
 
-def get_strategy(name):
-    """The strategy function for `name` (one of `STRATEGIES`)."""
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown pruning strategy {name!r}; expected one of "
-                         f"{sorted(STRATEGIES)}.")
+def get_strategy(name, owner=None):
+    """The strategy function for `name` (one of `STRATEGIES`).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: (argument `strategy`) An unknown name;
+            `owner` names the refusing class in the message.
+    """
+    if not isinstance(name, str) or name not in STRATEGIES:
+        raise ArgumentError("strategy", name,
+                            f"must name a pruning strategy, one of {sorted(STRATEGIES)}",
+                            owner=owner)
     return STRATEGIES[name]
 
 

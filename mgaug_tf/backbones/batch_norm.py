@@ -3,11 +3,26 @@
 import keras
 import tensorflow as tf
 
+from mgaug_tf.errors import ArgumentError
+
 # `fused` settings of `MetaBatchNormalization`.
 FUSED_CHOICES = ("auto", True, False)
 _FUSED_DTYPES = (tf.float32, tf.bfloat16, tf.float16)
 # Name scope of the fused kernel's second derivative (`_fused_batch_norm_gradient`).
 SECOND_ORDER_SCOPE = "batch_norm_second_order"
+
+
+def check_fused(value, argument="fused", owner=None):
+    """Returns `value` if it is a `fused` setting (`FUSED_CHOICES`).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming `argument` (the caller's name
+            for the setting) otherwise.
+    """
+    if not any(value is choice or (isinstance(value, str) and value == choice)
+               for choice in FUSED_CHOICES):
+        raise ArgumentError(argument, value, f"must be one of {FUSED_CHOICES}", owner=owner)
+    return value
 
 
 def use_fused(fused, dtype, rank):
@@ -16,9 +31,11 @@ def use_fused(fused, dtype, rank):
     `"auto"` and `True` fuse float32 and 16-bit inputs (the kernel's
     dtypes); `False` never fuses. float64 (no fused kernel) and inputs other
     than 4-D NHWC always take the plain ops.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: `fused` is not in `FUSED_CHOICES`.
     """
-    if fused not in FUSED_CHOICES:
-        raise ValueError(f"fused must be one of {FUSED_CHOICES}, got {fused!r}.")
+    check_fused(fused)
     dtype = tf.as_dtype(dtype)
     return rank == 4 and dtype in _FUSED_DTYPES and fused is not False
 
@@ -79,8 +96,8 @@ def _fused_batch_norm_gradient(grad_outputs, inputs, gamma, reserved, epsilon):
     activations and gradients) until the outer backward pass: two extra
     activations per batch norm and inner step, alive through the query pass,
     where second-order MAML's memory peaks. Here the rebuild depends on the
-    outer gradient, so it runs only when needed (measured in
-    docs/performance.md, "Issue 13, continued").
+    outer gradient, so it runs only when needed (docs/performance.md has
+    the memory profile).
     """
 
     @tf.custom_gradient
@@ -202,11 +219,10 @@ class MetaBatchNormalization(keras.layers.Layer):
     mixed precision), the fused gradient kernel, and second-order terms
     exact to the second derivative, which is all MAML, Meta-SGD and ANIL
     differentiate (proven by float32 central differences of its gradient in
-    tests/backbones/test_fused_batch_norm.py). On this project's CPU it made
-    a second-order MAML step 1.3-1.4x faster and saved it about 340 MiB at
-    84 px against the plain ops (docs/performance.md). float64 has no fused
-    kernel and takes the plain ops, which the float64 finite-difference
-    tests check.
+    tests/backbones/test_fused_batch_norm.py); it is the default because it
+    makes second-order steps faster and smaller than the plain ops
+    (docs/performance.md). float64 has no fused kernel and takes the plain
+    ops, which the float64 finite-difference tests check.
 
     Args:
         momentum: Momentum of the moving statistics.
@@ -214,8 +230,12 @@ class MetaBatchNormalization(keras.layers.Layer):
         fused: `"auto"` or `True` (the fused kernel wherever it exists:
             float32, bfloat16, float16) or `False` (plain differentiable
             ops, exact to every order, e.g. for third derivatives; float64
-            always uses them).
+            always uses them). A caller may override it per call (`call`'s
+            `fused`), as Meta-SGD does.
         **kwargs: Standard layer arguments (`name`, `dtype`).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: `fused` is not one of `FUSED_CHOICES`.
 
     Example:
         >>> bn = MetaBatchNormalization()
@@ -224,10 +244,9 @@ class MetaBatchNormalization(keras.layers.Layer):
 
     def __init__(self, momentum=0.9, epsilon=1e-5, fused="auto", **kwargs):
         super().__init__(**kwargs)
-        use_fused(fused, "float32", 4)  # validates `fused`
+        self.fused = check_fused(fused, owner="MetaBatchNormalization")
         self.momentum = momentum
         self.epsilon = epsilon
-        self.fused = fused
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -254,10 +273,11 @@ class MetaBatchNormalization(keras.layers.Layer):
         self.moving_variance.assign(
             self.momentum * self.moving_variance + (1.0 - self.momentum) * new_variance)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, fused=None):
+        """Normalizes `inputs` `[..., C]`; `fused` (if not None) overrides the layer's."""
         outputs, mean, variance = batch_normalize(
             inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.epsilon,
-            self.fused, training)
+            self.fused if fused is None else fused, training)
         if training:
             self._update_moving(mean, variance)
         return outputs

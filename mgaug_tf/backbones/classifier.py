@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 
 from mgaug_tf import functional
+from mgaug_tf.backbones.pooling import check_positive_integers
+from mgaug_tf.errors import ArgumentError
 from mgaug_tf.interpolation import resize_align_corners
 
 # How a flatten head serves the smaller feature maps of MGAug sub-networks
@@ -53,6 +55,22 @@ def reference_head_rows(full_grid, grid, channels):
     return position * channels + full_c
 
 
+def check_flatten_head(flatten_head, owner=None):
+    """Refuses a `flatten_head` other than None or one of `FLATTEN_HEADS`.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming `flatten_head`.
+    """
+    if flatten_head is not None and flatten_head not in FLATTEN_HEADS:
+        raise ArgumentError("flatten_head", flatten_head,
+                            f"must be None or one of {FLATTEN_HEADS}", owner=owner)
+
+
+def _backbone_options(fused_batch_norm):
+    # Passed only when set, so that backbones without the argument keep working.
+    return {} if fused_batch_norm is None else {"fused_batch_norm": fused_batch_norm}
+
+
 @keras.saving.register_keras_serializable(package="mgaug_tf")
 class FewShotClassifier(keras.Model):
     """`backbone` then a dense head with one logit per way.
@@ -65,7 +83,8 @@ class FewShotClassifier(keras.Model):
     image size it was built for (Conv4-64: 1600 at 84 px). MGAug sub-networks
     that see smaller images (`MGAug(resolutions=...)`) give shorter features
     (1024 at 64 px, 576 at 48 px); `flatten_head` says how the head serves
-    them (`None` refuses them):
+    them (`None` refuses them), and a caller may choose per call (`call`'s
+    `flatten_head`, as a learner does with the one its MGAug resolved):
 
     - `"reference"`: the reference code's rule: the d features, taken in
       channels-first order, multiply the head kernel rows whose
@@ -83,10 +102,14 @@ class FewShotClassifier(keras.Model):
 
     Args:
         backbone: A Keras model mapping images to feature vectors.
-        n_way: Number of classes per episode.
-        flatten_head: `None`, `"reference"` or `"resize_features"` (above);
-            `MGAug` sets it from its own `flatten_head`/`parity`.
+        n_way: Number of classes per episode, a positive integer.
+        flatten_head: `None`, `"reference"` or `"resize_features"` (above):
+            the default of calls that do not choose one.
         **kwargs: Standard model arguments (`name`, `dtype`).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: `n_way` or `flatten_head` is out of
+            its domain.
 
     Example:
         >>> network = FewShotClassifier(Conv4(), n_way=5)
@@ -97,11 +120,10 @@ class FewShotClassifier(keras.Model):
         # The head computes in the backbone's precision unless told otherwise.
         kwargs.setdefault("dtype", backbone.dtype_policy)
         super().__init__(**kwargs)
-        if flatten_head is not None and flatten_head not in FLATTEN_HEADS:
-            raise ValueError(f"flatten_head must be None or one of {FLATTEN_HEADS}, got "
-                             f"{flatten_head!r}.")
+        check_flatten_head(flatten_head, owner="FewShotClassifier")
+        check_positive_integers("n_way", n_way, owner="FewShotClassifier")
         self.backbone = backbone
-        self.n_way = n_way
+        self.n_way = int(n_way)
         self.flatten_head = flatten_head
         self.head = keras.layers.Dense(n_way, dtype=self.dtype_policy, name="head")
         self.full_grid = None
@@ -117,14 +139,25 @@ class FewShotClassifier(keras.Model):
                                    self.backbone.feature_grid(input_shape[1], input_shape[2]))
         self.built = True
 
-    def call(self, inputs, training=False):
-        features = self.backbone(inputs, training=training)
+    def call(self, inputs, training=False, flatten_head=None, fused_batch_norm=None):
+        """Logits `[B, n_way]` of `[B, H, W, C]` images.
+
+        Args:
+            inputs: The images.
+            training: Forwarded to the backbone (batch statistics).
+            flatten_head: Overrides the classifier's `flatten_head` for this
+                call (None: the classifier's own).
+            fused_batch_norm: Forwarded to the backbone's call when not None
+                (`Conv4.call`), overriding its batch norms' `fused`.
+        """
+        features = self.backbone(inputs, training=training,
+                                 **_backbone_options(fused_batch_norm))
         if features.shape[-1] != self.head.kernel.shape[0]:  # another resolution
             shape = tf.shape(inputs)
-            features = self.head_features(features, (shape[1], shape[2]))
+            features = self.head_features(features, (shape[1], shape[2]), flatten_head)
         return self.head(features)
 
-    def head_features(self, features, image_size):
+    def head_features(self, features, image_size, flatten_head=None):
         """`features` as the head's input: unchanged, or mapped per `flatten_head`.
 
         Args:
@@ -132,6 +165,8 @@ class FewShotClassifier(keras.Model):
                 (d may be unknown until run time).
             image_size: `(height, width)` of the images (ints or scalar
                 tensors).
+            flatten_head: The rule to use (None: the classifier's own
+                `flatten_head`).
 
         Returns:
             `[B, D]`, D the head's input length.
@@ -143,7 +178,8 @@ class FewShotClassifier(keras.Model):
         rows = self.head.kernel.shape[0]
         if features.shape[-1] == rows:
             return features
-        if self.flatten_head is None or self.full_grid is None:
+        flatten_head = self.flatten_head if flatten_head is None else flatten_head
+        if flatten_head is None or self.full_grid is None:
             raise ValueError(
                 f"The head of this FewShotClassifier takes {rows} features (a flatten head "
                 f"built for one image size) but got {features.shape[-1]} (another "
@@ -154,7 +190,7 @@ class FewShotClassifier(keras.Model):
         full_h, full_w = self.full_grid
         channels = rows // (full_h * full_w)
         height, width = self.backbone.feature_grid(image_size[0], image_size[1])
-        if self.flatten_head == "reference":
+        if flatten_head == "reference":
             # Feature i goes to row rows_of[i] of a zero full-length vector:
             # the head's matmul then multiplies it by exactly that kernel row.
             rows_of = reference_head_rows(self.full_grid, (height, width), channels)
@@ -169,7 +205,8 @@ class FewShotClassifier(keras.Model):
         """Whether `sliced_call` (MGAug's sliced width execution) is available."""
         return hasattr(self.backbone, "sliced_call")
 
-    def sliced_call(self, weights, non_trainable, inputs, masks, training=False):
+    def sliced_call(self, weights, non_trainable, inputs, masks, training=False,
+                    flatten_head=None, fused_batch_norm=None):
         """The channel-masked classifier with its backbone run on kept channels.
 
         The backbone's `sliced_call` (e.g. `Conv4.sliced_call`) gives the
@@ -184,6 +221,7 @@ class FewShotClassifier(keras.Model):
             masks: Masks aligned with `weights` (per-output-channel kernel
                 masks, `None` elsewhere).
             training: Forwarded to the backbone.
+            flatten_head, fused_batch_norm: As `call`'s.
 
         Returns:
             `(logits, new_non_trainable)`, as `stateless_call` returns them.
@@ -196,10 +234,11 @@ class FewShotClassifier(keras.Model):
                              "sub-networks run masked (MGAug width_execution='masked').")
         split = len(self.backbone.trainable_variables)
         features, new_non_trainable = self.backbone.sliced_call(
-            weights[:split], non_trainable, inputs, masks[:split], training=training)
+            weights[:split], non_trainable, inputs, masks[:split], training=training,
+            **_backbone_options(fused_batch_norm))
         if features.shape[-1] != self.head.kernel.shape[0]:  # another resolution
             shape = tf.shape(inputs)
-            features = self.head_features(features, (shape[1], shape[2]))
+            features = self.head_features(features, (shape[1], shape[2]), flatten_head)
         logits, _ = self.head.stateless_call(
             functional.apply_masks(list(weights[split:]), list(masks[split:])), [], features)
         return logits, new_non_trainable

@@ -4,19 +4,21 @@ import keras
 import tensorflow as tf
 
 from mgaug_tf.backbones import piecewise, sliced
-from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, batch_normalize
-from mgaug_tf.backbones.pooling import feature_pooling
+from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, batch_normalize, check_fused
+from mgaug_tf.backbones.pooling import check_input_size, check_positive_integers, feature_pooling
 
 
 @keras.saving.register_keras_serializable(package="mgaug_tf")
 class Conv4(keras.Model):
     """Four blocks of [3x3 conv with bias, batch norm, ReLU, 2x2 max-pool].
 
-    Works for any input size and channel count: 84x84 RGB gives 5x5x64 = 1600
-    features, 28x28 grayscale gives 1x1x64 = 64.
+    Works for any input size of at least `min_input_size` and any channel
+    count: 84x84 RGB gives 5x5x64 = 1600 features, 28x28 grayscale gives
+    1x1x64 = 64.
 
     Args:
-        filters: Filters per convolution (32 or 64 in the literature).
+        filters: Filters per convolution, a positive integer (32 or 64 in the
+            literature).
         pooling: `"flatten"` (the reference code's head input) or `"avg"`
             (global average pooling: a feature length independent of the input
             size, needed when sub-networks see other resolutions).
@@ -25,14 +27,24 @@ class Conv4(keras.Model):
             `False`: plain ops, exact to every order; float64 always plain).
         **kwargs: Standard model arguments (`name`, `dtype`).
 
+    Raises:
+        mgaug_tf.errors.ArgumentError: `filters`, `pooling` or
+            `fused_batch_norm` is out of its domain; `build` raises it
+            (argument `input_shape`) for images smaller than `min_input_size`.
+
     Example:
         >>> backbone = Conv4(filters=64)
         >>> features = backbone(tf.zeros([2, 84, 84, 3]))  # shape [2, 1600]
     """
 
+    # Four 2x2 max-pools: a smaller image leaves an empty feature map.
+    min_input_size = 16
+
     def __init__(self, filters=64, pooling="flatten", fused_batch_norm="auto", **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
+        check_positive_integers("filters", filters, owner="Conv4")
+        check_fused(fused_batch_norm, "fused_batch_norm", owner="Conv4")
+        self.filters = int(filters)
         self.pooling = pooling
         self.fused_batch_norm = fused_batch_norm
         self.blocks = []
@@ -48,6 +60,7 @@ class Conv4(keras.Model):
         self.pool = feature_pooling(pooling, "Conv4", self.dtype_policy)
 
     def build(self, input_shape):
+        check_input_size(input_shape, self.min_input_size, "Conv4")
         shape = tuple(input_shape)
         for block in self.blocks:
             for layer in block:
@@ -74,13 +87,20 @@ class Conv4(keras.Model):
             height, width = height // 2, width // 2
         return height, width
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, fused_batch_norm=None):
+        """Features `[B, D]` of `[B, H, W, C]` images.
+
+        `fused_batch_norm` (if not None) overrides every batch norm's `fused`
+        for this call, so that a learner can choose the kernel without
+        changing a shared network.
+        """
         x = inputs
         for conv, norm, relu, pool in self.blocks:
-            x = pool(relu(norm(conv(x), training=training)))
+            x = pool(relu(norm(conv(x), training=training, fused=fused_batch_norm)))
         return self.pool(x)
 
-    def sliced_call(self, weights, non_trainable, inputs, masks, training=False):
+    def sliced_call(self, weights, non_trainable, inputs, masks, training=False,
+                    fused_batch_norm=None):
         """The channel-masked network, computed on the kept channels only.
 
         Equal to `stateless_call(apply_masks(weights, masks), non_trainable,
@@ -99,6 +119,7 @@ class Conv4(keras.Model):
                 mask for each kernel, `None` for biases and batch norm.
             training: Batch statistics (and updated moving statistics) or
                 moving statistics, as `call`.
+            fused_batch_norm: As `call`'s.
 
         Returns:
             `(features, new_non_trainable)` as `stateless_call` returns them.
@@ -133,7 +154,7 @@ class Conv4(keras.Model):
             y, mean, variance = batch_normalize(
                 y, sliced.take(gamma, kept), sliced.take(beta, kept),
                 sliced.take(moving_mean, kept), sliced.take(moving_variance, kept), norm.epsilon,
-                norm.fused, training)
+                norm.fused if fused_batch_norm is None else fused_batch_norm, training)
             x = pool(relu(y))
             # A removed channel's convolution output is its bias, a constant map:
             # batch statistics give beta, moving statistics the affine map of it.

@@ -10,9 +10,9 @@ the executor builds them during the inner step and holds them, one or two
 activations per layer and step, until the outer backward pass adds them in:
 through the query pass, where second-order MAML's memory peaks. Here the
 first and second derivatives are TensorFlow's own kernels, and the zero
-terms are left out (`None`): the same values, and 113 MiB off the
-allocator's peak of a second-order MAML step at 84 px (docs/performance.md,
-"Issue 13, continued").
+terms are left out (`None`): the same values without those tensors, which
+lowers the memory peak of a second-order step (docs/performance.md has
+the profile).
 """
 
 import keras

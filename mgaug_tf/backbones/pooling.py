@@ -1,6 +1,10 @@
-"""The last step of a backbone: feature map -> feature vector."""
+"""The last step of a backbone: feature map -> feature vector, and the input size it needs."""
+
+import numbers
 
 import keras
+
+from mgaug_tf.errors import ArgumentError
 
 POOLINGS = ("flatten", "avg")
 
@@ -10,9 +14,45 @@ def feature_pooling(pooling, owner, dtype):
 
     A flattened feature's length depends on the image size; an averaged one
     does not (needed when MGAug sub-networks see other resolutions).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: `pooling` is not one of `POOLINGS`.
     """
     if pooling not in POOLINGS:
-        raise ValueError(f"{owner} pooling must be one of {POOLINGS}, got {pooling!r}.")
+        raise ArgumentError("pooling", pooling, f"must be one of {POOLINGS}", owner=owner)
     if pooling == "flatten":
         return keras.layers.Flatten(dtype=dtype)
     return keras.layers.GlobalAveragePooling2D(dtype=dtype)
+
+
+def check_input_size(input_shape, min_size, owner):
+    """Refuses `[B, H, W, C]` inputs whose known H or W is below `min_size`.
+
+    A backbone's 2x2 poolings floor each side, so a smaller image leaves an
+    empty feature map.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: `input_shape` has H or W below `min_size`.
+    """
+    shape = tuple(input_shape)
+    sides = [size for size in shape[1:3] if size is not None]
+    if len(shape) != 4 or any(int(size) < min_size for size in sides):
+        raise ArgumentError("input_shape", shape,
+                            f"must be (batch, height, width, channels) with height and width "
+                            f"of at least {min_size} px (smaller images leave an empty feature "
+                            "map)", owner=owner)
+
+
+def check_positive_integers(argument, values, owner):
+    """Returns `values` (an int or a sequence of ints) if every one is a positive integer.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming `argument` otherwise.
+    """
+    items = values if isinstance(values, (list, tuple)) else [values]
+    if not items or any(isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 1
+                        for item in items):
+        raise ArgumentError(argument, values, "must be a positive integer" if items is not values
+                            else "must be a non-empty sequence of positive integers",
+                            owner=owner)
+    return values

@@ -4,7 +4,8 @@ import keras
 
 from mgaug_tf.backbones import piecewise
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
-from mgaug_tf.backbones.pooling import feature_pooling
+from mgaug_tf.backbones.pooling import check_input_size, check_positive_integers, feature_pooling
+from mgaug_tf.errors import ArgumentError
 
 
 @keras.saving.register_keras_serializable(package="mgaug_tf")
@@ -32,13 +33,14 @@ class ResidualBlock(keras.layers.Layer):
         self.shortcut_norm.build(shape)
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, fused_batch_norm=None):
         x = inputs
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            x = norm(conv(x), training=training)
+            x = norm(conv(x), training=training, fused=fused_batch_norm)
             if index < 2:
                 x = piecewise.leaky_relu(x, 0.1)
-        shortcut = self.shortcut_norm(self.shortcut_conv(inputs), training=training)
+        shortcut = self.shortcut_norm(self.shortcut_conv(inputs), training=training,
+                                      fused=fused_batch_norm)
         x = piecewise.leaky_relu(x + shortcut, 0.1)
         return piecewise.max_pool(x, 2)
 
@@ -58,25 +60,41 @@ class ResNet12(keras.Model):
     """The standard few-shot ResNet-12 (widths 64-160-320-640).
 
     Args:
-        widths: Output channels of the four residual blocks.
+        widths: Output channels of the four residual blocks (positive
+            integers).
         pooling: `"avg"` (global average pooling, the usual choice: 640
             features) or `"flatten"`.
         **kwargs: Standard model arguments (`name`, `dtype`).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: `widths` or `pooling` is out of its
+            domain; `build` raises it (argument `input_shape`) for images
+            smaller than `min_input_size`.
 
     Example:
         >>> backbone = ResNet12()
         >>> features = backbone(tf.zeros([2, 84, 84, 3]))  # shape [2, 640]
     """
 
+    # Four blocks, each ending in a 2x2 max-pool: a smaller image leaves an
+    # empty feature map.
+    min_input_size = 16
+
     def __init__(self, widths=(64, 160, 320, 640), pooling="avg", **kwargs):
         super().__init__(**kwargs)
-        self.widths = tuple(widths)
+        if not isinstance(widths, (list, tuple)) or len(widths) != 4:
+            raise ArgumentError("widths", widths,
+                                "must be a sequence of 4 positive integers (one per block)",
+                                owner="ResNet12")
+        check_positive_integers("widths", tuple(widths), owner="ResNet12")
+        self.widths = tuple(int(width) for width in widths)
         self.pooling = pooling
         self.blocks = [ResidualBlock(width, dtype=self.dtype_policy, name=f"block{i}")
                        for i, width in enumerate(self.widths)]
         self.pool = feature_pooling(pooling, "ResNet12", self.dtype_policy)
 
     def build(self, input_shape):
+        check_input_size(input_shape, self.min_input_size, "ResNet12")
         shape = tuple(input_shape)
         for block in self.blocks:
             block.build(shape)
@@ -100,10 +118,11 @@ class ResNet12(keras.Model):
             height, width = height // 2, width // 2
         return height, width
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, fused_batch_norm=None):
+        """Features `[B, D]` of `[B, H, W, C]` images; `fused_batch_norm` as `Conv4.call`'s."""
         x = inputs
         for block in self.blocks:
-            x = block(x, training=training)
+            x = block(x, training=training, fused_batch_norm=fused_batch_norm)
         return self.pool(x)
 
     def get_config(self):

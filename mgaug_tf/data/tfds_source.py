@@ -34,10 +34,8 @@ left encoded (`tfds.decode.SkipDecoding`) and only the needed features parsed
 (`tfds.decode.PartialDecoding`); Omniglot reads its labels in a first pass
 (no images) to apply the Vinyals rule. Only the split's images are kept:
 their encoded bytes stay in memory in chunks of up to 1,024 images (the
-encoded size plus 16 bytes of offsets per image; measured: 250 B for
-Omniglot's PNGs, 13 KB for the builders' 84x84 miniImageNet PNGs; CIFAR-100's
-32x32 PNGs at most about their 3 KiB raw size, CUB's JPEGs their file
-size). Images are decoded when an episode needs them, and kept decoded while
+encoded size plus 16 bytes of offsets per image; docs/data.md gives
+typical sizes per dataset). Images are decoded when an episode needs them, and kept decoded while
 the split's decoded size is under the `cache_decoded` limit (512 MiB by
 default), as for the raw readers.
 """

@@ -36,9 +36,11 @@ class ANIL(GradientLearner):
                                                  body_masks, training, layer=backbone)
         query_features, new_statistics = self._network_call(
             body_weights, task.query_images, body_masks, training, layer=backbone)
-        # Sub-networks at another resolution: the classifier's flatten-head rule.
+        # Sub-networks at another resolution: the flatten-head rule of this learner.
+        flatten_head = self._call_options(self.network).get("flatten_head")
         support_features, query_features = (
-            self.network.head_features(features, (tf.shape(images)[1], tf.shape(images)[2]))
+            self.network.head_features(features, (tf.shape(images)[1], tf.shape(images)[2]),
+                                       flatten_head)
             if features.shape[-1] != head.kernel.shape[0] else features
             for features, images in ((support_features, task.support_images),
                                      (query_features, task.query_images)))

@@ -8,21 +8,15 @@ integration and single-episode inference.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
 from mgaug_tf import functional
+from mgaug_tf.errors import ArgumentError
 
 BN_MODES = ("transductive", "inductive")
 TASK_REDUCTIONS = ("sum", "mean")
-# Issue 13, target 5: the vectorized path had no measured win on this CPU
-# (docs/performance.md, "Decision: removed").
-VECTORIZE_REMOVED = (
-    "vectorize was removed (issue 13): the vectorized path (a meta-batch's tasks and MGAug "
-    "sub-networks as grouped convolutions) was 1.14-1.20x slower than the per-task path in "
-    "every configuration measured on this project's CPU and held 2.3-4x its memory at 84 px "
-    "(docs/performance.md, 'Decision: removed'). Drop the argument: every learner runs the "
-    "per-task path, which computes the same meta-gradients.")
 
 
 def cross_entropy(labels, logits):
@@ -40,6 +34,8 @@ def sequential_loop(body, state, count, unroll=False):
     `count` copies in Python (same values; for graph analysis). The state's
     first entry is the iteration index, a Python int where the loop starts
     (unrolled, the body sees Python ints; in the graph loop, int32 tensors).
+    Nested loops of this kind need two Grappler rewrites off in TensorFlow
+    2.21 (`mgaug_tf.runtime.configure_tensorflow`, which the caller runs).
 
     Returns:
         The final state.
@@ -48,39 +44,10 @@ def sequential_loop(body, state, count, unroll=False):
         for _ in range(count):
             state = body(*state)
         return state
-    _disable_grappler_rewrites()
     start = state[0] if isinstance(state[0], int) else int(tf.get_static_value(state[0]))
     state = (tf.constant(start),) + tuple(state[1:])
     return tf.while_loop(lambda index, *_: index < start + count, body, state,
                          parallel_iterations=1, maximum_iterations=count)
-
-
-def _disable_grappler_rewrites():
-    """Turns off two Grappler rewrites that break these loops, for the functions run from now on.
-
-    * The arithmetic optimizer's AddOpsRewrite turns sums of tensors of
-      run-time shape inside the nested loops (tasks x MGAug passes x drawn
-      resolutions) into accumulators on temporary variables whose names
-      collide across loop iterations: TensorFlow 2.21 fails the step with
-      `AlreadyExistsError` ("... AddOpsRewrite_add_N/tmp_var/frame:.../iter:3"),
-      seen with ProtoNet and catfish or random_width at 84 px
-      (configs/mini_protonet_mgaug.cfg).
-    * The remapper (op fusion): an earlier attempt at one loop over MGAug's
-      full network and sub-networks failed with "N nodes in a cycle" unless
-      it or the arithmetic optimizer was off. It is kept off as a
-      precaution; its effect on step time was within noise (MAML, 84 px).
-      (Meta-SGD's cycle through the fused batch-norm gradient is not
-      Grappler's: it occurs with Grappler off; `MetaSGD` avoids it.)
-
-    Grappler options are process-wide and read when a function runs; every
-    traced loop sets them (before its function first runs), and so does
-    `compile`, so that they hold from a learner's first function on. They
-    stay set.
-    """
-    options = tf.config.optimizer.get_experimental_options()
-    if options.get("arithmetic_optimization", True) or options.get("remapping", True):
-        tf.config.optimizer.set_experimental_options(
-            {"arithmetic_optimization": False, "remapping": False})
 
 
 def scale_loss(loss, loss_scale):
@@ -120,21 +87,29 @@ class MetaLearner(keras.Model):
     Args:
         network: The Keras model whose weights are meta-learned (and masked by
             MGAug): a `FewShotClassifier` for MAML-family learners, the
-            encoder for ProtoNet.
-        n_way: Classes per episode.
+            encoder for ProtoNet. Not modified: settings that a learner or
+            MGAug needs differently are passed to its calls.
+        n_way: Classes per episode, an integer >= 2.
         bn_mode: `"transductive"` (batch statistics of the current batch in
             training and at test, support and query in separate passes) or
             `"inductive"` (moving statistics at test).
         task_reduction: `"sum"` (reference code: the meta-gradient is the sum
             of the tasks' query-loss gradients) or `"mean"`.
-        augmentation: An `mgaug_tf.augment.MGAug` (or `None`).
+        augmentation: An `mgaug_tf.augment.MGAug` (or `None`); not modified,
+            and may be shared between learners (`augmentation_settings`
+            holds what it resolved for this one).
         **kwargs: Standard model arguments.
 
     Raises:
-        TypeError: `vectorize=` is passed (removed; `VECTORIZE_REMOVED` says why).
+        mgaug_tf.errors.ArgumentError: `n_way`, `bn_mode` or
+            `task_reduction` is out of its domain, or `augmentation` cannot
+            serve this learner (`MGAug.check_learner`).
     """
 
     uses_inner_loop = False
+    # The `fused` setting this learner's calls give every `MetaBatchNormalization`
+    # of its network (None: each layer's own).
+    fused_batch_norm = None
     # Trace the task and sub-network loops unrolled in Python instead of as
     # `tf.while_loop`s: same values, one traced copy per task and sub-network.
     # For graph analysis only (TF's static FLOP count does not enter loop
@@ -143,25 +118,26 @@ class MetaLearner(keras.Model):
 
     def __init__(self, network, n_way, bn_mode="transductive", task_reduction="sum",
                  augmentation=None, **kwargs):
-        if "vectorize" in kwargs:
-            raise TypeError(VECTORIZE_REMOVED)
         kwargs.setdefault("dtype", network.dtype_policy)
         super().__init__(**kwargs)
+        owner = type(self).__name__
         if bn_mode not in BN_MODES:
-            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}.")
+            raise ArgumentError("bn_mode", bn_mode, f"must be one of {BN_MODES}", owner=owner)
         if task_reduction not in TASK_REDUCTIONS:
-            raise ValueError(f"task_reduction must be one of {TASK_REDUCTIONS}, "
-                             f"got {task_reduction!r}.")
-        if int(n_way) < 2:
-            raise ValueError(f"n_way must be at least 2, got {n_way}.")
+            raise ArgumentError("task_reduction", task_reduction,
+                                f"must be one of {TASK_REDUCTIONS}", owner=owner)
+        if isinstance(n_way, bool) or not isinstance(n_way, (int, np.integer)) or n_way < 2:
+            raise ArgumentError("n_way", n_way, "must be an integer >= 2", owner=owner)
         self.network = network
         self.n_way = int(n_way)
         self.bn_mode = bn_mode
         self.task_reduction = task_reduction
         self.augmentation = augmentation
         self.tasks_per_replica = None
-        if augmentation is not None:
-            augmentation.check_learner(self)
+        # What `augmentation` resolved for this learner (flatten head, keep-ratio
+        # cap), kept here so that one MGAug can serve several learners.
+        self.augmentation_settings = (None if augmentation is None
+                                      else augmentation.check_learner(self))
         self._trackers = {}
         for name in self._metric_names():
             self._trackers[name] = keras.metrics.Mean(name=name)
@@ -198,8 +174,9 @@ class MetaLearner(keras.Model):
         if len(shape) >= 3:
             shape = shape[-3:]
         if len(shape) != 3 or None in shape:
-            raise ValueError(f"Cannot build a learner from input shape {input_shape}; "
-                             "expected images of a known shape (H, W, C).")
+            raise ArgumentError("input_shape", input_shape,
+                                "must give images of a known shape (H, W, C), or be the shapes "
+                                "of an episode batch")
         return tuple(int(size) for size in shape)
 
     def _ensure_built(self, images):
@@ -224,8 +201,23 @@ class MetaLearner(keras.Model):
         outputs, new_non_trainable = functional.call_with_weights(
             layer, weights, functional.read_values(layer.non_trainable_variables),
             tf.cast(images, layer.compute_dtype), training=self._bn_training(training),
-            masks=masks)
+            masks=masks, **self._call_options(layer))
         return outputs, new_non_trainable
+
+    def _call_options(self, layer):
+        """Keyword arguments of `layer`'s call that carry this learner's settings.
+
+        The network is shared and never modified, so the flatten head that
+        MGAug resolved for this learner (`augmentation_settings`) and the
+        batch-norm kernel (`fused_batch_norm`) travel with each call.
+        """
+        options = {}
+        if self.fused_batch_norm is not None:
+            options["fused_batch_norm"] = self.fused_batch_norm
+        settings = self.augmentation_settings
+        if layer is self.network and settings is not None and settings.flatten_head is not None:
+            options["flatten_head"] = settings.flatten_head
+        return options
 
     # ------------------------------------------------------- one task
     def task_outcome(self, task, masks=None, training=True, weights=None):
@@ -407,10 +399,10 @@ class MetaLearner(keras.Model):
         """Like `keras.Model.compile`; XLA stays off unless asked for.
 
         XLA's CPU compiler gets max-pooling's second derivative wrong, so the
-        default is plain `tf.function`. Also turns off the Grappler rewrites
-        that break the task and sub-network loops (`sequential_loop`).
+        default is plain `tf.function`. TensorFlow's process-wide options are
+        left alone: call `mgaug_tf.runtime.configure_tensorflow()` once before
+        training (the graph loops need two Grappler rewrites off).
         """
-        _disable_grappler_rewrites()
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def _prepare(self, data):
@@ -472,8 +464,7 @@ class MetaLearner(keras.Model):
     # No autograph (as in the trainer's, evaluator's and export's functions):
     # the learners need no graph control flow beyond their explicit
     # `tf.while_loop`s, and converting every called function's source was
-    # most of `fit`'s tracing time (MAML + catfish K = 3 at 84 px: 7.3 s
-    # with autograph, 2.4 s without; docs/performance.md).
+    # most of `fit`'s tracing time (docs/performance.md).
     @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         """One meta-step, honouring Keras's training contract.
@@ -572,9 +563,6 @@ class MetaLearner(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        # Learners saved before issue 13 record `vectorize`, a training-only
-        # path with the same meta-gradients as the per-task one, which runs now.
-        config.pop("vectorize", None)
         config["network"] = keras.saving.deserialize_keras_object(config["network"])
         if config.get("augmentation") is not None:
             config["augmentation"] = keras.saving.deserialize_keras_object(

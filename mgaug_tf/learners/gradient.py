@@ -1,7 +1,14 @@
 """The base of gradient-based learners: adapt with THE inner loop, then classify."""
 
+import numbers
+
 from mgaug_tf import inner_loop
+from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import MetaLearner, cross_entropy
+
+
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class GradientLearner(MetaLearner):
@@ -10,10 +17,10 @@ class GradientLearner(MetaLearner):
     Args:
         network: A `FewShotClassifier` (backbone + head).
         n_way: Classes per episode (the head's width).
-        inner_lr: Inner-loop SGD learning rate.
-        inner_steps: Inner steps in training.
-        eval_inner_steps: Inner steps at evaluation and inference (defaults to
-            `inner_steps`).
+        inner_lr: Inner-loop SGD learning rate, a positive number.
+        inner_steps: Inner steps in training, an integer >= 1.
+        eval_inner_steps: Inner steps at evaluation and inference, an integer
+            >= 0 (defaults to `inner_steps`).
         first_order: Stop gradients through the inner-loop gradients (FOMAML).
         recompute: Recompute each inner step in the outer backward pass instead
             of storing it (`inner_loop.adapt`): trades time for memory, e.g. for
@@ -22,17 +29,27 @@ class GradientLearner(MetaLearner):
             argument of the recomputed step.
         **kwargs: See `MetaLearner` (`bn_mode`, `task_reduction`,
             `augmentation`, ...).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: `inner_lr`, `inner_steps` or
+            `eval_inner_steps` is out of its domain (or an argument of
+            `MetaLearner`'s).
     """
 
     uses_inner_loop = True
 
     def __init__(self, network, n_way, inner_lr=0.01, inner_steps=5, eval_inner_steps=None,
                  first_order=False, recompute=False, **kwargs):
-        if inner_steps < 1 or (eval_inner_steps is not None and eval_inner_steps < 0):
-            raise ValueError(f"inner_steps must be >= 1 and eval_inner_steps >= 0; got "
-                             f"{inner_steps} and {eval_inner_steps}.")
-        if not inner_lr > 0:
-            raise ValueError(f"inner_lr must be positive, got {inner_lr}.")
+        owner = type(self).__name__
+        if not _is_integer(inner_steps) or inner_steps < 1:
+            raise ArgumentError("inner_steps", inner_steps, "must be an integer >= 1", owner=owner)
+        if eval_inner_steps is not None and (not _is_integer(eval_inner_steps)
+                                             or eval_inner_steps < 0):
+            raise ArgumentError("eval_inner_steps", eval_inner_steps,
+                                "must be None or an integer >= 0", owner=owner)
+        if (isinstance(inner_lr, bool) or not isinstance(inner_lr, numbers.Real)
+                or not inner_lr > 0):
+            raise ArgumentError("inner_lr", inner_lr, "must be a positive number", owner=owner)
         self.inner_lr = float(inner_lr)
         self.inner_steps = int(inner_steps)
         self.eval_inner_steps = int(inner_steps if eval_inner_steps is None else eval_inner_steps)

@@ -180,11 +180,9 @@ class MetaTrainer:
                 does.
 
         The training iterator stays alive after this returns, as
-        `self.train_iterator`: destroying it blocks in TensorFlow 2.21 for up
-        to a minute or more even after a clean run (py-spy: the main thread in
-        `RootDataset::Iterator`'s destructor waiting for a tf.data worker
-        thread; 13-87 s measured between the last step and the test
-        evaluation). `trainers/run.py` keeps the trainer until it ends the
+        `self.train_iterator`: destroying it blocks in TensorFlow 2.21 (its
+        destructor waits for a tf.data worker thread), for up to a minute or
+        more even after a clean run. `trainers/run.py` keeps the trainer until it ends the
         process with `os._exit`, so the wait never happens; a script that
         does not need the trainer any more can drop it (`del
         trainer.train_iterator`) and pay the wait then.

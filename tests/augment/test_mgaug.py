@@ -8,6 +8,7 @@ import tensorflow as tf
 import mgaug_tf as mg
 from mgaug_tf import functional, inner_loop
 from mgaug_tf.augment import masks as masks_lib
+from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import cross_entropy
 from tests.conftest import make_episode_batch
 
@@ -19,9 +20,8 @@ def make_learner(kind, augmentation=None, seed=0, pooling="flatten", dtype="floa
     if kind == "protonet":
         learner = mg.ProtoNet(backbone, 3, augmentation=augmentation)
     else:
-        classes = {"maml": mg.MAML, "fomaml": mg.FOMAML, "anil": mg.ANIL, "metasgd": mg.MetaSGD}
         network = mg.FewShotClassifier(backbone, 3)
-        learner = classes[kind](network, 3, inner_lr=0.1, inner_steps=2,
+        learner = mg.registry.learner_class(kind)(network, 3, inner_lr=0.1, inner_steps=2,
                                 augmentation=augmentation, **kwargs)
     learner.build((image_size, image_size, 1))
     return learner
@@ -66,11 +66,9 @@ def test_augmented_gradient_is_sum_of_separate_full_and_subnet_gradients(kind, s
     expected = [tf.zeros_like(v) for v in variables]
     for task_index, task in enumerate(learner._split_tasks(batch)):
         _, full = learner.task_gradients(task, variables)
-        scores = mg.augment.mmca_scores(
-            functional.read_values(learner.network.trainable_variables),
-            [full[i] for i in network_positions])
-        seed = augmentation._task_seed(learner, task_index)
-        _, subnet_masks = augmentation.draw_masks(learner, seed, scores)
+        seed = augmentation.task_seed(learner, task_index)
+        subnet_masks = augmentation.draw_subnetworks(
+            learner, seed, [full[i] for i in network_positions]).masks
         expected = [e + g for e, g in zip(expected, full)]
         for masks in subnet_masks:
             # The same execution as MGAug's (random_width runs sliced on Conv4): the
@@ -91,10 +89,8 @@ def test_masked_entries_get_zero_gradient_in_inner_loop_and_meta_gradient(strate
     variables = learner.trainable_variables
     before = [v.numpy().copy() for v in variables]
     _, full = learner.task_gradients(task, variables)
-    scores = mg.augment.mmca_scores(functional.read_values(variables), full)
-    _, subnet_masks = learner.augmentation.draw_masks(
-        learner, tf.constant([1, 2], tf.int64), scores)
-    masks = subnet_masks[0]
+    masks = learner.augmentation.draw_subnetworks(
+        learner, tf.constant([1, 2], tf.int64), full).masks[0]
     theta = functional.read_values(learner.network.trainable_variables)
 
     def support_loss(weights):
@@ -130,7 +126,7 @@ def test_maxup_back_propagates_only_the_largest_subnet_loss(batch):
     variables = learner.trainable_variables
     task = learner._split_tasks(one_task)[0]
     _, full = learner.task_gradients(task, variables)
-    _, subnet_masks = augmentation.draw_masks(learner, augmentation._task_seed(learner, 0))
+    subnet_masks = augmentation.draw_subnetworks(learner, augmentation.task_seed(learner, 0)).masks
     outcomes = [learner.task_gradients(task, variables, masks=m) for m in subnet_masks]
     losses = [float(outcome.query_loss) for outcome, _ in outcomes]
     assert len(set(losses)) == 3
@@ -197,7 +193,7 @@ def test_multi_resolution_subnets_see_resized_images():
 def test_bad_mgaug_settings_raise_at_construction():
     with pytest.raises(ValueError, match="num_subnets"):
         mg.MGAug(num_subnets=0)
-    with pytest.raises(ValueError, match="Unknown pruning strategy 'magnitude'"):
+    with pytest.raises(ArgumentError, match="`strategy` must name a pruning strategy"):
         mg.MGAug("magnitude")
     with pytest.raises(ValueError, match="keep ratio"):
         mg.MGAug(keep_range=(0.0, 1.0))
@@ -205,9 +201,13 @@ def test_bad_mgaug_settings_raise_at_construction():
         mg.MGAug(keep_range=(0.5, 1.2))
     with pytest.raises(ValueError, match="reduction"):
         mg.MGAug(reduction="max")
-    with pytest.raises(ValueError, match="larger than the input images \\(84 px\\)"):
+    with pytest.raises(ArgumentError, match="at most the input images' 84 px"):
         mg.MGAug(resolutions=(96, 64), image_size=84)
-    with pytest.raises(ValueError, match="larger than the input images"):
+    with pytest.raises(ArgumentError, match="at most the input images' 16 px"):
         make_learner("protonet", mg.MGAug(resolutions=(32,)))  # built at 16 px
-    with pytest.raises(ValueError, match="pooling='avg'"):
-        make_learner("maml", mg.MGAug(resolutions=(12,)))
+    with pytest.raises(ArgumentError, match="pooling='avg'") as error:
+        make_learner("maml", mg.MGAug(resolutions=(16,)))
+    assert error.value.argument == "flatten_head"
+    with pytest.raises(ArgumentError, match="at least Conv4's min_input_size") as error:
+        make_learner("maml", mg.MGAug(resolutions=(12,), flatten_head="reference"))
+    assert error.value.argument == "resolutions"

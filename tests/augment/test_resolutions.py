@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import mgaug_tf as mg
 from mgaug_tf import functional
+from mgaug_tf.errors import ArgumentError
 from mgaug_tf.augment.mgaug import resize_images
 from mgaug_tf.backbones.classifier import reference_head_rows
 from mgaug_tf.gradient_check import FiniteDifferences
@@ -171,10 +172,9 @@ def fixed_draws(learner, batch):
     draws = []
     for task_index, task in enumerate(learner._split_tasks(batch)):
         _, full = learner.task_gradients(task, variables)
-        seed = augmentation._task_seed(learner, task_index)
-        masks = augmentation._task_masks(learner, seed, full)
-        subnet_tasks = [augmentation._resize(task, seed, k) for k in range(len(masks))]
-        draws.append((task, list(zip(masks, subnet_tasks))))
+        subnets = augmentation.draw_subnetworks(
+            learner, augmentation.task_seed(learner, task_index), full, task=task)
+        draws.append((task, list(zip(subnets.masks, subnets.tasks))))
     return draws
 
 
@@ -266,37 +266,42 @@ def test_anil_adapts_the_sliced_head_of_smaller_sub_networks():
     features = learner.network.backbone(small.query_images, training=True).numpy()
     placed = np.zeros((6, 8))
     placed[:, [0, 2]] = features
-    np.testing.assert_array_equal(learner.network.head_features(features, (16, 16)), placed)
+    np.testing.assert_array_equal(learner.network.head_features(
+        features, (16, 16), learner.augmentation_settings.flatten_head), placed)
     _, gradients = learner.compute_meta_gradients(batch)
     assert all(np.all(np.isfinite(gradient)) for gradient in gradients)
 
 
 def test_flatten_head_resolutions_need_a_slicing_option():
     keras.utils.set_random_seed(0)
-    with pytest.raises(ValueError, match=r"resolutions=\(48, 32\) with a flatten head.*"
-                                         "flatten_head='reference'"):
+    with pytest.raises(ArgumentError, match=r"`flatten_head` must be 'reference'.*"
+                                            r"'resize_features' for resolutions=\(48, 32\) "
+                                            "with a flatten head") as error:
         mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=2), 3), 3,
                 augmentation=mg.MGAug(resolutions=(48, 32)))
-    with pytest.raises(ValueError, match="flatten_head must be None or one of"):
+    assert error.value.argument == "flatten_head" and error.value.value is None
+    with pytest.raises(ArgumentError, match="`flatten_head` must be None or one of"):
         mg.MGAug(resolutions=(48,), flatten_head="crop")
     # parity=True implies the reference's resize and head rule.
     parity = mg.MGAug(resolutions=(48, 32), parity=True)
     assert (parity.resize_method, parity.flatten_head) == ("align_corners", "reference")
     network = mg.FewShotClassifier(mg.Conv4(filters=2), 3)
-    mg.MAML(network, 3, augmentation=parity)
-    assert network.flatten_head == "reference"
-    with pytest.raises(ValueError, match="parity=True.*'half_pixel'"):
+    learner = mg.MAML(network, 3, augmentation=parity)
+    assert learner.augmentation_settings.flatten_head == "reference"
+    assert network.flatten_head is None  # the learner passes it per call
+    with pytest.raises(ArgumentError, match="`parity` must be False with "
+                                            "resize_method='half_pixel'"):
         mg.MGAug(resolutions=(48,), parity=True, resize_method="half_pixel")
-    with pytest.raises(ValueError, match="parity=True.*'resize_features'"):
+    with pytest.raises(ArgumentError, match="`parity` must be False .*"
+                                            "flatten_head='resize_features'"):
         mg.MGAug(resolutions=(48,), parity=True, flatten_head="resize_features")
-    with pytest.raises(ValueError, match="resize_method"):
+    with pytest.raises(ArgumentError, match="`resize_method` must be one of"):
         mg.MGAug(resize_method="bicubic")
 
 
-def test_resolutions_with_an_empty_feature_map_are_refused_at_build():
-    learner = mg.ProtoNet(mg.Conv4(filters=2), 3, augmentation=mg.MGAug(resolutions=(32, 15)))
-    with pytest.raises(ValueError, match=r"\[15\] px give an empty feature map in Conv4"):
-        learner.build((32, 32, 1))
+def test_resolutions_below_the_backbones_min_input_size_are_refused_at_construction():
+    with pytest.raises(ArgumentError, match=r"at least Conv4's min_input_size \(16 px"):
+        mg.ProtoNet(mg.Conv4(filters=2), 3, augmentation=mg.MGAug(resolutions=(32, 15)))
 
 
 def test_a_classifier_without_slicing_refuses_other_feature_lengths():

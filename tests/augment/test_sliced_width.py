@@ -99,8 +99,7 @@ def make_learner(kind, execution, size=16, recompute=False, **augment):
     if kind == "protonet":
         learner = mg.ProtoNet(backbone, 3, augmentation=augmentation)
     else:
-        classes = {"maml": mg.MAML, "fomaml": mg.FOMAML, "anil": mg.ANIL, "metasgd": mg.MetaSGD}
-        learner = classes[kind](mg.FewShotClassifier(backbone, 3), 3, inner_lr=0.1,
+        learner = mg.registry.learner_class(kind)(mg.FewShotClassifier(backbone, 3), 3, inner_lr=0.1,
                                 inner_steps=2, augmentation=augmentation, recompute=recompute)
     learner.build((size, size, 1))
     randomize(learner, 5)
@@ -162,9 +161,10 @@ def test_sliced_equals_masked_with_drawn_resolutions_in_the_graph_loop(kind):
     sliced = make_learner(kind, "sliced", **options)
     masked = make_learner(kind, "masked", **options)
     augmentation = sliced.augmentation
-    sizes = {int(augmentation._resize(task, augmentation._task_seed(sliced, index), k)
-                 .support_images.shape[1])
-             for index, task in enumerate(sliced._split_tasks(batch)) for k in range(2)}
+    sizes = {int(subnet_task.support_images.shape[1])
+             for index, task in enumerate(sliced._split_tasks(batch))
+             for subnet_task in augmentation.draw_subnetworks(
+                 sliced, augmentation.task_seed(sliced, index), task=task).tasks}
     assert sizes == {32, 16}  # the smaller grid (1 x 1 of 2 x 2) is drawn
     # Eager in the default run (tracing is what takes the time); MAML's run is
     # traced, so the sub-network loop is a graph while_loop with run-time sizes.
@@ -234,7 +234,7 @@ def test_sliced_convolutions_cost_about_r_squared():
 def test_sliced_execution_refuses_what_it_cannot_run():
     with pytest.raises(ValueError, match="random_width"):
         mg.MGAug("catfish", width_execution="sliced")
-    with pytest.raises(ValueError, match="width_execution must be one of"):
+    with pytest.raises(ValueError, match="`width_execution` must be one of"):
         mg.MGAug("random_width", width_execution="narrow")
     resnet = mg.FewShotClassifier(mg.ResNet12(widths=(4, 4, 4, 4)), 3)
     with pytest.raises(ValueError, match="ResNet12.*no sliced_call"):

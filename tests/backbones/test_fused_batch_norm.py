@@ -47,7 +47,7 @@ def test_fused_choice_rules():
     assert not use_fused(False, "float32", 4) and not use_fused(False, "bfloat16", 4)
     assert not use_fused("auto", "float64", 4) and not use_fused(True, "float64", 4)
     assert not use_fused(True, "bfloat16", 2)
-    with pytest.raises(ValueError, match="fused must be one of"):
+    with pytest.raises(ValueError, match="`fused` must be one of"):
         MetaBatchNormalization(fused="yes")
 
 
@@ -192,11 +192,13 @@ def test_second_derivative_against_central_differences_in_float32(name):
 
 def test_meta_sgd_runs_plain_batch_norm_and_refuses_a_forced_fused_one():
     # TF 2.21 fails Meta-SGD's second-order graph through the fused kernel's
-    # gradient with "nodes in a cycle"; Meta-SGD switches "auto" layers to the
-    # plain ops and names the layer when fused=True was asked for.
+    # gradient with "nodes in a cycle"; Meta-SGD's calls run "auto" layers on
+    # the plain ops (the layers unchanged) and it names the layer when
+    # fused=True was asked for.
     learner = mg.MetaSGD(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3, inner_steps=2)
     norms = [norm for _, norm, _, _ in learner.network.backbone.blocks]
-    assert norms and all(norm.fused is False for norm in norms)
+    assert norms and all(norm.fused == "auto" for norm in norms)
+    assert learner.fused_batch_norm is False
     learner.compile(keras.optimizers.Adam(1e-2))
     batch = make_episode_batch(0, tasks=2, size=16)
     step = tf.function(learner.train_step)

@@ -33,8 +33,7 @@ def make_learner(kind="fomaml", augmentation=None, learning_rate=0.05, seed=0):
     if kind == "protonet":
         learner = mg.ProtoNet(backbone, 3, augmentation=augmentation)
     else:
-        learner = {"maml": mg.MAML, "fomaml": mg.FOMAML, "anil": mg.ANIL,
-                   "metasgd": mg.MetaSGD}[kind](
+        learner = mg.registry.learner_class(kind)(
             mg.FewShotClassifier(backbone, 3), 3, inner_lr=0.1, inner_steps=1,
             augmentation=augmentation)
     learner.compile(optimizer=keras.optimizers.Adam(learning_rate))

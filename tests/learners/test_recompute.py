@@ -17,7 +17,8 @@ from mgaug_tf import inner_loop
 from mgaug_tf.gradient_check import FiniteDifferences
 from tests.conftest import make_episode_batch
 
-LEARNERS = {"maml": mg.MAML, "fomaml": mg.FOMAML, "anil": mg.ANIL, "metasgd": mg.MetaSGD}
+# The gradient learners: every registered learner with an inner loop to recompute.
+LEARNERS = ("anil", "fomaml", "maml", "metasgd")
 STRATEGIES = [None, "catfish", "random_param", "random_width", "snip"]
 
 
@@ -27,7 +28,7 @@ def meta_gradients(kind, recompute, strategy=None, resolutions=None, batch=None)
     network = mg.FewShotClassifier(mg.Conv4(filters=3, pooling=pooling, dtype="float64"), 3)
     augmentation = None if strategy is None else mg.MGAug(
         strategy, num_subnets=2, keep_range=(0.5, 0.9), resolutions=resolutions, seed=3)
-    learner = LEARNERS[kind](network, 3, inner_lr=0.1, inner_steps=2, recompute=recompute,
+    learner = mg.registry.learner_class(kind)(network, 3, inner_lr=0.1, inner_steps=2, recompute=recompute,
                              augmentation=augmentation)
     size = batch[0][0].shape[-2]
     learner.build((size, size, 1))
