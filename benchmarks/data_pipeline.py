@@ -1,7 +1,11 @@
 """Episode rate and memory of the data pipeline (run by hand, not a test).
 
-    python benchmarks/data_pipeline.py [--ren-images 20000] [--seconds 8]
+    python -m benchmarks.data_pipeline [--ren-images 20000] [--seconds 8]
         [--skip-tfds | --tfds-only]
+
+Run it from the repository root, as a module (it writes its data with the
+test suite's writers, `tests.data.writers`), with mgaug-tf installed
+(`pip install -e .`).
 
 Measures, for 5-way 1-shot 15-query 84x84 training episodes (default
 augmentation) at meta-batch 1 and 4:
@@ -31,9 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):
+    sys.exit("run it from the repository root as `python -m benchmarks.data_pipeline ...` "
+             "(it imports the tests' data writers).")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
@@ -178,9 +184,9 @@ def measure_memory(data_dir, count, episodes=200, name="tieredimagenet"):
 def memory_in_subprocess(data_dir, count, name="tieredimagenet"):
     import json
     import subprocess
-    result = subprocess.run([sys.executable, __file__, "--memory-of", str(data_dir),
-                             "--memory-name", name, "--ren-images", str(count)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-m", "benchmarks.data_pipeline", "--memory-of",
+                             str(data_dir), "--memory-name", name, "--ren-images", str(count)],
+                            capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

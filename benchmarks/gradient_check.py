@@ -3,16 +3,14 @@
 Conv4 (3 filters) with batch norm and max-pool on 16x16 images, 3-way 2-shot,
 5 inner steps, 2 tasks: the configuration of tests/learners/test_meta_gradients.py.
 
-Usage:
+Usage (with mgaug-tf installed, `pip install -e .`):
     python benchmarks/gradient_check.py
 """
 
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -26,9 +26,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import meta_step  # noqa: E402  pylint: disable=wrong-import-position
+if __package__:  # python -m benchmarks.profile_step, or imported (from tests)
+    from benchmarks import meta_step
+else:  # python benchmarks/profile_step.py: Python put benchmarks/ first on sys.path
+    import meta_step  # pylint: disable=import-error
 
 
 def cpu_planes(logdir):
@@ -109,49 +110,53 @@ def memory_peak(logdir, top):
 
 def main():
     memory = "--memory" in sys.argv[1:]
-    args = meta_step.parse_args(
+    experiment, options = meta_step.parse(
         [arg for arg in sys.argv[1:] if not arg.startswith("--top") and arg != "--memory"])
     top_count = [int(arg.split("=", 1)[1]) for arg in sys.argv[1:] if arg.startswith("--top=")]
-    args.top = top_count[-1] if top_count else 12
-    if args.cores:
-        meta_step.pin_cores(args.cores)  # before TensorFlow sizes its thread pools
-    meta_step._setup()  # pylint: disable=protected-access
+    top_count = top_count[-1] if top_count else 12
+    if options.cores:
+        meta_step.pin_cores(options.cores)  # before TensorFlow sizes its thread pools
+    meta_step.setup_process()
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    learner = meta_step.build_learner(args)
-    batch = meta_step.random_batch(args)
+    learner = meta_step.build_learner(experiment, options)
+    batch = meta_step.random_batch(experiment, options)
+    model = experiment.model
+    meta_batch_size = experiment.episodes.meta_batch_size
     step = tf.function(learner.train_step)
-    for _ in range(max(1, args.warmup)):
+    for _ in range(max(1, options.warmup)):
         float(step(batch)["loss"])
     logdir = tempfile.mkdtemp(prefix="profile_step_")
-    subnets = args.num_subnets if args.mgaug != "none" else 0
+    subnets = model.mgaug.num_subnets if model.mgaug.enabled else 0
     if memory:
         # Level 3 records the allocator's events (with the producing op).
         tf.profiler.experimental.start(
             logdir, options=tf.profiler.experimental.ProfilerOptions(host_tracer_level=3))
         float(step(batch)["loss"])
         tf.profiler.experimental.stop()
-        print(json.dumps({"kind": "memory_profile", "learner": args.learner,
-                          "meta_batch_size": args.meta_batch_size,
-                          "num_subnets": subnets, "recompute": args.recompute,
-                          **memory_peak(logdir, args.top)}))
+        print(json.dumps({"kind": "memory_profile", "learner": model.learner.name,
+                          "meta_batch_size": meta_batch_size,
+                          "num_subnets": subnets, "recompute": model.learner.recompute,
+                          **memory_peak(logdir, top_count)}))
         return
     tf.profiler.experimental.start(logdir)
     start = time.perf_counter()
-    for _ in range(args.steps):
+    for _ in range(options.steps):
         float(step(batch)["loss"])
-    wall = (time.perf_counter() - start) / args.steps
+    wall = (time.perf_counter() - start) / options.steps
     tf.profiler.experimental.stop()
     totals = op_times(logdir)
     op_total = sum(totals.values())
-    top = [{"op": op, "share": round(us / op_total, 3), "ms_per_step": round(us / 1e3 / args.steps, 1)}
-           for op, us in totals.most_common(args.top)]
-    print(json.dumps({"kind": "profile", "learner": args.learner, "backbone": args.backbone,
-                      "dtype": args.dtype, "meta_batch_size": args.meta_batch_size,
-                      "image_size": args.image_size, "num_subnets": subnets,
-                      "recompute": args.recompute,
+    top = [{"op": op, "share": round(us / op_total, 3),
+            "ms_per_step": round(us / 1e3 / options.steps, 1)}
+           for op, us in totals.most_common(top_count)]
+    print(json.dumps({"kind": "profile", "learner": model.learner.name,
+                      "backbone": model.backbone.name, "dtype": model.backbone.dtype,
+                      "meta_batch_size": meta_batch_size,
+                      "image_size": experiment.data.image_size, "num_subnets": subnets,
+                      "recompute": model.learner.recompute,
                       "wall_s_per_step": round(wall, 3),
-                      "op_s_per_step": round(op_total / 1e6 / args.steps, 3),
+                      "op_s_per_step": round(op_total / 1e6 / options.steps, 3),
                       "conv_share": round(sum(us for op, us in totals.items()
                                               if "Conv2D" in op) / op_total, 3),
                       "usable_cores": len(os.sched_getaffinity(0)), "top_ops": top}))

@@ -11,8 +11,10 @@ compared with the baseline arm two ways:
   arm's seeds and the arms are compared with a paired t-test over the
   episodes (it removes the episode-difficulty noise, not the seed noise).
 
-    python trainers/compare.py --model_dirs /tmp/runs/compare/* --baseline=baseline \
+    mgaug-compare --model_dirs /tmp/runs/compare/* --baseline=baseline \
         --output docs/results.md --plot docs/plots/mgaug_comparison.png
+
+(`python trainers/compare.py ...` in a checkout.)
 
 The table and plot go between `<!-- compare:begin -->` and
 `<!-- compare:end -->` in `--output` (the rest of the file is kept).
@@ -27,10 +29,7 @@ import sys
 import numpy as np
 from scipy import stats
 
-if __package__ in (None, ""):  # run as a script: make `trainers` importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from trainers import report  # noqa: E402  pylint: disable=wrong-import-position
+from mgaug_tf_cli import quiet, report
 
 BEGIN_MARKER = "<!-- compare:begin -->"
 END_MARKER = "<!-- compare:end -->"
@@ -228,7 +227,8 @@ def plot_arm_curves(arms, path, title=None):
     plt.close(figure)
 
 
-def main(argv=None):
+def cli(argv=None):
+    """The program on `argv` (default: `sys.argv[1:]`); returns its exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dirs", nargs="+", required=True)
@@ -259,5 +259,11 @@ def main(argv=None):
     return 0
 
 
+def main():
+    """`mgaug-compare`: runs the program on `sys.argv`; exits with its status."""
+    quiet.configure()
+    sys.exit(cli(sys.argv[1:]))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

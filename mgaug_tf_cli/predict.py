@@ -1,14 +1,17 @@
-"""Few-shot prediction with a SavedModel exported by `trainers/run.py`.
+"""Few-shot prediction with a SavedModel exported by `mgaug-train`.
 
-    python trainers/predict.py --saved_model=runs/demo/export \\
+    mgaug-predict --saved_model=runs/demo/export \\
         --support_dir=my_support --query_dir=my_queries
+
+(`python trainers/predict.py ...` in a checkout.)
 
 `--support_dir` holds one sub-folder per class, named after the class, each
 with the same number K >= 1 of images; there must be as many classes as the
 model's n_way. Every image in `--query_dir` is classified; one line per query
 image is printed: `file<TAB>predicted class<TAB>probability`.
 
-Needs TensorFlow, numpy and Pillow only (not mgaug_tf). Images are read as
+Needs TensorFlow, numpy and Pillow only (not mgaug_tf): this file can be
+copied alone and run as `python predict.py ...`. Images are read as
 grayscale or RGB to match the model, scaled to [0, 1] and resized as the
 evaluation pipeline does (`assets.extra/mgaug_export.json`: a bilinear resize,
 or a centre crop for models trained with random resized crops).
@@ -16,12 +19,12 @@ or a centre crop for models trained with random resized crops).
 
 import contextlib
 import json
+import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-try:  # in a checkout: filter TensorFlow's start-up noise (imports no TensorFlow)
-    from trainers import quiet  # pylint: disable=wrong-import-position
+try:  # mgaug-tf installed: filter TensorFlow's start-up noise (imports no TensorFlow)
+    from mgaug_tf_cli import quiet
 
     quiet.configure()
     _quiet_stderr = quiet.native_stderr
@@ -34,9 +37,6 @@ import numpy as np
 
 with _quiet_stderr():
     import tensorflow as tf
-
-    if __name__ == "__main__":
-        tf.config.list_physical_devices()  # cuInit noise, filtered
 from absl import app
 from absl import flags
 from PIL import Image, UnidentifiedImageError
@@ -162,7 +162,7 @@ def predict(saved_model, support_dir, query_dir):
             for index, (file, label) in enumerate(zip(queries, predictions))]
 
 
-def main(argv):
+def _main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value.")
     try:
@@ -178,6 +178,25 @@ def _fail(message):
     sys.exit(2)
 
 
-if __name__ == "__main__":
+class _NoGradientWarnings(logging.Filter):
+    """Drops the SavedModel loader's warning that gradients of custom-gradient ops would fail.
+
+    The export's ops have custom gradients (`tf.saved_model.load` warns once
+    per function); prediction asks for no gradient.
+    """
+
+    def filter(self, record):
+        return "with ops with unsaved custom gradients" not in record.getMessage()
+
+
+def main():
+    """`mgaug-predict`: runs the program on `sys.argv`; exits with its status."""
+    with _quiet_stderr():
+        tf.config.list_physical_devices()  # cuInit noise, filtered
+    logging.getLogger("absl").addFilter(_NoGradientWarnings())  # the loader logs through absl
     flags.mark_flags_as_required(["saved_model", "support_dir", "query_dir"])
-    app.run(main)
+    app.run(_main)
+
+
+if __name__ == "__main__":
+    main()

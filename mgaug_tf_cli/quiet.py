@@ -33,6 +33,19 @@ def configure():
         _FILTERING["on"] = True
 
 
+def child_environment():
+    """The environment for a child program: the user's, without what `configure()` set.
+
+    A child that is itself a program (`mgaug-study` starts `mgaug-train`)
+    then filters its own start-up noise instead of taking the log level as
+    the user's choice.
+    """
+    env = dict(os.environ)
+    if _FILTERING["on"]:
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return env
+
+
 @contextlib.contextmanager
 def native_stderr():
     """Drops TensorFlow's start-up noise from what native code writes to stderr meanwhile.

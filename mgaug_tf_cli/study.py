@@ -12,7 +12,9 @@ A study is a flagfile (`--study`) whose lines name its settings and arms:
 `.cfg` (`omniglot_protonet` above), so one arm can carry the MGAug setting
 that belongs to each learner and image size.
 
-Every (setting, arm, seed) is one `trainers/run.py` run in
+Every (setting, arm, seed) is one `mgaug-train` run (`python -m
+mgaug_tf_cli.train` with this Python, started in the current folder, which
+the configs' relative paths such as `--data_dir` are read from) in
 `<root>/<setting>/<arm>_seed<N>` (log: `<root>/<setting>/<arm>_seed<N>.log`).
 Finished runs (with `eval_test.json`) are skipped and unfinished ones resume
 from their checkpoints, so the command can be stopped and rerun. Up to
@@ -22,19 +24,24 @@ shapes do not scale to two cores as well as two runs do).
 
 When every run of a setting has finished, its comparison (per-seed test
 accuracies, mean +- std, Welch's t over seeds and a paired t over the shared
-test episodes, `trainers/compare.py`) and a plot of every arm's validation
+test episodes, `mgaug-compare`) and a plot of every arm's validation
 curve go into `--output` between `<!-- study:<setting>:begin/end -->`
 markers, and `<root>/timing.json` records each run's wall time.
 
-    python trainers/study.py --study=configs/study/scarcity.study \
+    mgaug-study --study=configs/study/scarcity.study \
         --root=/tmp/runs/scarcity --output=docs/results.md --plots_dir=docs/plots
-    python trainers/study.py --study=configs/study/scarcity.study --quick ...  # a smoke test
+    mgaug-study --study=configs/study/scarcity.study --quick ...  # a smoke test
+
+(`python trainers/study.py ...` in a checkout.) A relative `--study` path
+that does not exist in the current folder is looked up in the installed
+package's configs (`configs/study/scarcity.study` names the packaged one).
 
 `--quick` runs every setting and arm with one seed for a few steps on a few
 episodes: it checks the study end to end, its numbers mean nothing.
 """
 
 import argparse
+import importlib.resources
 import json
 import os
 import shutil
@@ -43,18 +50,27 @@ import subprocess
 import sys
 import time
 
-if __package__ in (None, ""):  # run as a script: make `trainers` importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mgaug_tf_cli import compare, quiet, report
 
-from trainers import compare, report  # noqa: E402  pylint: disable=wrong-import-position
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK_FLAGS = ("--train_steps=2", "--eval_every=1", "--val_episodes=2", "--eval_episodes=4",
                "--checkpoint_every=1", "--summary_every=1")
 
 
 class StudyError(Exception):
     """The study file is malformed or a run failed."""
+
+
+def study_path(path):
+    """Where `--study=path` is: as given, else (relative) in the installed package's folder.
+
+    The package holds `configs/` (`configs/study/scarcity.study`), so the
+    studies shipped with it are found by the same name from any folder.
+    """
+    path = os.fspath(path)
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    packaged = importlib.resources.files("mgaug_tf_cli").joinpath(path)
+    return os.fspath(packaged) if packaged.is_file() else path
 
 
 def parse_study(path):
@@ -68,6 +84,7 @@ def parse_study(path):
         StudyError: naming the file and line of a malformed entry.
     """
     settings, arms, seeds = {}, {}, {}
+    path = study_path(path)
     try:
         with open(path) as file:
             lines = file.read().splitlines()
@@ -162,13 +179,13 @@ def execute(runs, parallel, timing_path, python=sys.executable):
         while pending and slot_free:
             run, slot = pending.pop(0), slot_free.pop(0)
             os.makedirs(os.path.dirname(run["model_dir"]), exist_ok=True)
-            command = [python, os.path.join(REPO, "trainers", "run.py")] + run["args"]
+            command = [python, "-m", "mgaug_tf_cli.train"] + run["args"]
             if pin:
                 command = ["taskset", "-c", str(slot % cores)] + command
             log = open(run["model_dir"] + ".log", "a")  # pylint: disable=consider-using-with
             print(f"study: start {run['setting']}/{run['arm']}_seed{run['seed']}", flush=True)
-            process = subprocess.Popen(command, cwd=REPO, stdout=log,  # pylint: disable=consider-using-with
-                                       stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, stdout=log,  # pylint: disable=consider-using-with
+                                       stderr=subprocess.STDOUT, env=quiet.child_environment())
             active[process] = (run, slot, log, time.time())
         time.sleep(0.2)
         for process in [p for p in active if p.poll() is not None]:
@@ -238,7 +255,8 @@ def report_settings(runs, output, plots_dir, timing, baseline):
     return written
 
 
-def main(argv=None):
+def cli(argv=None):
+    """The program on `argv` (default: `sys.argv[1:]`); returns its exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", required=True, help="the study file (settings, arms, seeds)")
@@ -274,5 +292,11 @@ def main(argv=None):
     return 0
 
 
+def main():
+    """`mgaug-study`: runs the program on `sys.argv`; exits with its status."""
+    quiet.configure()
+    sys.exit(cli(sys.argv[1:]))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -207,12 +207,11 @@ def test_input_contexts_split_the_episodes():
 
 
 _TWO_REPLICAS = r"""
-import json, sys
+import json
 import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, sys.argv[1])
 from mgaug_tf.data import episode_dataset
 from tests.data.conftest import decode_ids, identifiable_split
 
@@ -231,8 +230,8 @@ print(json.dumps({"replicas": replicas, "shapes": shapes,
 
 
 def test_two_replicas_get_different_tasks():
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-c", _TWO_REPLICAS, str(root)],
+    root = Path(__file__).resolve().parents[2]  # `python -c` imports `tests` from its folder
+    result = subprocess.run([sys.executable, "-c", _TWO_REPLICAS], cwd=root,
                             capture_output=True, text=True, timeout=240,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-3000:]

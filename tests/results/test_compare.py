@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+from mgaug_tf_cli import compare, report
 from tests.results.conftest import PNG_SIGNATURE, REPO
-from trainers import compare, report
 
 
 @pytest.mark.parametrize("t, dof, p", [

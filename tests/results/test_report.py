@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from mgaug_tf_cli import report
 from tests.results.conftest import PNG_SIGNATURE, REPO, REPORT, finish, start_run
-from trainers import report
 
 # Tiny but complete: training, validation every 3 steps, best checkpoint,
 # evaluation on fixed episodes, export.
@@ -131,7 +131,7 @@ def test_a_model_dir_without_evaluation_json_is_named_in_the_error(model_dirs, t
     (untrained / "flags.cfg").write_text("--learner=maml\n")
     missing = tmp_path / "does_not_exist"
     for bad in (untrained, missing):
-        code = report.main(["--model_dirs", str(model_dirs[0]), str(bad),
+        code = report.cli(["--model_dirs", str(model_dirs[0]), str(bad),
                             "--output", str(tmp_path / "out.md"),
                             "--plots_dir", str(tmp_path / "plots")])
         assert code == 2

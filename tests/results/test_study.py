@@ -99,15 +99,16 @@ def test_the_precision_study_differs_between_arms_only_in_dtype(tmp_path):
     settings, arms, seeds = study.parse_study(REPO / "configs" / "results" / "precision.study")
     runs = study.plan_runs(settings, arms, seeds, str(tmp_path))
     assert len(runs) == 2 * 2 * 3
-    values = {}
-    for run in runs:
-        parsed = parse_run_flags(run["args"])
-        values[(run["setting"], run["arm"], run["seed"])] = {
-            name: parsed[name].value for name in parsed if name not in ("model_dir", "flagfile")}
-    for (setting, arm, seed), parsed in values.items():
-        assert parsed["dtype"] == arm and parsed["seed"] == seed
+    values = {(run["setting"], run["arm"], run["seed"]): run_flags.parse_config(run["args"])
+              for run in runs}
+    for (setting, arm, seed), config in values.items():
+        assert config.model.backbone.dtype == arm and config.trainer.seed == seed
         other = values[(setting, "float32" if arm != "float32" else "mixed_bfloat16", seed)]
-        assert {name for name in parsed if parsed[name] != other[name]} == {"dtype"}
+        # Everything but the dtype and the run folder.
+        assert dataclasses.replace(
+            config, model=dataclasses.replace(config.model, backbone=dataclasses.replace(
+                config.model.backbone, dtype=other.model.backbone.dtype)),
+            runtime=dataclasses.replace(config.runtime, model_dir=other.runtime.model_dir)) == other
 
 
 def test_wall_times_are_medians_over_seeds_with_their_range():

@@ -1,0 +1,1 @@
+"""Benchmarks, run by hand (see README.md, Development); a package so that they import each other."""
