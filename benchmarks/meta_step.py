@@ -410,7 +410,7 @@ def measure_step(experiment, options):
         mgaug = {"keep_range": [model.mgaug.keep_min, model.mgaug.keep_max],
                  "resolutions": [int(size) for size in model.mgaug.resolutions],
                  "mgaug_resize": model.mgaug.resize, "mgaug_parity": model.mgaug.parity,
-                 "flatten_head": getattr(learner.network, "flatten_head", None),
+                 "flatten_head": learner.augmentation_settings.flatten_head,
                  "mgaug_reduction": model.mgaug.reduction}
     return {
         "kind": "step", "learner": model.learner.name, "backbone": model.backbone.name,
