@@ -277,7 +277,9 @@ def help_text():
                                           firstline_indent="  "))
         if flag.default is not None:
             lines.append(f"      (default: {flag.default_as_str})")
-    return "\n".join(lines) + "\n\n" + flags.help_text(options, usage="mgaug-train flags:")
+    return "\n".join(lines) + "\n\n" + flags.help_text(
+        usage="mgaug-train's flags (the defaults shown are mgaug-train's; BASE sets the "
+              "benchmark's own, see above):")
 
 
 # ------------------------------------------------------------ measurements

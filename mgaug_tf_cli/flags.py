@@ -155,8 +155,20 @@ def flag_dict(experiment):
     return values
 
 
-def help_text(flag_values=flags.FLAGS, usage=""):
-    """`--help`: `usage`, then every flag grouped by its config section."""
+def _default_text(spec):
+    """A flag's default as `--help` shows it, or None for no default."""
+    default = spec.default
+    if default is None or default == ():
+        return None
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, tuple):
+        return "'" + ",".join(str(item) for item in default) + "'"
+    return f"'{default}'" if isinstance(default, str) else str(default)
+
+
+def help_text(usage=""):
+    """`--help`: `usage`, then every flag grouped by its config section (from the config alone)."""
     lines = [usage.strip(), ""] if usage.strip() else []
     groups = {}
     for spec in config_lib.FIELDS.values():
@@ -164,12 +176,16 @@ def help_text(flag_values=flags.FLAGS, usage=""):
     for section, specs in groups.items():
         lines.append(f"{GROUP_TITLES.get(section, section)}:")
         for spec in specs:
-            flag = flag_values[spec.flag]
-            name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
-            lines.append(flags.text_wrap(f"{name}: {flag.help}", indent="      ",
+            boolean = _base_type(spec.type) is bool
+            name = f"--[no]{spec.flag}" if boolean else f"--{spec.flag}"
+            doc = spec.doc
+            if spec.choices is not None:
+                doc += " One of: " + ", ".join(map(str, spec.choices)) + "."
+            lines.append(flags.text_wrap(f"{name}: {doc}", indent="      ",
                                          firstline_indent="  "))
-            if flag.default is not None and flag.default != []:
-                lines.append(f"      (default: {flag.default_as_str})")
+            default = _default_text(spec)
+            if default is not None:
+                lines.append(f"      (default: {default})")
         lines.append("")
     lines.append("--flagfile=FILE reads flags from FILE (one per line; configs/NAME.cfg is also "
                  "found in the installed package); --helpfull also lists absl's and "

@@ -540,7 +540,7 @@ def _exit_now(code):
 def entry_point(argv):
     """`mgaug-train ...`: help, flagfiles, then the run; never returns."""
     if any(arg in run_flags.HELP_ARGUMENTS for arg in argv[1:]):
-        print(run_flags.help_text(flags.FLAGS, __doc__))
+        print(run_flags.help_text(__doc__))
         _exit_now(0)
     try:
         argv = argv[:1] + run_flags.expand_flagfiles(argv[1:])
