@@ -3,15 +3,7 @@
 Needs the package installed (`pip install -e .` in the checkout).
 """
 
-import sys
-
-try:
-    from mgaug_tf_cli.study import main
-except ModuleNotFoundError as error:
-    if error.name not in ("mgaug_tf_cli", "mgaug_tf"):
-        raise
-    sys.exit("mgaug-tf is not installed in this Python; run `pip install -e .` in the "
-             "checkout first.")
+import _program
 
 if __name__ == "__main__":
-    main()
+    _program.run("study")
