@@ -138,7 +138,7 @@ def export_saved_model(learner, export_dir, image_shape, metadata=None):
             strategy (copy the weights of a distributed one into a fresh
             learner first).
         export_dir: Output folder (files of an earlier export are overwritten;
-            `trainers/run.py` refuses a non-empty folder it does not own).
+            `mgaug-train` refuses a non-empty folder it does not own).
         image_shape: `(H, W, C)` of the images the learner was trained on.
         metadata: Optional JSON-ready dict stored in
             `assets.extra/mgaug_export.json` (e.g. preprocessing settings).

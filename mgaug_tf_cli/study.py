@@ -77,7 +77,7 @@ def parse_study(path):
     """`(settings, arms, seeds)` of a study file.
 
     Returns:
-        `settings`: `{name: [run.py arguments]}` in file order; `arms`:
+        `settings`: `{name: [mgaug-train arguments]}` in file order; `arms`:
         `{name: [arguments]}`; `seeds`: `{setting name or "*": [int]}`.
 
     Raises:

@@ -488,13 +488,10 @@ def _main(argv):
     run_and_report(run_flags.config_from_flags())
 
 
-# Errors of this process are kept alive until it ends: their frames hold the
-# run's tf.data iterators, and destroying an iterator whose pipeline has
-# failed (a corrupt image) blocks forever inside TensorFlow 2.21: gdb showed
-# the main thread waiting in MultiDeviceBuffer::Reset, MapAndBatch's or the
-# tf.data thread pool's destructor for threads that never finish, with no
-# thread waiting for the GIL. That is why run.py printed its error and then
-# never exited; `_exit_now` ends the process without that teardown.
+# Errors of this process are kept alive until it ends, because their frames
+# hold the run's tf.data iterators and TensorFlow 2.21 can block forever
+# destroying an iterator whose pipeline failed; `_exit_now` ends the process
+# without that teardown.
 _FAILURES = []
 _STATE = {}
 

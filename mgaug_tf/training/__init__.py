@@ -1,6 +1,6 @@
 """Trainer pieces: episode inputs, the meta-training loop, checkpoints, summaries, evaluation.
 
-`trainers/run.py` assembles them from flags; nothing here reads flags.
+`mgaug-train` (`mgaug_tf_cli/train.py`) assembles them from the config; nothing here reads flags.
 """
 
 from mgaug_tf.training.checkpoints import CheckpointError, RunCheckpoints, restore_learner

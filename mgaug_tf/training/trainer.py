@@ -172,17 +172,16 @@ class MetaTrainer:
             CorruptDataError, DataNotFoundError: An image of the training or
                 validation split could not be read inside the input pipeline
                 (one line naming the file). Caveat: once an input pipeline
-                has failed this way, TensorFlow 2.21 blocks forever when its
-                iterator is destroyed (seen with gdb, in several tf.data
-                destructors), which would keep the process from exiting; a
-                program that catches this error should end with `os._exit`
-                rather than a normal interpreter exit, as `trainers/run.py`
-                does.
+                has failed this way, TensorFlow 2.21 can block forever when
+                its iterator is destroyed, which would keep the process from
+                exiting; a program that catches this error should end with
+                `os._exit` rather than a normal interpreter exit, as
+                `mgaug-train` does.
 
         The training iterator stays alive after this returns, as
         `self.train_iterator`: destroying it blocks in TensorFlow 2.21 (its
         destructor waits for a tf.data worker thread), for up to a minute or
-        more even after a clean run. `trainers/run.py` keeps the trainer until it ends the
+        more even after a clean run. `mgaug-train` keeps the trainer until it ends the
         process with `os._exit`, so the wait never happens; a script that
         does not need the trainer any more can drop it (`del
         trainer.train_iterator`) and pay the wait then.
