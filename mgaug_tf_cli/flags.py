@@ -143,15 +143,15 @@ def flagfile_text(experiment):
 
 
 def flag_dict(experiment):
-    """`{flag name: value}` of `experiment` (JSON-ready: tuples as comma-joined strings).
+    """`{flag name: value}` of `experiment`, JSON-ready (tuples as lists).
 
-    The form run summaries and `eval_*.json` files record, which `mgaug-report`
-    and `mgaug-compare` read.
+    The form `eval_*.json` files record, which `mgaug-report` and
+    `mgaug-compare` read.
     """
     values = {}
     for spec in config_lib.FIELDS.values():
         value = config_lib.get(experiment, spec.path)
-        values[spec.flag] = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        values[spec.flag] = list(value) if isinstance(value, tuple) else value
     return values
 
 

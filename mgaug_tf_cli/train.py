@@ -211,9 +211,12 @@ def build_learner(experiment_config, image_shape):
 
 def _hparams(experiment_config):
     """The config as HParams values (bool, int, float or str), by flag name."""
-    return {name: "default" if value is None else value
-            for name, value in run_flags.flag_dict(experiment_config).items()
-            if name not in ("data_dir", "model_dir", "export_dir")}
+    values = {}
+    for name, value in run_flags.flag_dict(experiment_config).items():
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
+        values[name] = "default" if value is None else value
+    return values
 
 
 class _Say:
