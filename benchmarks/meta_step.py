@@ -243,15 +243,8 @@ def parse(argv):
     rest = values(["meta_step.py", *flags.expand_flagfiles(list(argv))])
     if len(rest) > 1:
         raise absl_flags.Error(f"unexpected arguments {rest[1:]} (flags are --name=value).")
-    overrides = {}
-    for spec in config.FIELDS.values():
-        if values[spec.flag].present:
-            value = values[spec.flag].value
-            if isinstance(spec.default, tuple):
-                value = tuple(int(item) for item in value)
-            overrides[spec.path] = value
     options = types.SimpleNamespace(**{name: values[name].value for name in OPTIONS})
-    return config.override(BASE, overrides), options
+    return flags.config_from_flags(values, base=BASE), options
 
 
 def config_flags(experiment):

@@ -83,15 +83,24 @@ def define_flags(flag_values=flags.FLAGS):
     flags.register_validator("dataset", _check_dataset, flag_values=flag_values)
 
 
-def config_from_flags(flag_values=flags.FLAGS):
-    """The `ExperimentConfig` that parsed flags describe: the only reader of flag values."""
+def config_from_flags(flag_values=flags.FLAGS, base=None):
+    """The `ExperimentConfig` that parsed flags describe: the only reader of flag values.
+
+    Args:
+        flag_values: Parsed flags defined by `define_flags`.
+        base: An `ExperimentConfig` whose values the flags given on the command
+            line replace (a program with defaults of its own, such as the
+            benchmark); None: every field from its flag, defaults included.
+    """
     values = {}
     for spec in config_lib.FIELDS.values():
+        if base is not None and not flag_values[spec.flag].present:
+            continue
         value = flag_values[spec.flag].value
         if config_lib._is_tuple(_base_type(spec.type)):  # pylint: disable=protected-access
             value = tuple(int(item) for item in value)
         values[spec.path] = value
-    return config_lib.override(config_lib.ExperimentConfig(), values)
+    return config_lib.override(config_lib.ExperimentConfig() if base is None else base, values)
 
 
 def parse_config(argv):
