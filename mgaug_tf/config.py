@@ -23,10 +23,11 @@ import json
 import typing
 from typing import Optional
 
-from mgaug_tf import distribute, registry
+from mgaug_tf import distribute
 from mgaug_tf.augment import mgaug as mgaug_lib
 from mgaug_tf.augment import strategies
 from mgaug_tf.backbones import classifier, pooling
+from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners import base
 
 DTYPES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -52,7 +53,22 @@ def _field(default, flag, doc, *, choices=None, fixed=False, lower_bound=None,
 
 
 class _Section:
-    """JSON round trip and dotted-path access shared by every section."""
+    """Type checks, JSON round trip and dotted-path access shared by every section."""
+
+    def __post_init__(self):
+        # Values are checked against the annotations here (types only: their
+        # domains are the library constructors'); lists become tuples so that
+        # equal configs compare equal whatever built them.
+        hints = typing.get_type_hints(type(self))
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            kind = hints[item.name]
+            if _is_tuple(kind) and isinstance(value, list):
+                value = tuple(value)
+                object.__setattr__(self, item.name, value)
+            if not _matches(value, kind):
+                raise ArgumentError(item.name, value, f"must be {_type_name(kind)}",
+                                    owner=type(self).__name__)
 
     def to_dict(self):
         """The section as nested dicts of JSON values (tuples become lists)."""
@@ -63,8 +79,12 @@ class _Section:
         """The section from `to_dict`'s output; missing keys keep their defaults.
 
         Raises:
-            ValueError: A key that is not a field of the section, naming it.
+            ValueError: A key that is not a field of the section, or a value of
+                the wrong type (`ArgumentError`), naming it.
         """
+        if not isinstance(values, dict):
+            raise ArgumentError("values", values, "must be a JSON object (a dict) of "
+                                f"{cls.__name__}'s fields", owner=cls.__name__)
         hints = typing.get_type_hints(cls)
         names = {item.name for item in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
@@ -76,8 +96,6 @@ class _Section:
             kind = hints[name]
             if isinstance(kind, type) and issubclass(kind, _Section):
                 kwargs[name] = kind.from_dict(value)
-            elif _is_tuple(kind) and value is not None:
-                kwargs[name] = tuple(value)
             else:
                 kwargs[name] = value
         return cls(**kwargs)
@@ -87,7 +105,40 @@ class _Section:
 
     @classmethod
     def from_json(cls, text):
+        """The section from `to_json`'s text.
+
+        Raises:
+            ValueError: Text that is not JSON (`json.JSONDecodeError`), or as
+                `from_dict`.
+        """
         return cls.from_dict(json.loads(text))
+
+
+def _matches(value, kind):
+    """Whether `value` has the annotated type (an int is a float; a bool is not an int)."""
+    if typing.get_origin(kind) is typing.Union:
+        return any(_matches(value, option) for option in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if _is_tuple(kind):
+        item = typing.get_args(kind)[0]
+        return isinstance(value, tuple) and all(_matches(entry, item) for entry in value)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _type_name(kind):
+    if typing.get_origin(kind) is typing.Union:
+        return " or ".join(_type_name(option) for option in typing.get_args(kind))
+    if kind is type(None):
+        return "None"
+    if _is_tuple(kind):
+        return f"a tuple of {_type_name(typing.get_args(kind)[0]).split(' ', 1)[1]}s"
+    names = {int: "an integer", float: "a number", bool: "a boolean", str: "a string"}
+    return names.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def _is_tuple(kind):
@@ -153,8 +204,8 @@ class EpisodesConfig(_Section):
 class BackboneConfig(_Section):
     """The feature extractor (`mgaug_tf.factory.build_backbone`)."""
 
-    name: str = _field("conv4", "backbone", "Backbone network.",
-                       choices=registry.backbone_names(), fixed=True)
+    name: str = _field("conv4", "backbone", "Backbone network: a name in `mgaug_tf.registry` "
+                       "(conv4, resnet12, or one added with `register_backbone`).", fixed=True)
     filters: tuple[int, ...] = _field(
         (32,), "filters", "conv4: filters per convolution (one value); resnet12: four stage "
         "widths, or one base width w giving (w, 2.5w, 5w, 10w).", fixed=True)
@@ -178,8 +229,9 @@ class BackboneConfig(_Section):
 class LearnerConfig(_Section):
     """The meta-learner (`mgaug_tf.factory.build_learner`)."""
 
-    name: str = _field("maml", "learner", "Meta-learner.", choices=registry.learner_names(),
-                       fixed=True)
+    name: str = _field("maml", "learner", "Meta-learner: a name in `mgaug_tf.registry` (maml, "
+                       "fomaml, anil, metasgd, protonet, or one added with "
+                       "`register_learner`).", fixed=True)
     n_way: int = _field(5, "n_way", "Classes per episode.", fixed=True, lower_bound=1)
     inner_lr: float = _field(0.01, "inner_lr", "Inner-loop learning rate (Meta-SGD: initial "
                              "value).")
@@ -258,8 +310,8 @@ class ModelConfig(_Section):
 class OptimizerConfig(_Section):
     """The outer-loop optimizer (`mgaug_tf.factory.build_optimizer`)."""
 
-    name: str = _field("adam", "outer_optimizer", "Outer-loop optimizer.",
-                       choices=registry.optimizer_names(), fixed=True)
+    name: str = _field("adam", "outer_optimizer", "Outer-loop optimizer: adam or sgd.",
+                       fixed=True)
     learning_rate: float = _field(1e-3, "outer_lr", "Outer-loop learning rate.")
     momentum: float = _field(0.0, "outer_momentum", "Momentum of --outer_optimizer=sgd.",
                              lower_bound=0.0)
@@ -384,7 +436,7 @@ def get(config, path):
     return value
 
 
-def override(config, values):
+def override(config, values, _prefix=""):
     """`config` with the dotted paths of `values` replaced (`dataclasses.replace` per level).
 
     Args:
@@ -392,28 +444,38 @@ def override(config, values):
         values: `{dotted path: value}`; paths relative to `config`.
 
     Raises:
-        ValueError: A path that names no field.
+        ValueError: A path that names no field, or a value of the wrong type
+            (`ArgumentError`).
     """
     nested = {}
+    names = {item.name for item in dataclasses.fields(config)}
     for path, value in values.items():
         head, _, rest = path.partition(".")
-        if not hasattr(config, head) or head.startswith("_"):
-            raise ValueError(f"{type(config).__name__} has no field {head!r} (in {path!r}).")
+        if head not in names:
+            raise ValueError(f"{type(config).__name__} has no field {head!r} (in "
+                             f"{_prefix + path!r}); it has {sorted(names)}.")
         if rest:
             nested.setdefault(head, {})[rest] = value
         else:
             nested[head] = value
-    changes = {name: override(getattr(config, name), value) if isinstance(value, dict)
-               and not isinstance(getattr(config, name), dict) else value
-               for name, value in nested.items()}
+    changes = {name: override(getattr(config, name), value, f"{_prefix}{name}.")
+               if isinstance(value, dict) and isinstance(getattr(config, name), _Section)
+               else value for name, value in nested.items()}
     return dataclasses.replace(config, **changes)
 
 
 def differences(saved, current, fixed_only=True):
-    """The leaf fields whose values differ: `[(FieldSpec, saved value, current value)]`."""
+    """The leaf fields whose values differ: `[(FieldSpec, saved value, current value)]`.
+
+    MGAug's settings other than its strategy count only where either config
+    uses MGAug: with `strategy="none"` on both sides they change nothing.
+    """
+    mgaug_off = not saved.model.mgaug.enabled and not current.model.mgaug.enabled
     return [(spec, get(saved, spec.path), get(current, spec.path))
             for spec in FIELDS.values()
             if (spec.fixed or not fixed_only)
+            and not (mgaug_off and spec.path.startswith("model.mgaug.")
+                     and spec.path != "model.mgaug.strategy")
             and get(saved, spec.path) != get(current, spec.path)]
 
 
@@ -428,4 +490,5 @@ class ConfigFieldError(ValueError):
 
     def __init__(self, paths, message):
         self.paths = tuple(paths)
-        super().__init__(message)
+        self.message = message  # the constructor's words, without the paths
+        super().__init__(f"{', '.join(self.paths)}: {message}")

@@ -26,10 +26,19 @@ IMAGE_SIZE = "data.image_size"
 _MGAUG_ARGUMENTS = {
     "strategy": ("strategy",), "num_subnets": ("num_subnets",),
     "keep_range": ("keep_min", "keep_max"), "reduction": ("reduction",),
-    "resolutions": ("resolutions",), "parity": ("parity",), "resize_method": ("resize",),
+    "resolutions": ("resolutions",), "parity": ("parity", "resize", "flatten_head"),
+    "resize_method": ("resize",),
     "flatten_head": ("flatten_head",), "width_execution": ("width_execution",)}
 _LEARNER_ARGUMENTS = ("n_way", "inner_lr", "inner_steps", "eval_inner_steps", "bn_mode",
                       "task_reduction", "recompute")
+
+
+def _registered(lookup, name, path):
+    """`lookup(name)` from the registry; an unknown name names its config field."""
+    try:
+        return lookup(name)
+    except ValueError as error:
+        raise config_lib.ConfigFieldError((path,), str(error)) from None
 
 
 @contextlib.contextmanager
@@ -51,7 +60,8 @@ _MGAUG_PATHS["image_size"] = (IMAGE_SIZE,)
 
 def _model_argument_paths(backbone_config):
     """`{constructor argument: (config paths)}` for every constructor `build_learner` calls."""
-    _, backbone_fields = registry.backbone_builder(backbone_config.name)
+    _, backbone_fields = _registered(registry.backbone_builder, backbone_config.name,
+                                     "model.backbone.name")
     paths = dict(_MGAUG_PATHS)
     paths.update({argument: (f"model.learner.{argument}",) for argument in _LEARNER_ARGUMENTS})
     paths.update({"filters": ("model.backbone.filters",), "pooling": ("model.backbone.pooling",),
@@ -66,10 +76,11 @@ def build_backbone(backbone_config):
     """The backbone a `BackboneConfig` describes (unbuilt).
 
     Raises:
-        ValueError: An unknown backbone name.
-        config.ConfigFieldError: A value the backbone's constructor refused.
+        config.ConfigFieldError: An unknown backbone name, or a value the
+            backbone's constructor refused.
     """
-    builder, _ = registry.backbone_builder(backbone_config.name)
+    builder, _ = _registered(registry.backbone_builder, backbone_config.name,
+                             "model.backbone.name")
     kwargs = {"dtype": backbone_config.dtype}
     if backbone_config.pooling is not None:
         kwargs["pooling"] = backbone_config.pooling
@@ -122,15 +133,16 @@ def build_learner(model_config, image_shape=None, seed=0):
         A `mgaug_tf.MetaLearner`, built when `image_shape` is given, not compiled.
 
     Raises:
-        ValueError: An unknown backbone or learner name.
-        config.ConfigFieldError: A value a constructor refused, naming the
-            config fields it came from (e.g. `model.mgaug.keep_min`).
+        config.ConfigFieldError: An unknown backbone or learner name, or a
+            value a constructor refused, naming the config fields it came from
+            (e.g. `model.mgaug.keep_min`).
     """
     backbone = build_backbone(model_config.backbone)
     augmentation = build_augmentation(model_config.mgaug,
                                       None if image_shape is None else image_shape[0], seed=seed)
     learner_config = model_config.learner
-    learner_class = registry.learner_class(learner_config.name)
+    learner_class = _registered(registry.learner_class, learner_config.name,
+                                "model.learner.name")
     common = {"bn_mode": learner_config.bn_mode, "task_reduction": learner_config.task_reduction,
               "augmentation": augmentation}
     with _fields_of(_model_argument_paths(model_config.backbone)):
@@ -161,18 +173,24 @@ def build_optimizer(optimizer_config):
     a resumed run continues the same schedule.
 
     Raises:
-        config.ConfigFieldError: A learning rate that is not positive.
+        config.ConfigFieldError: An unknown optimizer name, a learning rate
+            that is not positive or a decay rate outside (0, 1].
     """
     if not optimizer_config.learning_rate > 0:
         raise config_lib.ConfigFieldError(
             ("optimizer.learning_rate",), "`learning_rate` must be positive. Received: "
             f"learning_rate={optimizer_config.learning_rate!r}")
+    if optimizer_config.decay_steps and not 0 < optimizer_config.decay_rate <= 1:
+        raise config_lib.ConfigFieldError(
+            ("optimizer.decay_rate",), "`decay_rate` must be in (0, 1] (the factor of each "
+            f"decay). Received: decay_rate={optimizer_config.decay_rate!r}")
     learning_rate = optimizer_config.learning_rate
     if optimizer_config.decay_steps:
         learning_rate = keras.optimizers.schedules.ExponentialDecay(
             learning_rate, optimizer_config.decay_steps, optimizer_config.decay_rate,
             staircase=True)
-    optimizer_class = registry.optimizer_class(optimizer_config.name)
+    optimizer_class = _registered(registry.optimizer_class, optimizer_config.name,
+                                  "optimizer.name")
     if optimizer_class is keras.optimizers.SGD:
         return optimizer_class(learning_rate, momentum=optimizer_config.momentum)
     return optimizer_class(learning_rate)

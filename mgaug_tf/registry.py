@@ -1,9 +1,19 @@
 """The one place where names become classes: backbones, learners, outer optimizers.
 
-`mgaug_tf.config` takes its allowed names from here and `mgaug_tf.factory`
-its classes. A project adds its own with `register_backbone` or
-`register_learner` before it builds a config that names them (command-line
-flags list the names registered when `mgaug_tf_cli.flags` is imported).
+`mgaug_tf.factory` looks up here the classes that config names
+(`BackboneConfig.name`, `LearnerConfig.name`, `OptimizerConfig.name`). A
+project adds its own with `register_backbone` or `register_learner` before it
+builds a config that names them; `mgaug-train --backbone=NAME` accepts any
+name registered by the time the config is built (a program that registers
+its own names and then calls `mgaug_tf_cli.train.main()`).
+
+A backbone is a Keras model that maps images `[B, H, W, C]` to features
+`[B, D]`. The learners run it on fast weights with `stateless_call`, so its
+forward pass must read its weights through its layers (a model built from
+Keras layers does); batch norm should be `MetaBatchNormalization`, since
+Keras's own gives wrong second-order meta-gradients.
+`mgaug_tf.gradient_check.FiniteDifferences` checks a new backbone's
+meta-gradients.
 """
 
 import keras
@@ -81,7 +91,9 @@ def optimizer_names():
 
 def _lookup(table, kind, name):
     if name not in table:
-        raise ValueError(f"Unknown {kind} {name!r}; expected one of {sorted(table)}.")
+        hint = (f" (a project adds its own with mgaug_tf.registry.register_{kind})"
+                if kind in ("backbone", "learner") else "")
+        raise ValueError(f"Unknown {kind} {name!r}; expected one of {sorted(table)}{hint}.")
     return table[name]
 
 

@@ -2,7 +2,8 @@
 
 The library never changes these on its own (not at import, not when a
 learner is built, compiled or traced): a program calls `configure_tensorflow`
-once, or wraps its training in `tensorflow_options`.
+once, or wraps its training in `tensorflow_options`. It only reads them
+(`is_configured`): a learner's `fit` or `evaluate` warns when they are not set.
 """
 
 import contextlib
@@ -42,6 +43,20 @@ def configure_tensorflow():
         >>> learner.fit(episode_batches, steps_per_epoch=100)
     """
     tf.config.optimizer.set_experimental_options(dict(GRAPPLER_OPTIONS))
+
+
+def is_configured():
+    """Whether the process's options are `configure_tensorflow`'s (both rewrites off).
+
+    Reads `tf.config.optimizer.get_experimental_options()` and changes
+    nothing: True when `arithmetic_optimization` and `remapping` are both
+    currently False (after `configure_tensorflow`, or inside
+    `tensorflow_options`), False when either is unset (TensorFlow's default:
+    on) or True. `MetaLearner.fit` and `evaluate` warn when it is False.
+    """
+    options = tf.config.optimizer.get_experimental_options()
+    return all(name in options and options[name] == value
+               for name, value in GRAPPLER_OPTIONS.items())
 
 
 @contextlib.contextmanager

@@ -243,7 +243,7 @@ def cli(argv=None):
                 if os.path.isdir(model_dir)]
         rows = compare(runs, args.baseline)
     except report.ReportError as error:
-        print(f"compare.py: error: {error}", file=sys.stderr)
+        print(f"{quiet.program_name()}: error: {error}", file=sys.stderr)
         return 2
     os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
     plot_comparison(rows, args.plot)

@@ -174,7 +174,8 @@ def _main(argv):
 
 
 def _fail(message):
-    print(f"predict.py: error: {message}", file=sys.stderr, flush=True)
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "mgaug-predict"
+    print(f"{program}: error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 
@@ -195,6 +196,9 @@ def main():
         tf.config.list_physical_devices()  # cuInit noise, filtered
     logging.getLogger("absl").addFilter(_NoGradientWarnings())  # the loader logs through absl
     flags.mark_flags_as_required(["saved_model", "support_dir", "query_dir"])
+    # absl's --help prints the __main__ module's docstring, which a console
+    # script's generated module does not have.
+    sys.modules["__main__"].__doc__ = sys.modules["__main__"].__doc__ or __doc__
     app.run(_main)
 
 

@@ -72,3 +72,8 @@ def native_stderr():
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()
+
+
+def program_name():
+    """The name the user ran (`mgaug-train`, or `run.py` in a checkout), for error lines."""
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "mgaug"

@@ -368,7 +368,7 @@ def cli(argv=None):
         runs = write_report(args.model_dirs, args.output, args.plots_dir, args.split,
                             args.title)
     except ReportError as error:
-        print(f"report.py: error: {error}", file=sys.stderr)
+        print(f"{quiet.program_name()}: error: {error}", file=sys.stderr)
         return 2
     for run in runs:
         print(f"{run.name}: {run.accuracy_percent:.2f} % ± {run.ci95_percent:.2f} % "

@@ -286,7 +286,7 @@ def cli(argv=None):
         timing = execute(runs, max(1, args.parallel), os.path.join(args.root, "timing.json"))
         written = report_settings(runs, args.output, args.plots_dir, timing, args.baseline)
     except (StudyError, report.ReportError) as error:
-        print(f"study.py: error: {error}", file=sys.stderr)
+        print(f"{quiet.program_name()}: error: {error}", file=sys.stderr)
         return 2
     print(f"study: wrote {', '.join(written)} into {args.output}")
     return 0

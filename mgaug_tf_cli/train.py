@@ -52,8 +52,14 @@ def saved_config(model_dir):
     """The config of the run in `model_dir` (config.json, else an older run's flags.cfg), or None."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            return config_lib.ExperimentConfig.from_json(handle.read())
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return config_lib.ExperimentConfig.from_json(handle.read())
+        except (OSError, ValueError) as error:  # JSONDecodeError, ArgumentError are ValueErrors
+            raise ConfigError(
+                f"--model_dir={model_dir}: {path} cannot be read as this version's config "
+                f"({error}). Restore it, or delete it to compare the run through its "
+                f"{FLAGFILE}, or use a new --model_dir.") from None
     path = os.path.join(model_dir, FLAGFILE)
     if os.path.exists(path):
         try:
@@ -84,7 +90,7 @@ def _check_model_dir(experiment_config):
 
 def _field_error(error, experiment_config):
     """A constructor's refusal of config fields as a `ConfigError` naming their flags."""
-    return ConfigError(f"{run_flags.describe(error.paths, experiment_config)}: {error}")
+    return ConfigError(f"{run_flags.describe(error.paths, experiment_config)}: {error.message}")
 
 
 def _load_split(experiment_config, split_field):
@@ -286,14 +292,23 @@ def prepare(experiment_config):
         raise ConfigError(f"--meta_batch_size={meta_batch_size} is not divisible by the "
                           f"{replicas} replicas of --strategy={runtime.strategy}; each replica "
                           "takes the same number of tasks.")
-    if training:
-        _check_model_dir(experiment_config)
-    elif tf.train.latest_checkpoint(runtime.model_dir) is None:
+    if not training and tf.train.latest_checkpoint(runtime.model_dir) is None:
         raise ConfigError(f"--mode={runtime.mode} needs a trained run, but --model_dir="
                           f"{runtime.model_dir} holds no checkpoint.")
+    _check_model_dir(experiment_config)
     if runtime.mode != "eval":
         _check_export_dir(runtime)
-    build_learner(experiment_config, None)  # the model settings, before reading any data
+    # The model and optimizer settings, before reading any data: MGAug against
+    # the image size first (when the config gives it), then everything the
+    # learner checks.
+    try:
+        if experiment_config.data.image_size is not None:
+            factory.build_augmentation(experiment_config.model.mgaug,
+                                       experiment_config.data.image_size)
+        factory.build_optimizer(experiment_config.optimizer)
+    except config_lib.ConfigFieldError as error:
+        raise _field_error(error, experiment_config) from None
+    build_learner(experiment_config, None)
     split_fields = ["train_split"] + (["val_split"] if training else []) + (
         ["eval_split"] if evaluating else [])
     splits = {}
@@ -488,7 +503,25 @@ def _main(argv):
         tf.get_logger().setLevel("WARNING")
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value.")
-    run_and_report(run_flags.config_from_flags())
+    experiment_config = run_flags.config_from_flags()
+    try:
+        experiment_config = _with_saved_settings(experiment_config)
+    except ConfigError as error:
+        _fail(str(error), error=error)
+    run_and_report(experiment_config)
+
+
+def _with_saved_settings(experiment_config):
+    """For --mode=eval and export: the run's own config, with the flags given replacing its values.
+
+    So `--mode=eval --model_dir=runs/x` evaluates the run as it was trained;
+    a model setting given that differs from the run's is refused by `prepare`.
+    """
+    runtime = experiment_config.runtime
+    if runtime.mode not in ("eval", "export") or not runtime.model_dir:
+        return experiment_config
+    saved = saved_config(runtime.model_dir)
+    return experiment_config if saved is None else run_flags.config_from_flags(base=saved)
 
 
 # Errors of this process are kept alive until it ends, because their frames
@@ -502,13 +535,8 @@ _STATE = {}
 def _fail(message, code=EXIT_USAGE, error=None):
     if error is not None:
         _FAILURES.append(error)
-    print(f"\n{_program()}: error: {message}", file=sys.stderr, flush=True)
+    print(f"\n{quiet.program_name()}: error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
-
-
-def _program():
-    """The name the user ran: `mgaug-train`, or `run.py` in a checkout."""
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "mgaug-train"
 
 
 def _exit_now(code):
@@ -545,7 +573,7 @@ def entry_point(argv):
     try:
         argv = argv[:1] + run_flags.expand_flagfiles(argv[1:])
     except run_flags.FlagfileError as error:
-        print(f"{_program()}: error: {error}", file=sys.stderr)
+        print(f"{quiet.program_name()}: error: {error}", file=sys.stderr)
         _exit_now(1)
     with quiet.native_stderr():
         # Finds the devices (cuInit) now, while the noise of a machine without

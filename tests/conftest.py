@@ -9,9 +9,17 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import mgaug_tf  # noqa: E402
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running; excluded from the default run")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def configured_tensorflow():
+    # Tests act as a program does (configures once); no-side-effect tests use a fresh subprocess.
+    mgaug_tf.configure_tensorflow()
 
 
 def make_episode_batch(seed, tasks=2, n_way=3, k_shot=2, k_query=2, size=16, channels=1,

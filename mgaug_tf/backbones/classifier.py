@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from mgaug_tf import functional
-from mgaug_tf.backbones.pooling import check_positive_integers
+from mgaug_tf.backbones.pooling import check_n_way
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.interpolation import resize_align_corners
 
@@ -102,7 +102,7 @@ class FewShotClassifier(keras.Model):
 
     Args:
         backbone: A Keras model mapping images to feature vectors.
-        n_way: Number of classes per episode, a positive integer.
+        n_way: Number of classes per episode (the head's width), an integer >= 1.
         flatten_head: `None`, `"reference"` or `"resize_features"` (above):
             the default of calls that do not choose one.
         **kwargs: Standard model arguments (`name`, `dtype`).
@@ -121,7 +121,8 @@ class FewShotClassifier(keras.Model):
         kwargs.setdefault("dtype", backbone.dtype_policy)
         super().__init__(**kwargs)
         check_flatten_head(flatten_head, owner="FewShotClassifier")
-        check_positive_integers("n_way", n_way, owner="FewShotClassifier")
+        # A 1-logit head is a legal Keras model (a learner refuses it: its n_way >= 2).
+        check_n_way(n_way, owner="FewShotClassifier", minimum=1)
         self.backbone = backbone
         self.n_way = int(n_way)
         self.flatten_head = flatten_head

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from mgaug_tf.backbones import piecewise, sliced
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, batch_normalize, check_fused
-from mgaug_tf.backbones.pooling import check_input_size, check_positive_integers, feature_pooling
+from mgaug_tf.backbones.pooling import check_input_size, check_integer, feature_pooling
 
 
 @keras.saving.register_keras_serializable(package="mgaug_tf")
@@ -17,8 +17,8 @@ class Conv4(keras.Model):
     1x1x64 = 64.
 
     Args:
-        filters: Filters per convolution, a positive integer (32 or 64 in the
-            literature).
+        filters: Filters per convolution, one integer >= 1 for every block
+            (32 or 64 in the literature).
         pooling: `"flatten"` (the reference code's head input) or `"avg"`
             (global average pooling: a feature length independent of the input
             size, needed when sub-networks see other resolutions).
@@ -42,7 +42,7 @@ class Conv4(keras.Model):
 
     def __init__(self, filters=64, pooling="flatten", fused_batch_norm="auto", **kwargs):
         super().__init__(**kwargs)
-        check_positive_integers("filters", filters, owner="Conv4")
+        check_integer("filters", filters, owner="Conv4")
         check_fused(fused_batch_norm, "fused_batch_norm", owner="Conv4")
         self.filters = int(filters)
         self.pooling = pooling

@@ -84,9 +84,9 @@ class ResNet12(keras.Model):
         super().__init__(**kwargs)
         if not isinstance(widths, (list, tuple)) or len(widths) != 4:
             raise ArgumentError("widths", widths,
-                                "must be a sequence of 4 positive integers (one per block)",
+                                "must be a sequence of 4 integers >= 1 (one per block)",
                                 owner="ResNet12")
-        check_positive_integers("widths", tuple(widths), owner="ResNet12")
+        check_positive_integers("widths", widths, owner="ResNet12")
         self.widths = tuple(int(width) for width in widths)
         self.pooling = pooling
         self.blocks = [ResidualBlock(width, dtype=self.dtype_policy, name=f"block{i}")

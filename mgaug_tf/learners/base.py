@@ -7,15 +7,27 @@ passes (through the `augmentation` object), metrics, `fit`/`evaluate`
 integration and single-episode inference.
 """
 
+import warnings
+
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
-from mgaug_tf import functional
+from mgaug_tf import functional, runtime
+from mgaug_tf.backbones.pooling import check_n_way
 from mgaug_tf.errors import ArgumentError
 
 BN_MODES = ("transductive", "inductive")
+
+# `fit` and `evaluate` warn with this (once per learner, `{}` the learner's
+# class) when `runtime.is_configured()` is False: the library reads the
+# options but never sets them.
+UNCONFIGURED_WARNING = (
+    "{} runs its tasks and MGAug's sub-networks in graph loops that need TensorFlow's "
+    "arithmetic optimizer and remapper off (Grappler options `arithmetic_optimization` and "
+    "`remapping`), and they are on: without them some configurations fail inside fit with "
+    "'N nodes in a cycle' or AlreadyExistsError. Call `mgaug_tf.configure_tensorflow()` once "
+    "(process-wide) before training, or run inside `with mgaug_tf.runtime.tensorflow_options():`.")
 TASK_REDUCTIONS = ("sum", "mean")
 
 
@@ -126,8 +138,7 @@ class MetaLearner(keras.Model):
         if task_reduction not in TASK_REDUCTIONS:
             raise ArgumentError("task_reduction", task_reduction,
                                 f"must be one of {TASK_REDUCTIONS}", owner=owner)
-        if isinstance(n_way, bool) or not isinstance(n_way, (int, np.integer)) or n_way < 2:
-            raise ArgumentError("n_way", n_way, "must be an integer >= 2", owner=owner)
+        check_n_way(n_way, owner=owner)
         self.network = network
         self.n_way = int(n_way)
         self.bn_mode = bn_mode
@@ -414,11 +425,27 @@ class MetaLearner(keras.Model):
         if self.built and getattr(self, "optimizer", None) is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
 
+    def _should_warn_unconfigured(self):
+        """True the first time (per learner) a graph-loop run meets unconfigured options."""
+        if (self.unroll_loops or getattr(self, "_warned_unconfigured", False)
+                or runtime.is_configured()):
+            return False
+        self._warned_unconfigured = True
+        return True
+
     def fit(self, x=None, *args, **kwargs):
+        """`keras.Model.fit`; warns once if TensorFlow is unconfigured (`UNCONFIGURED_WARNING`)."""
+        if self._should_warn_unconfigured():
+            warnings.warn(UNCONFIGURED_WARNING.format(type(self).__name__), RuntimeWarning,
+                          stacklevel=2)
         self._prepare(x)
         return super().fit(x, *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
+        """`keras.Model.evaluate`, with `fit`'s warning (once per learner)."""
+        if self._should_warn_unconfigured():
+            warnings.warn(UNCONFIGURED_WARNING.format(type(self).__name__), RuntimeWarning,
+                          stacklevel=2)
         self._prepare(x)
         return super().evaluate(x, *args, **kwargs)
 

@@ -11,12 +11,26 @@ def _is_integer(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def check_network_width(network, width, n_way, owner):
+    """Refuses a `network` whose `width` logits (None: unknown, not checked) are not `n_way`.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming `network`.
+    """
+    if width is not None and width != n_way:
+        raise ArgumentError(
+            "network", network,
+            f"must end in an n_way-wide head (n_way={n_way}) but gives {width} outputs per "
+            f"image; use FewShotClassifier(backbone, {n_way})", owner=owner)
+
+
 class GradientLearner(MetaLearner):
     """A learner whose adaptation is gradient descent on the support loss.
 
     Args:
-        network: A `FewShotClassifier` (backbone + head).
-        n_way: Classes per episode (the head's width).
+        network: A `FewShotClassifier` (backbone + head), or any network
+            whose outputs are `n_way` logits.
+        n_way: Classes per episode: the network's output width.
         inner_lr: Inner-loop SGD learning rate, a positive number.
         inner_steps: Inner steps in training, an integer >= 1.
         eval_inner_steps: Inner steps at evaluation and inference, an integer
@@ -33,7 +47,10 @@ class GradientLearner(MetaLearner):
     Raises:
         mgaug_tf.errors.ArgumentError: `inner_lr`, `inner_steps` or
             `eval_inner_steps` is out of its domain (or an argument of
-            `MetaLearner`'s).
+            `MetaLearner`'s); (argument `network`) the network's output
+            width is not `n_way`: checked here when the network has an
+            `n_way` attribute (`FewShotClassifier`), else by `build` from
+            `network.compute_output_shape`.
     """
 
     uses_inner_loop = True
@@ -56,6 +73,15 @@ class GradientLearner(MetaLearner):
         self.first_order = bool(first_order)
         self.recompute = bool(recompute)
         super().__init__(network, n_way, **kwargs)
+        check_network_width(network, getattr(network, "n_way", None), self.n_way, owner)
+
+    def build(self, input_shape):
+        """`MetaLearner.build`, after checking that the network gives `n_way` logits."""
+        if getattr(self.network, "n_way", None) is None:
+            shape = self.network.compute_output_shape((None,) + self._image_shape(input_shape))
+            width = tuple(shape)[-1] if shape else None
+            check_network_width(self.network, width, self.n_way, type(self).__name__)
+        super().build(input_shape)
 
     def _inner_steps(self, training):
         return self.inner_steps if training else self.eval_inner_steps

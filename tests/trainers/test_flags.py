@@ -1,6 +1,7 @@
 """Bad flags and data stop the CLI with one clear message, a non-zero exit, no traceback."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -68,6 +69,41 @@ def test_resuming_with_other_model_flags_is_refused(run_main, reference_run):
     assert "--n_way=3 there, --n_way=4 now" in stderr
     assert "outer_lr" not in stderr  # learning rates may change on resume
     assert sorted(path.name for path in reference_run.iterdir()) == before
+
+
+def test_eval_mode_evaluates_the_run_as_trained_from_its_config(reference_run, tmp_path):
+    """`--mode=eval --model_dir=X` alone: every other setting comes from X's config.json."""
+    before = json.loads((reference_run / "eval_test.json").read_text())
+    cli = Cli(RUN, ["--mode=eval", f"--model_dir={reference_run}"], tmp_path, "eval")
+    assert cli.wait() == 0, cli.stderr
+    after = json.loads((reference_run / "eval_test.json").read_text())
+    # Same weights, episodes and settings: the same accuracies.
+    assert after["per_episode_accuracy"] == before["per_episode_accuracy"]
+    assert after["eval_inner_steps"] == 2 and after["config"]["bn_mode"] == "inductive"
+    # A model setting given that differs from the run's is refused, naming it.
+    refused = Cli(RUN, ["--mode=eval", f"--model_dir={reference_run}", "--filters=16"],
+                  tmp_path, "refused")
+    assert refused.wait() == 2
+    assert "--filters=8 there, --filters=16 now" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"model": {', "Expecting property name"),
+    ('{"model": {"mgaug": {"old_knob": 1}}}', "unknown field(s) ['old_knob']"),
+    ('{"model": {"backbone": {"filters": 16}}}', "`filters` must be a tuple of integers"),
+])
+def test_a_damaged_config_json_is_one_message_naming_the_file(run_main, reference_run, tmp_path,
+                                                               text, message):
+    copy = tmp_path / "copy"
+    shutil.copytree(reference_run, copy)
+    (copy / "config.json").write_text(text)
+    # The copy's flags.cfg names the original folder: the command line's comes last.
+    code, stderr, _ = run_main(f"--flagfile={copy / 'flags.cfg'}", f"--model_dir={copy}",
+                               model_dir=copy)
+    assert code == 2 and "Traceback" not in stderr
+    assert f"{copy / 'config.json'} cannot be read as this version's config" in stderr
+    assert message in stderr
 
 
 def test_run_folder_config_json_is_the_runs_config(reference_run):
