@@ -79,7 +79,8 @@ def _check_model_dir(experiment_config):
     if saved is None:
         return
     changed = [f"{run_flags.flag_text(spec, before) or f'(unset) --{spec.flag}'} there, "
-               f"{run_flags.flag_text(spec, now) or f'(unset) --{spec.flag}'} now"
+               f"{run_flags.flag_text(spec, now) or f'(unset) --{spec.flag}'} now "
+               f"({spec.path})"
                for spec, before, now in config_lib.differences(saved, experiment_config)]
     if changed:
         raise ConfigError(

@@ -125,7 +125,8 @@ def test_a_run_written_before_config_json_is_compared_through_its_flags_cfg(run_
     code, stderr, _ = run_main(*GLYPHS, "--n_way=4", "--mgaug=catfish", "--train_steps=2",
                                model_dir=model_dir)
     assert code == 2 and "Traceback" not in stderr
-    assert "--n_way=3 there, --n_way=4 now; --mgaug=none there, --mgaug=catfish now" in stderr
+    assert ("--n_way=3 there, --n_way=4 now (model.learner.n_way); --mgaug=none there, "
+            "--mgaug=catfish now (model.mgaug.strategy)") in stderr
     # The same command resumes.
     code, stderr, _ = run_main(*GLYPHS, "--train_steps=2", "--checkpoint_every=1",
                                "--eval_every=1", "--val_episodes=1", "--mode=train",

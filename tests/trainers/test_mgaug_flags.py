@@ -34,7 +34,8 @@ def test_build_augmentation_gives_the_released_setting():
     (dict(resolutions=(84, 96)), ("model.mgaug.resolutions",), "resolutions=(84, 96)"),
     (dict(keep_min=0.99, keep_max=0.98), ("model.mgaug.keep_min", "model.mgaug.keep_max"),
      "keep_range=(0.99, 0.98)"),
-    (dict(parity=True, resize="half_pixel"), ("model.mgaug.parity",), "parity"),
+    (dict(parity=True, resize="half_pixel"),
+     ("model.mgaug.parity", "model.mgaug.resize", "model.mgaug.flatten_head"), "parity"),
     (dict(num_subnets=0), ("model.mgaug.num_subnets",), "num_subnets=0"),
 ])
 def test_build_augmentation_names_the_config_fields(overrides, paths, message):
@@ -44,9 +45,13 @@ def test_build_augmentation_names_the_config_fields(overrides, paths, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--learner=maml", "--resolutions=64,48"], "--mgaug_flatten_head=none: "),
-    (["--learner=fomaml", "--pooling=flatten", "--resolutions=64"], "mgaug_flatten_head"),
-    (["--mgaug_parity", "--mgaug_resize=half_pixel"], "--mgaug_parity: "),
+    (["--image_size=64", "--learner=maml", "--resolutions=64,48"],
+     "--mgaug_flatten_head=none: "),
+    (["--image_size=64", "--learner=fomaml", "--pooling=flatten", "--resolutions=64"],
+     "mgaug_flatten_head"),
+    (["--image_size=64", "--resolutions=96"], "--resolutions=96: MGAug: "),
+    (["--mgaug_parity", "--mgaug_resize=half_pixel"],
+     "--mgaug_parity --mgaug_resize=half_pixel --mgaug_flatten_head=none: "),
     (["--image_size=32", "--resolutions=32,15", "--mgaug_flatten_head=reference"],
      "--resolutions=32,15: "),
 ])
