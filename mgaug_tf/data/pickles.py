@@ -25,9 +25,44 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _VERBATIM_OPCODES = {b"U": 1, b"C": 1, b"T": 4, b"B": 4, b"\x8e": 8, b"\x96": 8}
 
 
+# The globals a dataset pickle may name: numpy array, dtype and scalar
+# reconstruction (under numpy 1's `numpy.core` and numpy 2's `numpy._core`),
+# Python 3's encoding of bytes in protocol 2, and builtin containers, under
+# their Python 2 and Python 3 module names. Anything else could run code.
+SAFE_GLOBALS = frozenset(
+    [(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+     for name in ("_reconstruct", "scalar")]
+    + [(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")]
+    + [("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+       ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+       ("collections", "OrderedDict")]
+    + [(module, name) for module in ("__builtin__", "builtins")
+       for name in ("object", "set", "frozenset", "bytearray", "bytes", "slice", "complex")])
+
+
+class UnsafePickleError(CorruptDataError):
+    """A pickle that asks for a global a dataset pickle never needs (it could run code)."""
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what dataset pickles hold (`SAFE_GLOBALS`)."""
+
+    def __init__(self, handle, path, encoding):
+        super().__init__(handle, encoding=encoding)
+        self._path = path
+
+    def find_class(self, module, name):
+        if (module, name) not in SAFE_GLOBALS:
+            raise UnsafePickleError(
+                f"{self._path} asks to load the global {module}.{name}, which no dataset "
+                "pickle needs (a pickle can run code when it is loaded); refused. Get the "
+                "file again from a source you trust.")
+        return super().find_class(module, name)
+
+
 def _read(path, encoding):
     with open(path, "rb") as handle:
-        return pickle.load(handle, encoding=encoding)
+        return _DataUnpickler(handle, path, encoding).load()
 
 
 def load_pickle(path):
@@ -41,7 +76,13 @@ def load_pickle(path):
         (recursively for nested dicts), so `obj["labels"]` works whichever
         Python wrote the file.
 
+    Only numpy arrays, dtypes and scalars and builtin containers and scalars
+    are built (`SAFE_GLOBALS`): unpickling can otherwise run any code a
+    downloaded file asks for.
+
     Raises:
+        UnsafePickleError: The pickle names any other global (refused before
+            anything it names is called).
         CorruptDataError: The file is truncated or is not a pickle.
 
     Example:
@@ -54,6 +95,8 @@ def load_pickle(path):
             # Python 2 `str` holding binary data (numpy arrays): latin1 maps
             # every byte to one code point, which numpy turns back into bytes.
             obj = _read(path, "latin1")
+    except UnsafePickleError:
+        raise
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
             ImportError, IndexError, KeyError, struct.error, MemoryError) as error:
         raise CorruptDataError(

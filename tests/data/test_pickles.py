@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mgaug_tf.data import CorruptDataError
-from mgaug_tf.data.pickles import load_pickle, scan_png_blobs
+from mgaug_tf.data.pickles import UnsafePickleError, load_pickle, scan_png_blobs
 from tests.data.writers import encode, random_images, write_python2_pickle
 
 
@@ -77,3 +77,39 @@ def test_scan_of_truncated_pickle_names_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(CorruptDataError, match="train_images_png.pkl.*truncated"):
         scan_png_blobs(path)
+
+
+class _RunsCode:
+    """Unpickles as `os.system(command)`: what a malicious dataset file could hold."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os  # pylint: disable=import-outside-toplevel
+        return os.system, (self.command,)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path, protocol):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "train_labels.pkl"
+    path.write_bytes(pickle.dumps({"labels": [1, 2], "x": _RunsCode(f"touch {marker}")},
+                                  protocol=protocol))
+    with pytest.raises(UnsafePickleError, match=r"train_labels.pkl asks to load the global "
+                                                r"(posix|os)\.system"):
+        load_pickle(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("obj", [
+    {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "s": {1, 2}, "f": frozenset([3]),
+     "t": (np.int64(4), np.float16(0.5), b"raw", bytearray(b"ba"), 1 + 2j, None)},
+    [np.zeros((2, 2), np.uint8), np.array(["a", "b"]), np.dtype("float64")],
+])
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_every_builtin_and_numpy_value_still_loads(tmp_path, obj, protocol):
+    path = tmp_path / "ok.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    loaded = load_pickle(path)
+    assert pickle.dumps(loaded, protocol=4) == pickle.dumps(obj, protocol=4)

@@ -244,3 +244,23 @@ def test_help_lists_the_flags_grouped_as_the_docs_without_tensorflow_noise(tmp_p
     assert codes["outside"] == 2
     assert f"--data_dir={tmp_path / 'no_data'}: data_dir" in runs["outside"].stderr
     assert "cuInit" not in runs["outside"].stderr and "oneDNN" not in runs["outside"].stderr
+
+
+def test_a_dataset_pickle_that_would_run_code_stops_the_cli_in_one_line(run_main, tmp_path):
+    """A miniImageNet cache whose load would call os.system is refused; the command never runs."""
+    import pickle  # pylint: disable=import-outside-toplevel
+
+    class RunsCode:  # pylint: disable=too-few-public-methods
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'pwned'}",)
+
+    rows = {"n01": [0, 1, 2], "n02": [3, 4, 5], "n03": [6, 7, 8]}
+    for split in ("train", "val", "test"):
+        (tmp_path / f"mini-imagenet-cache-{split}.pkl").write_bytes(pickle.dumps(
+            {"image_data": random_images(9, 20), "class_dict": rows, "x": RunsCode()},
+            protocol=2))
+    code, stderr, model_dir = run_main(*GLYPHS, "--dataset=miniimagenet",
+                                       f"--data_dir={tmp_path}", "--k_query=1")
+    assert code == 2 and "Traceback" not in stderr
+    assert "mini-imagenet-cache-train.pkl asks to load the global posix.system" in stderr
+    assert not (tmp_path / "pwned").exists() and not model_dir.exists()
