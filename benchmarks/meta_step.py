@@ -48,7 +48,7 @@ pairs), released (MAML, FOMAML and ProtoNet (1 task per step) with
 `mgaug_tf.presets.released_mgaug(..., parity=True)`: catfish K = 3, keep
 (0.98, 1) / (0.97, 1), the aligned-corner 84/64/48 px resize and the
 reference flatten head, as the reference code ran them), memory (ResNet-12
-second order with recomputation), full (the whole grid: hours on 2 cores).
+second order with recomputation), full (the whole grid: the longest suite by far).
 `--select=FLAG=VALUE,...` keeps the suite's rows whose settings match (flag
 names, e.g. `learner=maml,dtype=mixed_bfloat16`; a flag a row does not set
 matches its value on the command line or in `BASE`).
@@ -137,12 +137,12 @@ RELEASED_ROWS = [
     use_learner(name) | mgaug_paths(presets.released_mgaug(name, image_size=84, parity=True))
     | (ONE_TASK if name == "protonet" else {})
     for name in ("maml", "fomaml", "protonet")]
-ISSUE_ROWS = [use_learner("maml") | NONE, use_learner("maml") | CATFISH_3,
+TARGET_ROWS = [use_learner("maml") | NONE, use_learner("maml") | CATFISH_3,
               use_learner("fomaml") | NONE, use_learner("fomaml") | CATFISH_3,
               use_learner("protonet") | ONE_TASK | NONE,
               use_learner("protonet") | ONE_TASK | CATFISH_3,
               use_learner("protonet") | ONE_TASK | CATFISH_3
-              | {"model.mgaug.resolutions": (84, 64, 48)}]
+              | {"model.mgaug.resolutions": presets.released_resolutions(84)}]
 DTYPES = ("float32", "mixed_bfloat16")
 DTYPE_ROWS = [use_learner(name) | variant | {"model.backbone.dtype": dtype}
               for name in ("maml", "fomaml", "protonet")
@@ -167,7 +167,7 @@ SUITES = {
     # default keep range, one pinned core; second-order MAML with recomputed
     # inner steps and on both cores; then the released settings (trace time
     # of the slowest configurations). The dtype pairs have their own suite.
-    "targets": [row(overrides, cores=1) for overrides in ISSUE_ROWS]
+    "targets": [row(overrides, cores=1) for overrides in TARGET_ROWS]
     + [row(use_learner("maml"), RECOMPUTE, NONE, cores=1), row(use_learner("maml"), NONE, cores=2)]
     + [row(overrides, cores=1) for overrides in RELEASED_ROWS],
     "released": [row(overrides) for overrides in RELEASED_ROWS],
@@ -175,7 +175,7 @@ SUITES = {
     # and ProtoNet, each without MGAug and with K = 3.
     "dtype": [row(overrides) for overrides in DTYPE_ROWS],
     # Memory target: second order, ResNet-12, 5-shot, recomputed inner steps
-    # (minutes per step on 2 cores: one timed step; the peak RSS is the point).
+    # (slow steps: one timed step; the peak RSS is the point).
     "memory": [row(use_learner("maml"), RESNET12, {"episodes.k_shot": 5}, RECOMPUTE, NONE,
                    steps=1, warmup=0)],
     "full": _grid(),
@@ -706,7 +706,7 @@ def main(argv=None):
     try:
         record = measure(experiment, options)
     except config.ConfigFieldError as error:
-        sys.exit(f"meta_step.py: {flags.describe(error.paths, experiment)}: {error}")
+        sys.exit(f"meta_step.py: {flags.describe(error.paths, experiment)}: {error.message}")
     print(json.dumps(record), flush=True)
 
 

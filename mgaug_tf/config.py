@@ -165,7 +165,7 @@ class DataConfig(_Section):
                              "(--mode=eval, train_and_eval).")
     image_size: Optional[int] = _field(
         None, "image_size", "Image height and width fed to the network (default: the "
-        "dataset's own size).", fixed=True, lower_bound=1)
+        "dataset's own size).", fixed=True)
     augment: str = _field("auto", "augment", "Training augmentation: auto = on for natural "
                           "images, off for Omniglot and glyphs.", choices=AUGMENT_CHOICES,
                           fixed=True)
@@ -182,8 +182,8 @@ class DataConfig(_Section):
         "that fails (truncated images pass: see --verify_images).")
     verify_images: bool = _field(
         False, "verify_images", "Before any work, decode every image of the chosen splits (in "
-        "parallel, with a progress bar) and list every undecodable one; seconds for "
-        "miniImageNet, minutes for tieredImageNet.")
+        "parallel, with a progress bar) and list every undecodable one; it takes longer the "
+        "more images a split has.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,14 +232,13 @@ class LearnerConfig(_Section):
     name: str = _field("maml", "learner", "Meta-learner: a name in `mgaug_tf.registry` (maml, "
                        "fomaml, anil, metasgd, protonet, or one added with "
                        "`register_learner`).", fixed=True)
-    n_way: int = _field(5, "n_way", "Classes per episode.", fixed=True, lower_bound=1)
+    n_way: int = _field(5, "n_way", "Classes per episode.", fixed=True)
     inner_lr: float = _field(0.01, "inner_lr", "Inner-loop learning rate (Meta-SGD: initial "
                              "value).")
-    inner_steps: int = _field(5, "inner_steps", "Inner steps in training.", fixed=True,
-                              lower_bound=0)
+    inner_steps: int = _field(5, "inner_steps", "Inner steps in training.", fixed=True)
     eval_inner_steps: Optional[int] = _field(
         None, "eval_inner_steps", "Inner steps at evaluation and in the export (default: "
-        "--inner_steps).", lower_bound=0)
+        "--inner_steps).")
     bn_mode: str = _field("transductive", "bn_mode", "Test-time batch norm: batch statistics "
                           "(transductive) or moving statistics (inductive).",
                           choices=base.BN_MODES, fixed=True)
@@ -258,8 +257,7 @@ class MGAugConfig(_Section):
 
     strategy: str = _field(NO_MGAUG, "mgaug", "Meta-gradient augmentation strategy.",
                            choices=(NO_MGAUG,) + tuple(strategies.STRATEGIES), fixed=True)
-    num_subnets: int = _field(3, "num_subnets", "MGAug sub-networks per task (K).", fixed=True,
-                              lower_bound=1)
+    num_subnets: int = _field(3, "num_subnets", "MGAug sub-networks per task (K).", fixed=True)
     keep_min: float = _field(0.8, "keep_min", "Smallest keep ratio of a sub-network, in "
                              "(0, 1].", fixed=True)
     keep_max: float = _field(1.0, "keep_max", "Largest keep ratio of a sub-network, in "
@@ -313,15 +311,14 @@ class OptimizerConfig(_Section):
     name: str = _field("adam", "outer_optimizer", "Outer-loop optimizer: adam or sgd.",
                        fixed=True)
     learning_rate: float = _field(1e-3, "outer_lr", "Outer-loop learning rate.")
-    momentum: float = _field(0.0, "outer_momentum", "Momentum of --outer_optimizer=sgd.",
-                             lower_bound=0.0)
+    momentum: float = _field(0.0, "outer_momentum", "Momentum of --outer_optimizer=sgd, in "
+                             "[0, 1].")
     decay_steps: int = _field(
         0, "outer_lr_decay_steps", "Multiply --outer_lr by --outer_lr_decay_rate every this "
         "many meta-steps (staircase); 0 keeps it constant. Snell et al. halve it every 2,000 "
         "episodes.", lower_bound=0)
     decay_rate: float = _field(0.5, "outer_lr_decay_rate", "Factor of each "
-                               "--outer_lr_decay_steps decay, in (0, 1].", lower_bound=0.0,
-                               upper_bound=1.0)
+                               "--outer_lr_decay_steps decay, in (0, 1].")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,7 +367,7 @@ class RuntimeConfig(_Section):
                            choices=distribute.STRATEGIES)
     cpu_devices: Optional[int] = _field(None, "cpu_devices", "Split the CPU into this many "
                                         "logical devices (to run --strategy=mirrored without "
-                                        "GPUs).", lower_bound=1)
+                                        "GPUs).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,7 +444,7 @@ def override(config, values, _prefix=""):
         ValueError: A path that names no field, or a value of the wrong type
             (`ArgumentError`).
     """
-    nested = {}
+    nested, whole = {}, {}
     names = {item.name for item in dataclasses.fields(config)}
     for path, value in values.items():
         head, _, rest = path.partition(".")
@@ -457,15 +454,22 @@ def override(config, values, _prefix=""):
         if rest:
             nested.setdefault(head, {})[rest] = value
         else:
-            nested[head] = value
-    changes = {name: override(getattr(config, name), value, f"{_prefix}{name}.")
-               if isinstance(value, dict) and isinstance(getattr(config, name), _Section)
-               else value for name, value in nested.items()}
+            whole[head] = value
+    both = sorted(set(nested) & set(whole))
+    if both:
+        raise ValueError(f"override sets {_prefix + both[0]!r} both whole and by its fields; "
+                         "give one or the other.")
+    changes = dict(whole)
+    for name, fields in nested.items():
+        if not isinstance(getattr(config, name), _Section):
+            raise ValueError(f"{_prefix + name!r} is a value, not a section: it has no "
+                             f"field {next(iter(fields))!r}.")
+        changes[name] = override(getattr(config, name), fields, f"{_prefix}{name}.")
     return dataclasses.replace(config, **changes)
 
 
-def differences(saved, current, fixed_only=True):
-    """The leaf fields whose values differ: `[(FieldSpec, saved value, current value)]`.
+def differences(saved, current):
+    """The fixed fields whose values differ: `[(FieldSpec, saved value, current value)]`.
 
     MGAug's settings other than its strategy count only where either config
     uses MGAug: with `strategy="none"` on both sides they change nothing.
@@ -473,7 +477,7 @@ def differences(saved, current, fixed_only=True):
     mgaug_off = not saved.model.mgaug.enabled and not current.model.mgaug.enabled
     return [(spec, get(saved, spec.path), get(current, spec.path))
             for spec in FIELDS.values()
-            if (spec.fixed or not fixed_only)
+            if spec.fixed
             and not (mgaug_off and spec.path.startswith("model.mgaug.")
                      and spec.path != "model.mgaug.strategy")
             and get(saved, spec.path) != get(current, spec.path)]

@@ -174,7 +174,8 @@ def build_optimizer(optimizer_config):
 
     Raises:
         config.ConfigFieldError: An unknown optimizer name, a learning rate
-            that is not positive or a decay rate outside (0, 1].
+            that is not positive, a decay rate outside (0, 1] or a momentum
+            Keras refuses.
     """
     if not optimizer_config.learning_rate > 0:
         raise config_lib.ConfigFieldError(
@@ -191,6 +192,9 @@ def build_optimizer(optimizer_config):
             staircase=True)
     optimizer_class = _registered(registry.optimizer_class, optimizer_config.name,
                                   "optimizer.name")
-    if optimizer_class is keras.optimizers.SGD:
+    if optimizer_class is not keras.optimizers.SGD:
+        return optimizer_class(learning_rate)
+    try:
         return optimizer_class(learning_rate, momentum=optimizer_config.momentum)
-    return optimizer_class(learning_rate)
+    except ValueError as error:  # Keras checks the momentum
+        raise config_lib.ConfigFieldError(("optimizer.momentum",), str(error)) from None

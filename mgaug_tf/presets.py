@@ -9,8 +9,8 @@ the benchmark's released rows are built from them.
 from mgaug_tf import config
 
 _PRESETS = {}
-# The reference code's released sub-network sizes at 84 px (train.py's runs:
-# "resize_[84, 64, 48]"), as fractions of the image size.
+# The reference code's released sub-network sizes in pixels at 84 px (train.py's
+# runs: "resize_[84, 64, 48]"); other image sizes scale them.
 RELEASED_RESOLUTIONS_84 = (84, 64, 48)
 # Keep ratios of the released runs' names: FOMAML "..._(0.98,1.0)_...", ProtoNet
 # "..._(0.97,1.0)_..."; MAML, ANIL and Meta-SGD read the same arguments as FOMAML.

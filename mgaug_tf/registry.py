@@ -77,18 +77,6 @@ def register_learner(name, learner_class):
     _LEARNERS[name] = learner_class
 
 
-def backbone_names():
-    return tuple(_BACKBONES)
-
-
-def learner_names():
-    return tuple(_LEARNERS)
-
-
-def optimizer_names():
-    return tuple(_OPTIMIZERS)
-
-
 def _lookup(table, kind, name):
     if name not in table:
         hint = (f" (a project adds its own with mgaug_tf.registry.register_{kind})"

@@ -27,8 +27,8 @@ def configure_tensorflow():
       temporary variables whose names collide across loop iterations, and
       TensorFlow 2.21 then fails the step with `AlreadyExistsError`
       ("... AddOpsRewrite_add_N/tmp_var/frame:...").
-    * The remapper (op fusion) is kept off as a precaution: it took part in
-      a cyclic-graph failure of an earlier form of these loops.
+    * The remapper (op fusion) is kept off as a precaution: op fusion has
+      produced cyclic graphs in these nested loops.
 
     The options are process-wide: they apply to every `tf.function` run
     afterwards, the learners' and any other model's, and stay set

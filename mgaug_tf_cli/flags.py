@@ -1,10 +1,12 @@
 """The flags of `mgaug-train`, derived from `mgaug_tf.config`, and the flagfile reader.
 
 Every field of `mgaug_tf.config.ExperimentConfig` is one flag, named in the
-field's metadata; `config_from_flags` is the only function that reads parsed
-flags. Flags check syntax only (types, enum names, integer lists); values
-are validated by the library constructors, and `describe` names the flags
-behind a refused config field.
+field's metadata; `config_from_flags` is the only function that reads this
+module's flags (the program also reads absl's own `--verbosity`). Flags check
+their form only (types, enum names, integer lists, the dataset name, and the
+training loop's counts, which no constructor checks); values are validated
+by the library constructors, and `describe` names the flags behind a refused
+config field.
 
 Flags come from the command line and from `--flagfile` config files (one
 `--name=value` per line; lines starting with `#` or `//` are comments; a
@@ -12,12 +14,12 @@ later value overrides an earlier one, so command-line flags given after
 `--flagfile` override the file).
 """
 
-import importlib.resources
 import os
 import typing
 
 from absl import flags
 
+import mgaug_tf_cli
 from mgaug_tf import config as config_lib
 
 # --help groups: one per config section, in ExperimentConfig's order.
@@ -226,11 +228,6 @@ class FlagfileError(ValueError):
     """A --flagfile (or a file it includes) cannot be found or read."""
 
 
-def packaged_configs():
-    """The folder of the configs shipped with the package (`configs/` in a checkout)."""
-    return str(importlib.resources.files("mgaug_tf_cli") / "configs")
-
-
 def _flagfile_path(name, including):
     """Where `--flagfile=name` points: tried in the order absl would, then beside the includer."""
     path = os.path.expanduser(name)
@@ -248,11 +245,9 @@ def _flagfile_path(name, including):
             if parent == folder:
                 break
             folder = parent
-    parts = os.path.normpath(path).split(os.sep)
-    if parts[0] == "configs" and len(parts) > 1:
-        # The configs shipped with the package, so that an installed
-        # `mgaug-train --flagfile=configs/demo.cfg` works from any folder.
-        tried.append(os.path.join(packaged_configs(), *parts[1:]))
+    packaged = mgaug_tf_cli.packaged_config(path)
+    if packaged is not None:
+        tried.append(packaged)
     for candidate in tried:
         if os.path.isfile(candidate):
             return candidate, tried
@@ -273,7 +268,11 @@ def expand_flagfiles(args, _including=None, _depth=0):
             the including file) or includes itself.
     """
     expanded = []
-    for arg in args:
+    args = list(args)
+    while args:
+        arg = args.pop(0)
+        if arg in ("--flagfile", "-flagfile") and args:  # the "--flagfile FILE" spelling
+            arg = f"--flagfile={args.pop(0)}"
         if not (arg.startswith("--flagfile=") or arg.startswith("-flagfile=")):
             expanded.append(arg)
             continue

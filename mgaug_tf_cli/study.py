@@ -41,7 +41,6 @@ episodes: it checks the study end to end, its numbers mean nothing.
 """
 
 import argparse
-import importlib.resources
 import json
 import os
 import shutil
@@ -50,6 +49,7 @@ import subprocess
 import sys
 import time
 
+import mgaug_tf_cli
 from mgaug_tf_cli import compare, quiet, report
 
 QUICK_FLAGS = ("--train_steps=2", "--eval_every=1", "--val_episodes=2", "--eval_episodes=4",
@@ -69,8 +69,7 @@ def study_path(path):
     path = os.fspath(path)
     if os.path.isabs(path) or os.path.exists(path):
         return path
-    packaged = importlib.resources.files("mgaug_tf_cli").joinpath(path)
-    return os.fspath(packaged) if packaged.is_file() else path
+    return mgaug_tf_cli.packaged_config(path) or path
 
 
 def parse_study(path):

@@ -499,7 +499,9 @@ def run_and_report(experiment_config):
 
 def _main(argv):
     """absl's main: the parsed flags become the config, then the run."""
-    if not flags.FLAGS["verbosity"].present:  # TensorFlow's INFO lines would bury the progress bar
+    # absl's own --verbosity (not a config field): TensorFlow's INFO lines
+    # would bury the progress bar unless the user asked for them.
+    if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
         tf.get_logger().setLevel("WARNING")
     if len(argv) > 1:
@@ -517,12 +519,17 @@ def _with_saved_settings(experiment_config):
 
     So `--mode=eval --model_dir=runs/x` evaluates the run as it was trained;
     a model setting given that differs from the run's is refused by `prepare`.
+    The runtime section (devices, strategy, export folder) is this
+    invocation's own: the run may have trained elsewhere.
     """
     runtime = experiment_config.runtime
     if runtime.mode not in ("eval", "export") or not runtime.model_dir:
         return experiment_config
     saved = saved_config(runtime.model_dir)
-    return experiment_config if saved is None else run_flags.config_from_flags(base=saved)
+    if saved is None:
+        return experiment_config
+    base = dataclasses.replace(saved, runtime=config_lib.RuntimeConfig())
+    return run_flags.config_from_flags(base=base)
 
 
 # Errors of this process are kept alive until it ends, because their frames

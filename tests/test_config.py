@@ -108,3 +108,23 @@ def test_every_section_field_has_a_doc_and_a_flag():
     # The model sections are what `build_learner` takes.
     assert {item.name for item in dataclasses.fields(config.ModelConfig)} == {
         "backbone", "learner", "mgaug"}
+
+
+def test_override_refuses_a_path_set_whole_and_by_its_fields_and_leaves_the_input_alone():
+    values = {"model.learner": {"inner_lr": 0.5}, "model.learner.n_way": 3}
+    with pytest.raises(ValueError, match="'model.learner' both whole and by its fields"):
+        config.override(config.ExperimentConfig(), values)
+    assert values == {"model.learner": {"inner_lr": 0.5}, "model.learner.n_way": 3}
+    with pytest.raises(ValueError, match="'model.learner.n_way' is a value, not a section"):
+        config.override(config.ExperimentConfig(), {"model.learner.n_way.x": 3})
+
+
+def test_sgd_momentum_that_keras_refuses_names_its_field():
+    with pytest.raises(config.ConfigFieldError) as error:
+        factory.build_optimizer(config.OptimizerConfig("sgd", momentum=1.5))
+    assert error.value.paths == ("optimizer.momentum",)
+
+
+def test_flagfile_accepts_the_two_argument_spelling():
+    assert run_flags.expand_flagfiles(["--flagfile", "configs/demo.cfg"]) \
+        == run_flags.expand_flagfiles(["--flagfile=configs/demo.cfg"])

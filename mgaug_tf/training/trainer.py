@@ -180,9 +180,9 @@ class MetaTrainer:
 
         The training iterator stays alive after this returns, as
         `self.train_iterator`: destroying it blocks in TensorFlow 2.21 (its
-        destructor waits for a tf.data worker thread), for up to a minute or
-        more even after a clean run. `mgaug-train` keeps the trainer until it ends the
-        process with `os._exit`, so the wait never happens; a script that
+        destructor waits for a tf.data worker thread), even after a clean
+        run. `mgaug-train` keeps the trainer until it ends the process with
+        `os._exit`, so the wait never happens; a script that
         does not need the trainer any more can drop it (`del
         trainer.train_iterator`) and pay the wait then.
         """

@@ -141,7 +141,6 @@ def test_a_run_written_before_config_json_is_compared_through_its_flags_cfg(run_
     (["--dataset=tfds:imagenet"], "available: tfds:omniglot"),
     (["--resolutions=84,big"], "--resolutions=84,big: expected comma-separated integers"),
     (["--filters=a"], "--filters=a: expected comma-separated integers"),
-    (["--n_way=0"], "n_way"),
     (["--vectorize"], "Unknown command line flag 'vectorize'"),
 ])
 def test_flag_parsing_errors_name_the_flag(args, message):
