@@ -66,7 +66,8 @@ def _model_argument_paths(backbone_config):
     paths.update({argument: (f"model.learner.{argument}",) for argument in _LEARNER_ARGUMENTS})
     paths.update({"filters": ("model.backbone.filters",), "pooling": ("model.backbone.pooling",),
                   "dtype": ("model.backbone.dtype",),
-                  "fused_batch_norm": ("model.backbone.fused_batch_norm",), "input_shape": (IMAGE_SIZE,)})
+                  "fused_batch_norm": ("model.backbone.fused_batch_norm",),
+                  "input_shape": (IMAGE_SIZE,)})
     paths.update({argument: (f"model.backbone.{field}",)
                   for argument, field in backbone_fields.items()})
     return paths

@@ -49,7 +49,10 @@ class ConfigError(Exception):
 
 # ----------------------------------------------------------------- checks
 def saved_config(model_dir):
-    """The config of the run in `model_dir` (config.json, else an older run's flags.cfg), or None."""
+    """The config of the run in `model_dir` (config.json, else an older run's flags.cfg).
+
+    Returns None when the folder holds neither.
+    """
     path = os.path.join(model_dir, CONFIG_FILE)
     if os.path.exists(path):
         try:
