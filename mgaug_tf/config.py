@@ -402,6 +402,18 @@ class FieldSpec:
         """The innermost section's name ("mgaug", "data", ...)."""
         return self.path.rsplit(".", 1)[0].rsplit(".", 1)[-1]
 
+    @property
+    def base_type(self):
+        """`int` for `Optional[int]`; the annotation itself otherwise."""
+        if typing.get_origin(self.type) is typing.Union:
+            return next(arg for arg in typing.get_args(self.type) if arg is not type(None))
+        return self.type
+
+    @property
+    def is_list(self):
+        """Whether the value is a tuple (a comma-separated list as a flag)."""
+        return _is_tuple(self.base_type)
+
 
 def field_specs(cls=ExperimentConfig, prefix=""):
     """Every leaf field of `cls`, depth first in declaration order."""

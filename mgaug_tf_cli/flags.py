@@ -15,7 +15,6 @@ later value overrides an earlier one, so command-line flags given after
 """
 
 import os
-import typing
 
 from absl import flags
 
@@ -27,13 +26,6 @@ GROUP_TITLES = {"data": "data", "episodes": "episodes", "backbone": "model: back
                 "learner": "model: learner", "mgaug": "MGAug", "optimizer": "optimizer",
                 "trainer": "trainer", "runtime": "runtime"}
 HELP_ARGUMENTS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
-
-
-def _base_type(kind):
-    """`int` for `Optional[int]`, the annotation itself otherwise."""
-    if typing.get_origin(kind) is typing.Union:
-        return next(arg for arg in typing.get_args(kind) if arg is not type(None))
-    return kind
 
 
 def _check_dataset(name):
@@ -62,7 +54,7 @@ def define_flags(flag_values=flags.FLAGS):
     if next(iter(config_lib.FIELDS_BY_FLAG)) in flag_values:
         return
     for spec in config_lib.FIELDS.values():
-        kind = _base_type(spec.type)
+        kind = spec.base_type
         args = (spec.flag, spec.default, spec.doc)
         if kind is bool:
             flags.DEFINE_bool(*args, flag_values=flag_values)
@@ -75,7 +67,7 @@ def define_flags(flag_values=flags.FLAGS):
         elif kind is float:
             flags.DEFINE_float(*args, lower_bound=spec.lower_bound, upper_bound=spec.upper_bound,
                                flag_values=flag_values)
-        elif config_lib._is_tuple(kind):  # pylint: disable=protected-access
+        elif spec.is_list:
             flags.DEFINE_list(spec.flag, [str(value) for value in spec.default], spec.doc,
                               flag_values=flag_values)
             flags.register_validator(spec.flag, _integer_list(spec.flag),
@@ -99,7 +91,7 @@ def config_from_flags(flag_values=flags.FLAGS, base=None):
         if base is not None and not flag_values[spec.flag].present:
             continue
         value = flag_values[spec.flag].value
-        if config_lib._is_tuple(_base_type(spec.type)):  # pylint: disable=protected-access
+        if spec.is_list:
             value = tuple(int(item) for item in value)
         values[spec.path] = value
     return config_lib.override(config_lib.ExperimentConfig() if base is None else base, values)
@@ -187,7 +179,7 @@ def help_text(usage=""):
     for section, specs in groups.items():
         lines.append(f"{GROUP_TITLES.get(section, section)}:")
         for spec in specs:
-            boolean = _base_type(spec.type) is bool
+            boolean = spec.base_type is bool
             name = f"--[no]{spec.flag}" if boolean else f"--{spec.flag}"
             doc = spec.doc
             if spec.choices is not None:

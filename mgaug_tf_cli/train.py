@@ -322,20 +322,16 @@ def prepare(experiment_config):
     train_split = splits["train_split"]
     size = experiment_config.data.image_size or train_split.image_shape[0]
     image_shape = (size, size, train_split.image_shape[2])
-    build_learner(experiment_config, image_shape)  # image size and resolutions, before the images
-    _check_images(experiment_config, splits, _Say(role.is_chief))
 
     if experiment_config.trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(experiment_config.trainer.seed)
+    keras.utils.set_random_seed(experiment_config.trainer.seed)  # the weights follow it
     with strategy.scope():
-        # Built again after the seed is set: the weights' initialisation follows it.
+        # Built before the image check: the image size and resolutions are refused first.
         learner = build_learner(experiment_config, image_shape)
-        try:
-            optimizer = factory.build_optimizer(experiment_config.optimizer)
-        except config_lib.ConfigFieldError as error:
-            raise _field_error(error, experiment_config) from None
-        learner.compile(optimizer=optimizer)
+    _check_images(experiment_config, splits, _Say(role.is_chief))
+    with strategy.scope():
+        learner.compile(optimizer=factory.build_optimizer(experiment_config.optimizer))
         # mixed_float16: compile wrapped it in a LossScaleOptimizer, whose
         # dynamic loss scale the checkpoints must hold too.
         optimizer = learner.optimizer

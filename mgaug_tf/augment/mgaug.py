@@ -8,7 +8,6 @@ masks, restarting from theta), and adds their meta-gradients.
 
 import collections
 import dataclasses
-import numbers
 from typing import Optional
 
 import keras
@@ -21,6 +20,7 @@ from mgaug_tf import interpolation
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
 from mgaug_tf.backbones import classifier as classifier_lib
+from mgaug_tf.backbones.pooling import check_integer, is_integer
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import accuracy, sequential_loop, unscale
 
@@ -198,9 +198,7 @@ class MGAug:
         owner = "MGAug"
         self.strategy_name = strategy
         self.strategy = strategies_lib.get_strategy(strategy, owner=owner)
-        if not _is_integer(num_subnets) or num_subnets < 1:
-            raise ArgumentError("num_subnets", num_subnets, "must be an integer >= 1",
-                                owner=owner)
+        check_integer("num_subnets", num_subnets, owner)
         if reduction not in REDUCTIONS:
             raise ArgumentError("reduction", reduction, f"must be one of {REDUCTIONS}",
                                 owner=owner)
@@ -212,13 +210,13 @@ class MGAug:
         self.resolutions = None
         if resolutions:
             if (not isinstance(resolutions, (list, tuple))
-                    or not all(_is_integer(size) and size >= 1 for size in resolutions)):
+                    or not all(is_integer(size) and size >= 1 for size in resolutions)):
                 raise ArgumentError("resolutions", resolutions,
                                     "must be None or a sequence of positive integer sizes in "
                                     "pixels", owner=owner)
             self.resolutions = tuple(int(size) for size in resolutions)
         if image_size is not None:
-            if not _is_integer(image_size) or image_size < 1:
+            if not is_integer(image_size) or image_size < 1:
                 raise ArgumentError("image_size", image_size,
                                     "must be None or a positive integer size in pixels",
                                     owner=owner)
@@ -701,10 +699,6 @@ class MGAug:
         config["keep_ratio_sampler"] = keras.saving.deserialize_keras_object(
             config["keep_ratio_sampler"])
         return cls(**config)
-
-
-def _is_integer(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _reference_keep_ratios(keep_range, owner):

@@ -425,27 +425,27 @@ class MetaLearner(keras.Model):
         if self.built and getattr(self, "optimizer", None) is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
 
-    def _should_warn_unconfigured(self):
-        """True the first time (per learner) a graph-loop run meets unconfigured options."""
+    def _warn_if_unconfigured(self):
+        """Warns the first time (per learner) a graph-loop run meets unconfigured options.
+
+        Called by `fit` and `evaluate`, so the warning points at their caller.
+        """
         if (self.unroll_loops or getattr(self, "_warned_unconfigured", False)
                 or runtime.is_configured()):
-            return False
+            return
         self._warned_unconfigured = True
-        return True
+        warnings.warn(UNCONFIGURED_WARNING.format(type(self).__name__), RuntimeWarning,
+                      stacklevel=3)
 
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`; warns once if TensorFlow is unconfigured (`UNCONFIGURED_WARNING`)."""
-        if self._should_warn_unconfigured():
-            warnings.warn(UNCONFIGURED_WARNING.format(type(self).__name__), RuntimeWarning,
-                          stacklevel=2)
+        self._warn_if_unconfigured()
         self._prepare(x)
         return super().fit(x, *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         """`keras.Model.evaluate`, with `fit`'s warning (once per learner)."""
-        if self._should_warn_unconfigured():
-            warnings.warn(UNCONFIGURED_WARNING.format(type(self).__name__), RuntimeWarning,
-                          stacklevel=2)
+        self._warn_if_unconfigured()
         self._prepare(x)
         return super().evaluate(x, *args, **kwargs)
 

@@ -3,13 +3,9 @@
 import numbers
 
 from mgaug_tf import inner_loop
+from mgaug_tf.backbones.pooling import check_integer, is_integer
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import MetaLearner, cross_entropy
-
-
-def _is_integer(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
 
 def check_network_width(network, width, n_way, owner):
     """Refuses a `network` whose `width` logits (None: unknown, not checked) are not `n_way`.
@@ -58,9 +54,8 @@ class GradientLearner(MetaLearner):
     def __init__(self, network, n_way, inner_lr=0.01, inner_steps=5, eval_inner_steps=None,
                  first_order=False, recompute=False, **kwargs):
         owner = type(self).__name__
-        if not _is_integer(inner_steps) or inner_steps < 1:
-            raise ArgumentError("inner_steps", inner_steps, "must be an integer >= 1", owner=owner)
-        if eval_inner_steps is not None and (not _is_integer(eval_inner_steps)
+        check_integer("inner_steps", inner_steps, owner)
+        if eval_inner_steps is not None and (not is_integer(eval_inner_steps)
                                              or eval_inner_steps < 0):
             raise ArgumentError("eval_inner_steps", eval_inner_steps,
                                 "must be None or an integer >= 0", owner=owner)
