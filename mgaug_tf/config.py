@@ -23,12 +23,8 @@ import json
 import typing
 from typing import Optional
 
-from mgaug_tf import distribute
-from mgaug_tf.augment import mgaug as mgaug_lib
-from mgaug_tf.augment import strategies
-from mgaug_tf.backbones import classifier, pooling
+from mgaug_tf import choices
 from mgaug_tf.errors import ArgumentError
-from mgaug_tf.learners import base
 
 DTYPES = ("float32", "mixed_bfloat16", "mixed_float16")
 AUGMENT_CHOICES = ("auto", "on", "off")
@@ -212,7 +208,7 @@ class BackboneConfig(_Section):
     pooling: Optional[str] = _field(
         None, "pooling", "Feature pooling (default: the backbone's own: flatten for conv4, avg "
         "for resnet12). With --resolutions, a flatten head needs --mgaug_flatten_head.",
-        choices=pooling.POOLINGS, fixed=True)
+        choices=choices.POOLINGS, fixed=True)
     dtype: str = _field(
         "float32", "dtype", "Compute precision: mixed_bfloat16 runs the network in bfloat16 "
         "with float32 weights, batch-norm moments and losses (faster on recent accelerators); "
@@ -241,10 +237,10 @@ class LearnerConfig(_Section):
         "--inner_steps).")
     bn_mode: str = _field("transductive", "bn_mode", "Test-time batch norm: batch statistics "
                           "(transductive) or moving statistics (inductive).",
-                          choices=base.BN_MODES, fixed=True)
+                          choices=choices.BN_MODES, fixed=True)
     task_reduction: str = _field("sum", "task_reduction", "Meta-gradient over the tasks of a "
                                  "meta-batch: sum (reference code) or mean.",
-                                 choices=base.TASK_REDUCTIONS, fixed=True)
+                                 choices=choices.TASK_REDUCTIONS, fixed=True)
     recompute: bool = _field(
         False, "recompute", "MAML, FOMAML, Meta-SGD, ANIL: recompute inner steps in the "
         "backward pass instead of storing them (second-order MAML with ResNet-12 in less "
@@ -256,14 +252,14 @@ class MGAugConfig(_Section):
     """Meta-gradient augmentation (`mgaug_tf.MGAug`); `strategy="none"` turns it off."""
 
     strategy: str = _field(NO_MGAUG, "mgaug", "Meta-gradient augmentation strategy.",
-                           choices=(NO_MGAUG,) + tuple(strategies.STRATEGIES), fixed=True)
+                           choices=(NO_MGAUG,) + choices.MGAUG_STRATEGIES, fixed=True)
     num_subnets: int = _field(3, "num_subnets", "MGAug sub-networks per task (K).", fixed=True)
     keep_min: float = _field(0.8, "keep_min", "Smallest keep ratio of a sub-network, in "
                              "(0, 1].", fixed=True)
     keep_max: float = _field(1.0, "keep_max", "Largest keep ratio of a sub-network, in "
                              "(0, 1].", fixed=True)
     reduction: str = _field("sum", "mgaug_reduction", "How sub-network meta-gradients join "
-                            "the full network's.", choices=mgaug_lib.REDUCTIONS, fixed=True)
+                            "the full network's.", choices=choices.MGAUG_REDUCTIONS, fixed=True)
     resolutions: tuple[int, ...] = _field(
         (), "resolutions", "Optional image sizes for the sub-networks' inputs, one drawn per "
         "sub-network (the released runs: 84,64,48 at 84 px); each between the backbone's "
@@ -277,18 +273,18 @@ class MGAugConfig(_Section):
     resize: str = _field(
         "align_corners", "mgaug_resize", "Bilinear resize of the sub-networks' images to "
         "--resolutions: align_corners (the reference code's, PyTorch align_corners=True) or "
-        "half_pixel (tf.image.resize).", choices=mgaug_lib.RESIZE_METHODS, fixed=True)
+        "half_pixel (tf.image.resize).", choices=choices.RESIZE_METHODS, fixed=True)
     flatten_head: str = _field(
         NO_FLATTEN_HEAD, "mgaug_flatten_head", "How a flatten head serves sub-networks at "
         "smaller --resolutions: reference (the reference code: the head kernel rows whose "
         "channels-first flatten index is below the shorter feature length), resize_features "
         "(resize the last feature map to the full grid; not in the reference) or none "
-        "(refuse).", choices=(NO_FLATTEN_HEAD,) + tuple(classifier.FLATTEN_HEADS), fixed=True)
+        "(refuse).", choices=(NO_FLATTEN_HEAD,) + choices.FLATTEN_HEADS, fixed=True)
     width_execution: str = _field(
         "auto", "mgaug_width_execution", "How random_width sub-networks run: sliced "
         "(convolutions on the kept channels only, about r^2 of the FLOPs), masked (full "
         "width, channel masks multiplied in; the same function) or auto (sliced where it "
-        "applies and pays). A resumed run may change it.", choices=mgaug_lib.WIDTH_EXECUTIONS)
+        "applies and pays). A resumed run may change it.", choices=choices.WIDTH_EXECUTIONS)
 
     @property
     def enabled(self):
@@ -364,7 +360,7 @@ class RuntimeConfig(_Section):
                                     "--export_dir.")
     strategy: str = _field("auto", "strategy", "auto (mirrored when several GPUs are "
                            "visible), one_device, mirrored, or multi_worker (TF_CONFIG).",
-                           choices=distribute.STRATEGIES)
+                           choices=choices.DISTRIBUTION_STRATEGIES)
     cpu_devices: Optional[int] = _field(None, "cpu_devices", "Split the CPU into this many "
                                         "logical devices (to run --strategy=mirrored without "
                                         "GPUs).")

@@ -17,7 +17,9 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+from mgaug_tf import choices
+
+STRATEGIES = choices.DISTRIBUTION_STRATEGIES
 
 
 class DistributionError(ValueError):

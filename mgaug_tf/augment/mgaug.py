@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mgaug_tf import choices
 from mgaug_tf import episodes as episodes_lib
 from mgaug_tf import functional
 from mgaug_tf import interpolation
@@ -24,13 +25,13 @@ from mgaug_tf.backbones.pooling import check_integer, is_integer
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import accuracy, sequential_loop, unscale
 
-REDUCTIONS = ("sum", "mean", "maxup")
-WIDTH_EXECUTIONS = ("auto", "sliced", "masked")
+REDUCTIONS = choices.MGAUG_REDUCTIONS
+WIDTH_EXECUTIONS = choices.WIDTH_EXECUTIONS
 # "auto" runs sliced only when no keep ratio exceeds this: slicing paid only
 # for narrow sub-networks where it was measured (docs/performance.md,
 # "Sliced random_width sub-networks").
 SLICED_AUTO_MAX_KEEP = 0.5
-RESIZE_METHODS = ("align_corners", "half_pixel")
+RESIZE_METHODS = choices.RESIZE_METHODS
 FLATTEN_HEADS = classifier_lib.FLATTEN_HEADS
 # The reference code's keep-ratio caps under `parity`.
 PARITY_CAP = 0.999

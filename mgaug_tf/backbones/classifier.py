@@ -3,14 +3,14 @@
 import keras
 import tensorflow as tf
 
-from mgaug_tf import functional
+from mgaug_tf import choices, functional
 from mgaug_tf.backbones.pooling import check_n_way
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.interpolation import resize_align_corners
 
 # How a flatten head serves the smaller feature maps of MGAug sub-networks
 # that see lower resolutions (see `FewShotClassifier`).
-FLATTEN_HEADS = ("reference", "resize_features")
+FLATTEN_HEADS = choices.FLATTEN_HEADS
 
 
 def reference_head_rows(full_grid, grid, channels):

@@ -4,9 +4,10 @@ import numbers
 
 import keras
 
+from mgaug_tf import choices
 from mgaug_tf.errors import ArgumentError
 
-POOLINGS = ("flatten", "avg")
+POOLINGS = choices.POOLINGS
 
 
 def feature_pooling(pooling, owner, dtype):

@@ -13,11 +13,11 @@ import keras
 import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
-from mgaug_tf import functional, runtime
+from mgaug_tf import choices, functional, runtime
 from mgaug_tf.backbones.pooling import check_n_way
 from mgaug_tf.errors import ArgumentError
 
-BN_MODES = ("transductive", "inductive")
+BN_MODES = choices.BN_MODES
 
 # `fit` and `evaluate` warn with this (once per learner, `{}` the learner's
 # class) when `runtime.is_configured()` is False: the library reads the
@@ -28,7 +28,7 @@ UNCONFIGURED_WARNING = (
     "`remapping`), and they are on: without them some configurations fail inside fit with "
     "'N nodes in a cycle' or AlreadyExistsError. Call `mgaug_tf.configure_tensorflow()` once "
     "(process-wide) before training, or run inside `with mgaug_tf.runtime.tensorflow_options():`.")
-TASK_REDUCTIONS = ("sum", "mean")
+TASK_REDUCTIONS = choices.TASK_REDUCTIONS
 
 
 def cross_entropy(labels, logits):

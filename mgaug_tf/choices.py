@@ -1,0 +1,26 @@
+"""The names that settings choose from, defined without TensorFlow.
+
+`mgaug_tf.config` validates a setting against these before anything imports
+TensorFlow (a program parses and checks its flags first); the modules that
+implement each choice re-export the tuple under the name they always had
+(`pooling.POOLINGS`, `mgaug.REDUCTIONS`, ...).
+"""
+
+# Feature pooling of a backbone (`backbones.pooling`).
+POOLINGS = ("flatten", "avg")
+# Batch-norm statistics during adaptation (`learners.base`).
+BN_MODES = ("transductive", "inductive")
+# How a meta-batch's task meta-gradients combine (`learners.base`).
+TASK_REDUCTIONS = ("sum", "mean")
+# MGAug's pruning strategies (`augment.strategies.STRATEGIES` maps them to functions).
+MGAUG_STRATEGIES = ("random_width", "random_param", "catfish", "snip")
+# How MGAug combines the sub-networks' meta-gradients (`augment.mgaug`).
+MGAUG_REDUCTIONS = ("sum", "mean", "maxup")
+# How random_width sub-networks run (`augment.mgaug`).
+WIDTH_EXECUTIONS = ("auto", "sliced", "masked")
+# Resizing of sub-network inputs (`augment.mgaug`).
+RESIZE_METHODS = ("align_corners", "half_pixel")
+# How a flatten head serves smaller feature maps (`backbones.classifier`).
+FLATTEN_HEADS = ("reference", "resize_features")
+# `tf.distribute` strategies (`distribute`).
+DISTRIBUTION_STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")

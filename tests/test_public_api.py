@@ -1,0 +1,62 @@
+"""The package's public surface: lazy imports, annotations, `py.typed`."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mgaug_tf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A fresh interpreter: this one has imported TensorFlow already.
+_TF_FREE = """
+import sys
+import mgaug_tf.config, mgaug_tf.errors, mgaug_tf.presets, mgaug_tf.choices
+config = mgaug_tf.config.ExperimentConfig()
+mgaug_tf.presets.get
+print(sorted(name for name in ("tensorflow", "keras") if name in sys.modules))
+"""
+
+
+def test_config_errors_and_presets_import_without_tensorflow():
+    result = subprocess.run([sys.executable, "-c", _TF_FREE], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_exported_name_and_subpackage_is_an_attribute():
+    import mgaug_tf.data
+    import mgaug_tf.learners
+
+    assert mgaug_tf.data is sys.modules["mgaug_tf.data"]
+    assert mgaug_tf.MAML is mgaug_tf.learners.MAML
+    assert mgaug_tf.configure_tensorflow is sys.modules["mgaug_tf.runtime"].configure_tensorflow
+    for name in mgaug_tf.__all__:
+        assert getattr(mgaug_tf, name) is not None
+    for name in ("data", "config", "presets", "runtime"):
+        assert name in dir(mgaug_tf)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        mgaug_tf.nonexistent  # noqa: B018
+
+
+_DATA_ATTRIBUTE = """
+import mgaug_tf as mg
+print("glyphs" in mg.data.available_datasets(), mg.MAML.__name__)
+"""
+
+
+def test_data_is_an_attribute_after_importing_the_package_alone():
+    result = subprocess.run([sys.executable, "-c", _DATA_ATTRIBUTE], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "MAML"]
+
+
+def test_choice_lists_match_the_modules_that_implement_them():
+    from mgaug_tf import choices
+    from mgaug_tf.augment import strategies
+
+    assert tuple(strategies.STRATEGIES) == choices.MGAUG_STRATEGIES
