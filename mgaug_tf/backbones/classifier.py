@@ -126,7 +126,10 @@ class FewShotClassifier(keras.Model):
         self.backbone = backbone
         self.n_way = int(n_way)
         self.flatten_head = flatten_head
-        self.head = keras.layers.Dense(n_way, dtype=self.dtype_policy, name="head")
+        # A backbone may name its reference's head initialisation (ResNet10: PyTorch's Linear).
+        initializers = getattr(backbone, "head_initializers", dict)()
+        self.head = keras.layers.Dense(n_way, dtype=self.dtype_policy, name="head",
+                                       **initializers)
         self.full_grid = None
 
     def build(self, input_shape):
