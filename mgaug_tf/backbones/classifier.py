@@ -143,6 +143,10 @@ class FewShotClassifier(keras.Model):
                                    self.backbone.feature_grid(input_shape[1], input_shape[2]))
         self.built = True
 
+    def compute_output_shape(self, input_shape):
+        """`(batch, n_way)` for images of `input_shape` `(batch, H, W, C)`."""
+        return (tuple(input_shape)[0], self.n_way)
+
     def call(self, inputs, training=False, flatten_head=None, fused_batch_norm=None):
         """Logits `[B, n_way]` of `[B, H, W, C]` images.
 

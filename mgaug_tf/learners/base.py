@@ -7,6 +7,7 @@ passes (through the `augmentation` object), metrics, `fit`/`evaluate`
 integration and single-episode inference.
 """
 
+import inspect
 import warnings
 
 import keras
@@ -29,6 +30,8 @@ UNCONFIGURED_WARNING = (
     "'N nodes in a cycle' or AlreadyExistsError. Call `mgaug_tf.configure_tensorflow()` once "
     "(process-wide) before training, or run inside `with mgaug_tf.runtime.tensorflow_options():`.")
 TASK_REDUCTIONS = choices.TASK_REDUCTIONS
+# `shuffle`'s index among the positional arguments that `keras.Model.fit` takes after `x`.
+_FIT_SHUFFLE_INDEX = list(inspect.signature(keras.Model.fit).parameters).index("shuffle") - 2
 
 
 def cross_entropy(labels, logits):
@@ -438,10 +441,30 @@ class MetaLearner(keras.Model):
                       stacklevel=3)
 
     def fit(self, x=None, *args, **kwargs):
-        """`keras.Model.fit`; warns once if TensorFlow is unconfigured (`UNCONFIGURED_WARNING`)."""
+        """`keras.Model.fit`; warns once if TensorFlow is unconfigured (`UNCONFIGURED_WARNING`).
+
+        `shuffle` defaults to False for a `tf.data.Dataset` (Keras ignores it
+        there and warns; episode datasets draw their tasks at random already)
+        and to Keras's True for arrays of episode batches.
+        """
         self._warn_if_unconfigured()
         self._prepare(x)
+        if (isinstance(x, (tf.data.Dataset, tf.distribute.DistributedDataset))
+                and "shuffle" not in kwargs and len(args) <= _FIT_SHUFFLE_INDEX):
+            kwargs["shuffle"] = False
         return super().fit(x, *args, **kwargs)
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=True,
+                show_trainable=False, layer_range=None):
+        """`keras.Model.summary`, listing the network's layers by default.
+
+        A learner's one layer is its network, so `expand_nested` defaults to
+        True: each backbone layer appears with its output shape for the
+        image size the learner was built for.
+        """
+        return super().summary(line_length=line_length, positions=positions,
+                               print_fn=print_fn, expand_nested=expand_nested,
+                               show_trainable=show_trainable, layer_range=layer_range)
 
     def evaluate(self, x=None, *args, **kwargs):
         """`keras.Model.evaluate`, with `fit`'s warning (once per learner)."""
