@@ -10,44 +10,39 @@ with the same number K >= 1 of images; there must be as many classes as the
 model's n_way. Every image in `--query_dir` is classified; one line per query
 image is printed: `file<TAB>predicted class<TAB>probability`.
 
-Needs TensorFlow, numpy and Pillow only (not mgaug_tf): this file can be
-copied alone and run as `python predict.py ...`. Images are read as
-grayscale or RGB to match the model, scaled to [0, 1] and resized as the
-evaluation pipeline does (`assets.extra/mgaug_export.json`: a bilinear resize,
-or a centre crop for models trained with random resized crops).
+The files' bytes go to the SavedModel's `few_shot_encoded` signature (its
+default), whose graph decodes and preprocesses them exactly as the training
+run's data reader and evaluation episodes did (`mgaug_tf.export`); nothing
+is preprocessed here. Files are first checked by the data readers' own quick
+check (`mgaug_tf.data.sources.quick_image_problem`), so an empty or
+non-image file gets the message `mgaug-train` gives.
 """
 
-import contextlib
 import json
 import logging
 import os
 import sys
 
-try:  # mgaug-tf installed: filter TensorFlow's start-up noise (imports no TensorFlow)
-    from mgaug_tf_cli import quiet
+from mgaug_tf_cli import quiet
 
-    quiet.configure()
-    _quiet_stderr = quiet.native_stderr
-except ImportError:  # this file copied alone: TensorFlow only
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _quiet_stderr = contextlib.nullcontext
+quiet.configure()  # filters TensorFlow's start-up noise; imports no TensorFlow
 
 # pylint: disable=wrong-import-position
-import numpy as np
-
-with _quiet_stderr():
+with quiet.native_stderr():
     import tensorflow as tf
 from absl import app
 from absl import flags
-from PIL import Image, UnidentifiedImageError
+
+from mgaug_tf import export
+from mgaug_tf.data import sources
 
 flags.DEFINE_string("saved_model", None, "Folder of the exported SavedModel.")
 flags.DEFINE_string("support_dir", None, "Folder with one sub-folder of K images per class.")
 flags.DEFINE_string("query_dir", None, "Folder of the images to classify.")
 FLAGS = flags.FLAGS
 
+# The formats the SavedModel's graph decodes (`tf.io.decode_image`).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-METADATA_FILE = os.path.join("assets.extra", "mgaug_export.json")
 
 
 class InputError(Exception):
@@ -60,73 +55,67 @@ def _images_in(folder):
                   and os.path.isfile(os.path.join(folder, name)))
 
 
-def eval_preprocess(image, size, eval_resize_ratio=None):
-    """uint8 `[h, w, C]` -> float32 `[size, size, C]` in [0, 1], as evaluation episodes.
-
-    Mirrors `mgaug_tf.data.preprocess.preprocess(training=False)`: a bilinear
-    resize, antialiased when shrinking; or, when the model was trained with
-    random resized crops, the centre `1 / eval_resize_ratio` of the image
-    resampled once to `size`.
-    """
-    images = tf.cast(image, tf.float32)[None] / 255.0
-    if eval_resize_ratio:
-        margin = (1 - 1 / eval_resize_ratio) / 2
-        images = tf.image.crop_and_resize(images, [[margin, margin, 1 - margin, 1 - margin]],
-                                          [0], (size, size))
-    elif image.shape[:2] != (size, size):
-        shrinking = image.shape[0] > size or image.shape[1] > size
-        images = tf.image.resize(images, (size, size), method="bilinear", antialias=shrinking)
-    return images[0]
-
-
-def _read_image(path, channels, size, eval_resize_ratio):
+def _read_image(path):
+    """The encoded bytes of `path`, after the data readers' quick check."""
     try:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"), np.uint8)
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"Cannot read image {path}: {error}") from None
-    pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], channels)
-    return eval_preprocess(pixels, size, eval_resize_ratio)
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise InputError(f"Cannot read image file {path}: {error.strerror or error}.") from None
+    problem = sources.quick_image_problem(len(data), data[:sources.SIGNATURE_BYTES])
+    if problem is not None:
+        raise InputError(f"{path}: {problem}")
+    return data
 
 
 def _metadata(saved_model):
-    path = os.path.join(saved_model, METADATA_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """The export's metadata; `InputError` for an export without its preprocessing."""
+    path = os.path.join(saved_model, export.METADATA_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            metadata = json.load(handle)
+    except (OSError, ValueError):
+        metadata = {}
+    if not isinstance(metadata, dict) or "preprocessing" not in metadata:
+        raise InputError(
+            f"--saved_model={saved_model} has no input preprocessing in {export.METADATA_FILE} "
+            "(an export of an earlier mgaug-tf, whose signature took preprocessed pixels); "
+            "export the run again: mgaug-train --mode=export --model_dir=<the run's folder>.")
+    try:
+        export.InputPreprocessing.from_json(metadata["preprocessing"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"--saved_model={saved_model}: {export.METADATA_FILE} has an "
+                         f"unreadable preprocessing entry ({error}).") from None
+    return metadata
 
 
-def _eval_resize_ratio(saved_model):
-    augment = _metadata(saved_model).get("eval_augment")
-    if augment and augment.get("random_resized_crop"):
-        return float(augment["eval_resize_ratio"])
-    return None
+def _undecodable(model, paths, images, error):
+    """The `InputError` naming the first file the SavedModel's graph cannot decode."""
+    preprocess = model.signatures[export.PREPROCESS_ENCODED_KEY]
+    for path, data in zip(paths, images):
+        try:
+            preprocess(images=tf.constant([data]))
+        except tf.errors.InvalidArgumentError as image_error:
+            reason = image_error.message.strip().splitlines()[0]
+            return InputError(f"Cannot decode image {path} ({len(data)} bytes): {reason}")
+    return InputError(f"The SavedModel refused the images: "
+                      f"{error.message.strip().splitlines()[0]}")
 
 
 def predict(saved_model, support_dir, query_dir):
     """Classifies the query images; returns `[(file, class name, probability)]`.
 
     Raises:
-        InputError: Missing folders, a class count other than the model's
-            n_way, unequal shots, no query images or an unreadable image.
+        InputError: Missing folders, an export without its preprocessing, a
+            class count other than the model's n_way, unequal shots, no
+            query images or an unreadable image (named).
     """
     for flag, folder in (("saved_model", saved_model), ("support_dir", support_dir),
                          ("query_dir", query_dir)):
         if not os.path.isdir(folder):
             raise InputError(f"--{flag}={folder} is not a folder.")
-    try:
-        model = tf.saved_model.load(saved_model)
-    except (OSError, ValueError) as error:
-        raise InputError(f"--saved_model={saved_model} is not a readable SavedModel "
-                         f"({error}).") from None
-    signature = model.signatures["serving_default"]
-    image_shape = _metadata(saved_model).get("image_shape")
-    if image_shape is None:  # exports whose signature fixed the image shape
-        image_shape = signature.structured_input_signature[1]["query_images"].shape[1:]
-    height, width, channels = (int(size) for size in image_shape)
-    n_way = signature.structured_outputs["logits"].shape[-1]
-    ratio = _eval_resize_ratio(saved_model)
+    metadata = _metadata(saved_model)
+    n_way = int(metadata["n_way"])
 
     classes = sorted(name for name in os.listdir(support_dir)
                      if os.path.isdir(os.path.join(support_dir, name)))
@@ -140,22 +129,28 @@ def predict(saved_model, support_dir, query_dir):
     queries = _images_in(query_dir)
     if not queries:
         raise InputError(f"--query_dir={query_dir} holds no images ({IMAGE_EXTENSIONS}).")
-    size = int(height)
-    if height != width:
-        raise InputError(f"The model takes {height}x{width} images; only square inputs are "
-                         "supported.")
 
-    support_images, support_labels = [], []
+    support_paths, support_labels = [], []
     for label, name in enumerate(classes):
         for file in shots[name]:
-            support_images.append(_read_image(os.path.join(support_dir, name, file), channels,
-                                              size, ratio))
+            support_paths.append(os.path.join(support_dir, name, file))
             support_labels.append(label)
-    query_images = [_read_image(os.path.join(query_dir, file), channels, size, ratio)
-                    for file in queries]
-    outputs = signature(support_images=tf.stack(support_images),
-                        support_labels=tf.constant(support_labels, tf.int32),
-                        query_images=tf.stack(query_images))
+    query_paths = [os.path.join(query_dir, file) for file in queries]
+    support_images = [_read_image(path) for path in support_paths]
+    query_images = [_read_image(path) for path in query_paths]
+    try:
+        model = tf.saved_model.load(saved_model)
+    except (OSError, ValueError) as error:
+        raise InputError(f"--saved_model={saved_model} is not a readable SavedModel "
+                         f"({error}).") from None
+    try:
+        outputs = model.signatures[export.ENCODED_KEY](
+            support_images=tf.constant(support_images, tf.string),
+            support_labels=tf.constant(support_labels, tf.int32),
+            query_images=tf.constant(query_images, tf.string))
+    except tf.errors.InvalidArgumentError as error:
+        raise _undecodable(model, support_paths + query_paths, support_images + query_images,
+                           error) from None
     predictions = outputs["predictions"].numpy()
     probabilities = outputs["probabilities"].numpy()
     return [(file, classes[label], float(probabilities[index, label]))
@@ -192,7 +187,7 @@ class _NoGradientWarnings(logging.Filter):
 
 def main():
     """`mgaug-predict`: runs the program on `sys.argv`; exits with its status."""
-    with _quiet_stderr():
+    with quiet.native_stderr():
         tf.config.list_physical_devices()  # cuInit noise, filtered
     logging.getLogger("absl").addFilter(_NoGradientWarnings())  # the loader logs through absl
     flags.mark_flags_as_required(["saved_model", "support_dir", "query_dir"])

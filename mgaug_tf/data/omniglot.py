@@ -183,11 +183,6 @@ def character_split(split, characters, base_items, base, rotations, description)
                         default_augment=False, description=description, class_groups=groups)
 
 
-def invert(image):
-    """White strokes on black: Omniglot's PNGs are black strokes on white."""
-    return 255 - image
-
-
 def _read(paths, split, image_size=28, split_scheme="vinyals", rotations=None,
           cache_decoded=None):
     check_scheme(split, split_scheme)
@@ -204,7 +199,8 @@ def _read(paths, split, image_size=28, split_scheme="vinyals", rotations=None,
         files.extend((sets[set_name], name) for name in names)
     base = EncodedSource(len(files), lambda item: files[item][0].read(files[item][1]),
                          lambda item: files[item][0].describe(files[item][1]), image_size, 1,
-                         postprocess=invert, cache_limit_bytes=cache_limit(cache_decoded))
+                         # White strokes on black: the PNGs are black strokes on white.
+                         invert=True, cache_limit_bytes=cache_limit(cache_decoded))
     return character_split(split, characters, base_items, base, rotations,
                            f"Omniglot {paths[0].name} + {paths[1].name} ({split_scheme} split, "
                            f"rotations {list(rotations)})")
@@ -220,4 +216,5 @@ DATASET = Dataset(
     options={"image_size": 28, "split_scheme": "vinyals", "rotations": None,
              "cache_decoded": None},
     summary="Omniglot, Vinyals 1028/172/423 characters x 4 rotations (zips or folders)",
+    native_size=105,  # the scans' size
 )

@@ -23,13 +23,22 @@ DEFAULT_CACHE_LIMIT_BYTES = 512 * 2**20
 
 
 def resize_image(image, size):
-    """Resizes a uint8 `[H, W, C]` image to `[size, size, C]` (bilinear, antialiased)."""
+    """Resizes a uint8 `[H, W, C]` image to `[size, size, C]` (bilinear, antialiased).
+
+    Pillow's bilinear filter, the width first, then the height, each pass
+    rounded to uint8. One `resize` call would let Pillow pick the order of
+    its two passes (newer versions pick by cost), which moves rounding; the
+    fixed order is the rule `mgaug_tf.export.resize_like_pil` reproduces.
+    """
     if image.shape[0] == size and image.shape[1] == size:
         return image
     mode = "L" if image.shape[2] == 1 else "RGB"
     pil = Image.fromarray(image[..., 0] if mode == "L" else image, mode)
-    resized = np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR))
-    return resized.reshape(size, size, image.shape[2])
+    if pil.width != size:
+        pil = pil.resize((size, pil.height), Image.Resampling.BILINEAR)
+    if pil.height != size:
+        pil = pil.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(pil).reshape(size, size, image.shape[2])
 
 
 def decode_image(data, channels, size, what):
@@ -89,6 +98,21 @@ class ImageSource:
     """Maps item ids to uint8 images of shape `image_shape`."""
 
     image_shape = None  # (height, width, channels)
+    invert = False  # whether pixels are inverted (255 - x) after resizing
+
+    @property
+    def preprocessing(self):
+        """How a file or array becomes this source's uint8 pixels, as a JSON-ready dict.
+
+        `{"channels": C, "size": [H, W], "resize": "pil_bilinear", "invert":
+        bool}`: converted to C channels (Pillow's `convert("L")`/`"RGB"`),
+        resized to `[H, W]` by `resize_image` when the size differs, then
+        inverted (`255 - x`) when `invert`. `mgaug_tf.export` applies the same
+        rule inside a SavedModel.
+        """
+        height, width, channels = (int(size) for size in self.image_shape)
+        return {"channels": channels, "size": [height, width], "resize": "pil_bilinear",
+                "invert": bool(self.invert)}
 
     def __len__(self):
         raise NotImplementedError
@@ -171,20 +195,20 @@ class EncodedSource(ImageSource):
         describe: `describe(item) -> str`, the file or item named in errors.
         image_size: Decoded images are resized to `[image_size, image_size]`.
         channels: 1 or 3.
-        postprocess: Optional `f(uint8 [H, W, C]) -> same`, applied after
-            resizing (for example inverting Omniglot strokes).
+        invert: Invert the pixels (`255 - x`) after resizing (Omniglot's
+            black strokes on white become white on black).
         cache_limit_bytes: Keep decoded images in memory when all `count` of
             them fit in this many bytes (0 disables the cache).
     """
 
-    def __init__(self, count, fetch, describe, image_size, channels, postprocess=None,
+    def __init__(self, count, fetch, describe, image_size, channels, invert=False,
                  cache_limit_bytes=DEFAULT_CACHE_LIMIT_BYTES, peek=None):
         self._count = count
         self._fetch = fetch
         self._peek = peek
         self._describe = describe
         self._channels = channels
-        self._postprocess = postprocess
+        self.invert = bool(invert)
         self.image_shape = (image_size, image_size, channels)
         decoded_bytes = count * image_size * image_size * channels
         self._cache = None
@@ -205,8 +229,8 @@ class EncodedSource(ImageSource):
                 continue
             image = decode_image(self._fetch(item), self._channels, self.image_shape[0],
                                  self._describe(item))
-            if self._postprocess is not None:
-                image = self._postprocess(image)
+            if self.invert:
+                image = 255 - image
             images[position] = image
             if self._cache is not None:
                 # Racing threads may decode the same item twice; both write
@@ -263,6 +287,7 @@ class RotatedSource(ImageSource):
         self._base = base
         self._quarter_turns = [(degrees // 90) % 4 for degrees in rotations]
         self.image_shape = base.image_shape
+        self.invert = base.invert
 
     def __len__(self):
         return len(self._base) * len(self._quarter_turns)
@@ -312,10 +337,10 @@ def peek_file(path):
         raise CorruptDataError(f"Cannot read image file {path}: {error}.") from None
 
 
-def file_source(paths, image_size, channels, cache_limit_bytes, postprocess=None):
+def file_source(paths, image_size, channels, cache_limit_bytes, invert=False):
     """An `EncodedSource` over image files (item `i` is `paths[i]`)."""
     paths = [str(path) for path in paths]
     return EncodedSource(len(paths), lambda item: read_file(paths[item]),
                          lambda item: paths[item], image_size, channels,
-                         postprocess=postprocess, cache_limit_bytes=cache_limit_bytes,
+                         invert=invert, cache_limit_bytes=cache_limit_bytes,
                          peek=lambda item: peek_file(paths[item]))

@@ -151,6 +151,15 @@ class FewShotSplit:
         """uint8 images `[len(items), H, W, C]` for flat item ids (see `item_table`)."""
         return self._source.load(items)
 
+    @property
+    def preprocessing(self):
+        """How the reader turns a file into this split's uint8 pixels (JSON-ready dict).
+
+        See `mgaug_tf.data.sources.ImageSource.preprocessing`; exported
+        SavedModels apply the same rule to raw images.
+        """
+        return self._source.preprocessing
+
     def check_images(self, decode=False, workers=None, progress=None):
         """Finds every unreadable image of the split, before any training.
 

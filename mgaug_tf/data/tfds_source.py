@@ -344,12 +344,12 @@ def _label_names(builder, feature):
     return names
 
 
-def _source(builder, tfds_splits, images, image_size, channels, options, postprocess=None):
+def _source(builder, tfds_splits, images, image_size, channels, options, invert=False):
     """`(source, description)`: decodes the held `images` on demand."""
     where = f"{builder.name} {'+'.join(tfds_splits)} in {builder.data_dir}"
     source = EncodedSource(len(images), images.get,
                            lambda item: f"kept record {int(item)} of TFDS {where}",
-                           image_size, channels, postprocess=postprocess,
+                           image_size, channels, invert=invert,
                            cache_limit_bytes=cache_limit(options["cache_decoded"]))
     description = (f"TFDS {where} ({len(images)} encoded images held in memory, "
                    f"{images.nbytes / max(len(images), 1):.0f} B each on average)")
@@ -405,7 +405,7 @@ def _load_omniglot(dataset, builder, split, options):
     kept = character_ids(columns)
     base_items = [np.flatnonzero(kept == character) for character in chosen]
     base, description = _source(builder, tfds_splits, images, image_size, 1, options,
-                                postprocess=omniglot.invert)
+                                invert=True)  # as the raw reader: white strokes on black
     return omniglot.character_split(
         split, characters, base_items, base, rotations,
         f"{description}; {scheme} split, rotations {list(rotations)}")
