@@ -413,7 +413,11 @@ def export_model(experiment, checkpoint_path):
     serving_learner.set_weights(experiment.learner.get_weights())
     eval_augment = preprocess.resolve_augment(experiment.augment,
                                               experiment.splits["train_split"].default_augment)
-    export.export_saved_model(serving_learner, export_dir, experiment.image_shape, metadata={
+    # The episodes' own preprocessing (reader, then evaluation form), carried
+    # into the SavedModel's graph for raw images.
+    preprocessing = export.InputPreprocessing.from_split(
+        experiment.splits["train_split"], experiment.image_shape[0], experiment.augment)
+    export.export_saved_model(serving_learner, export_dir, preprocessing, metadata={
         "checkpoint": checkpoint_path, "dataset": experiment.splits["train_split"].dataset,
         "eval_augment": None if eval_augment is None else dataclasses.asdict(eval_augment)})
     experiment.say(f"SavedModel: {export_dir}")
