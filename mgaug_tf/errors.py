@@ -1,5 +1,7 @@
 """The error raised when a constructor argument is out of its domain."""
 
+from typing import Any, Optional
+
 
 class ArgumentError(ValueError):
     """A constructor argument that the library cannot use.
@@ -17,7 +19,8 @@ class ArgumentError(ValueError):
         owner: Optional name of the class or function that refused it.
     """
 
-    def __init__(self, argument, value, expected, owner=None):
+    def __init__(self, argument: str, value: Any, expected: str,
+                 owner: Optional[str] = None) -> None:
         self.argument = argument
         self.value = value
         self.owner = owner

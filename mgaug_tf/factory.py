@@ -12,6 +12,7 @@ Example:
 """
 
 import contextlib
+from typing import Optional, Sequence
 
 import keras
 
@@ -19,6 +20,7 @@ from mgaug_tf import config as config_lib
 from mgaug_tf import registry
 from mgaug_tf.augment.mgaug import MGAug
 from mgaug_tf.backbones.classifier import FewShotClassifier
+from mgaug_tf.learners.base import MetaLearner
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.gradient import GradientLearner
 
@@ -73,7 +75,7 @@ def _model_argument_paths(backbone_config):
     return paths
 
 
-def build_backbone(backbone_config):
+def build_backbone(backbone_config: config_lib.BackboneConfig) -> keras.Model:
     """The backbone a `BackboneConfig` describes (unbuilt).
 
     Raises:
@@ -89,7 +91,8 @@ def build_backbone(backbone_config):
         return builder(backbone_config, **kwargs)
 
 
-def build_augmentation(mgaug_config, image_size, seed=0):
+def build_augmentation(mgaug_config: config_lib.MGAugConfig, image_size: int,
+                       seed: int = 0) -> Optional[MGAug]:
     """The `MGAug` an `MGAugConfig` describes, or None when its strategy is "none".
 
     Args:
@@ -115,7 +118,9 @@ def build_augmentation(mgaug_config, image_size, seed=0):
                      width_execution=mgaug_config.width_execution)
 
 
-def build_learner(model_config, image_shape=None, seed=0):
+def build_learner(model_config: config_lib.ModelConfig,
+                  image_shape: Optional[Sequence[int]] = None,
+                  seed: int = 0) -> MetaLearner:
     """The learner a `ModelConfig` describes, built for images of `image_shape`.
 
     Gradient-based learners get the backbone with a linear head
@@ -166,7 +171,8 @@ def build_learner(model_config, image_shape=None, seed=0):
     return learner
 
 
-def build_optimizer(optimizer_config):
+def build_optimizer(optimizer_config: config_lib.OptimizerConfig
+                    ) -> keras.optimizers.Optimizer:
     """The outer-loop Keras optimizer an `OptimizerConfig` describes.
 
     A `decay_steps` > 0 gives a staircase `ExponentialDecay` schedule, a

@@ -7,6 +7,7 @@ once, or wraps its training in `tensorflow_options`. It only reads them
 """
 
 import contextlib
+from typing import Iterator
 
 import tensorflow as tf
 from tensorflow.python.eager import context as eager_context
@@ -15,7 +16,7 @@ from tensorflow.python.eager import context as eager_context
 GRAPPLER_OPTIONS = {"arithmetic_optimization": False, "remapping": False}
 
 
-def configure_tensorflow():
+def configure_tensorflow() -> None:
     """Turns off the two Grappler rewrites that break the learners' nested graph loops.
 
     Sets TensorFlow's graph optimizer options (`tf.config.optimizer`)
@@ -45,7 +46,7 @@ def configure_tensorflow():
     tf.config.optimizer.set_experimental_options(dict(GRAPPLER_OPTIONS))
 
 
-def is_configured():
+def is_configured() -> bool:
     """Whether the process's options are `configure_tensorflow`'s (both rewrites off).
 
     Reads `tf.config.optimizer.get_experimental_options()` and changes
@@ -60,7 +61,7 @@ def is_configured():
 
 
 @contextlib.contextmanager
-def tensorflow_options():
+def tensorflow_options() -> Iterator[None]:
     """`configure_tensorflow`'s settings inside a `with` block, the previous ones after it.
 
     Grappler reads the options when a function first runs, so run (not only

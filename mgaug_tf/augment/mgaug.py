@@ -8,7 +8,7 @@ masks, restarting from theta), and adds their meta-gradients.
 
 import collections
 import dataclasses
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, Self, Sequence
 
 import keras
 import numpy as np
@@ -24,6 +24,9 @@ from mgaug_tf.backbones import classifier as classifier_lib
 from mgaug_tf.backbones.pooling import check_integer, is_integer
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import accuracy, sequential_loop, unscale
+
+if TYPE_CHECKING:
+    from mgaug_tf.learners.base import MetaLearner
 
 REDUCTIONS = choices.MGAUG_REDUCTIONS
 WIDTH_EXECUTIONS = choices.WIDTH_EXECUTIONS
@@ -192,10 +195,13 @@ class MGAug:
         ...                augmentation=MGAug("catfish", num_subnets=3))
     """
 
-    def __init__(self, strategy="catfish", num_subnets=3, keep_range=(0.8, 1.0),
-                 reduction="sum", resolutions=None, image_size=None, include_dense=False,
-                 keep_ratio_sampler=None, parity=False, seed=0, resize_method="align_corners",
-                 flatten_head=None, width_execution="auto"):
+    def __init__(self, strategy: str = "catfish", num_subnets: int = 3,
+                 keep_range: tuple[float, float] = (0.8, 1.0), reduction: str = "sum",
+                 resolutions: Optional[Sequence[int]] = None, image_size: Optional[int] = None,
+                 include_dense: bool = False,
+                 keep_ratio_sampler: Optional[masks_lib.KeepRatioSampler] = None,
+                 parity: bool = False, seed: int = 0, resize_method: str = "align_corners",
+                 flatten_head: Optional[str] = None, width_execution: str = "auto") -> None:
         owner = "MGAug"
         self.strategy_name = strategy
         self.strategy = strategies_lib.get_strategy(strategy, owner=owner)
@@ -258,7 +264,7 @@ class MGAug:
                 f"must be sizes of at most the input images' {image_size} px (sub-networks "
                 "only downscale)", owner="MGAug")
 
-    def check_learner(self, learner):
+    def check_learner(self, learner: "MetaLearner") -> MGAugSettings:
         """What this augmentation resolves for `learner`, or an error if it cannot serve it.
 
         Called by `MetaLearner.__init__`, which keeps the result as
@@ -378,7 +384,7 @@ class MGAug:
             return float(sampler.bounds()[1]) <= SLICED_AUTO_MAX_KEEP
         return True
 
-    def executes_sliced(self, learner):
+    def executes_sliced(self, learner: "MetaLearner") -> bool:
         """Whether `learner`'s sub-networks run on sliced weights (`width_execution`).
 
         Raises:
@@ -387,7 +393,7 @@ class MGAug:
         """
         return self._sliced(learner, self._settings(learner).keep_ratio_sampler)
 
-    def on_build(self, learner, image_shape):
+    def on_build(self, learner: "MetaLearner", image_shape: tuple[int, int, int]) -> None:
         """Called when the learner learns its input size `(H, W, C)`.
 
         Raises:
@@ -395,19 +401,19 @@ class MGAug:
         """
         self._check_resolutions(min(image_shape[0], image_shape[1]))
 
-    def resolution_probabilities(self):
+    def resolution_probabilities(self) -> dict[int, float]:
         """`{size: probability}` of one sub-network's resolution draw (uniform)."""
         if not self.resolutions:
             return {}
         return {size: self.resolutions.count(size) / len(self.resolutions)
                 for size in self.resolutions}
 
-    def metric_names(self):
+    def metric_names(self) -> list[str]:
         names = ["subnet_loss", "subnet_accuracy", "full_grad_norm", "augmented_grad_norm"]
         return names + [f"sparsity_{k}" for k in range(self.num_subnets)]
 
     # ------------------------------------------------------------------ draws
-    def task_seed(self, learner, task_index):
+    def task_seed(self, learner: "MetaLearner", task_index: Any) -> tf.Tensor:
         """The stateless seed of one task's draws at the learner's current meta-step.
 
         Unique to (MGAug `seed`, `learner.meta_step`, global task index),
@@ -430,7 +436,7 @@ class MGAug:
             tf.constant([self.seed, 0x5EED], tf.int64), tf.cast(learner.meta_step, tf.int64))
         return tf.random.experimental.stateless_fold_in(seed, global_task)
 
-    def keep_ratios(self, learner, task_seed):
+    def keep_ratios(self, learner: "MetaLearner", task_seed: tf.Tensor) -> tf.Tensor:
         """The K sub-networks' keep ratios, a float64 `[K]` tensor (stateless draw).
 
         Drawn by `learner`'s sampler (`MGAugSettings.keep_ratio_sampler`)
@@ -439,7 +445,9 @@ class MGAug:
         return self._settings(learner).keep_ratio_sampler(
             self.num_subnets, tf.random.experimental.stateless_fold_in(task_seed, 1_000_003))
 
-    def draw_subnet_masks(self, learner, task_seed, k, ratios, scores=None):
+    def draw_subnet_masks(self, learner: "MetaLearner", task_seed: tf.Tensor, k: Any,
+                          ratios: tf.Tensor, scores: Optional[Sequence[tf.Tensor]] = None
+                          ) -> list[tf.Tensor]:
         """Sub-network k's masks (aligned with theta); `k` may be a scalar int tensor."""
         network = learner.network
         weights = functional.read_values(network.trainable_variables)
@@ -448,7 +456,9 @@ class MGAug:
         return self.strategy(weights, prunable, ratios[k], seed=subnet_seed, scores=scores,
                              parity=self.parity)
 
-    def draw_subnetworks(self, learner, task_seed, network_gradients=None, task=None):
+    def draw_subnetworks(self, learner: "MetaLearner", task_seed: tf.Tensor,
+                         network_gradients: Optional[Sequence[tf.Tensor]] = None,
+                         task: Optional[episodes_lib.Task] = None) -> SubNetworks:
         """One task's K sub-networks, exactly as the meta-step draws them.
 
         For inspection and tests: `task_gradients` draws the same keep
@@ -512,8 +522,10 @@ class MGAug:
                                  resize(task.query_images), task.query_labels)
 
     # ------------------------------------------------------------- gradients
-    def task_gradients(self, learner, task, task_index, variables, accumulated,
-                       loss_scale=None):
+    def task_gradients(self, learner: "MetaLearner", task: episodes_lib.Task, task_index: Any,
+                       variables: Sequence[tf.Variable], accumulated: Sequence[tf.Tensor],
+                       loss_scale: Optional[tf.Tensor] = None
+                       ) -> tuple[list[tf.Tensor], dict[str, tf.Tensor], Any]:
         """One task's meta-gradient: the full network's plus its sub-networks'.
 
         The full network (pass 0) and the K sub-networks (passes 1..K) run in
@@ -679,7 +691,7 @@ class MGAug:
         return [g * tf.cast(scale, g.dtype) for g in gradients]
 
     # ------------------------------------------------------------- saving
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The constructor arguments, for `.keras` saving (the sampler serialized).
 
         `image_size` is not kept: resolutions are checked again when the
@@ -695,7 +707,7 @@ class MGAug:
                 "flatten_head": self.flatten_head, "width_execution": self.width_execution}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         config = dict(config)
         config["keep_ratio_sampler"] = keras.saving.deserialize_keras_object(
             config["keep_ratio_sampler"])

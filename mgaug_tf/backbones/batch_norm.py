@@ -1,5 +1,7 @@
 """Batch normalization whose statistics are differentiable to every order."""
 
+from typing import Any, Optional, Sequence
+
 import keras
 import tensorflow as tf
 
@@ -242,13 +244,14 @@ class MetaBatchNormalization(keras.layers.Layer):
         >>> y = bn(tf.random.normal([8, 5, 5, 3]), training=True)
     """
 
-    def __init__(self, momentum=0.9, epsilon=1e-5, fused="auto", **kwargs):
+    def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, fused: bool | str = "auto",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fused = check_fused(fused, owner="MetaBatchNormalization")
         self.momentum = momentum
         self.epsilon = epsilon
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
         channels = input_shape[-1]
         # autocast=False: statistics and affine parameters stay float32 under
         # mixed precision.
@@ -273,7 +276,8 @@ class MetaBatchNormalization(keras.layers.Layer):
         self.moving_variance.assign(
             self.momentum * self.moving_variance + (1.0 - self.momentum) * new_variance)
 
-    def call(self, inputs, training=False, fused=None):
+    def call(self, inputs: tf.Tensor, training: bool = False,
+             fused: Optional[bool | str] = None) -> tf.Tensor:
         """Normalizes `inputs` `[..., C]`; `fused` (if not None) overrides the layer's."""
         outputs, mean, variance = batch_normalize(
             inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.epsilon,
@@ -282,10 +286,11 @@ class MetaBatchNormalization(keras.layers.Layer):
             self._update_moving(mean, variance)
         return outputs
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]
+                             ) -> Sequence[Optional[int]]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(momentum=self.momentum, epsilon=self.epsilon, fused=self.fused)
         return config

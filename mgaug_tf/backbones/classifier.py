@@ -1,5 +1,7 @@
 """A backbone followed by a linear head: the network of MAML-family learners."""
 
+from typing import Any, Optional, Self, Sequence
+
 import keras
 import tensorflow as tf
 
@@ -116,7 +118,8 @@ class FewShotClassifier(keras.Model):
         >>> logits = network(tf.zeros([2, 84, 84, 3]))  # shape [2, 5]
     """
 
-    def __init__(self, backbone, n_way, flatten_head=None, **kwargs):
+    def __init__(self, backbone: keras.Model, n_way: int, flatten_head: Optional[str] = None,
+                 **kwargs: Any) -> None:
         # The head computes in the backbone's precision unless told otherwise.
         kwargs.setdefault("dtype", backbone.dtype_policy)
         super().__init__(**kwargs)
@@ -132,7 +135,7 @@ class FewShotClassifier(keras.Model):
                                        **initializers)
         self.full_grid = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
         input_shape = tuple(input_shape)
         if not self.backbone.built:  # already built when loaded from a .keras file
             self.backbone.build(input_shape)
@@ -143,11 +146,14 @@ class FewShotClassifier(keras.Model):
                                    self.backbone.feature_grid(input_shape[1], input_shape[2]))
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]
+                             ) -> tuple[Optional[int], int]:
         """`(batch, n_way)` for images of `input_shape` `(batch, H, W, C)`."""
         return (tuple(input_shape)[0], self.n_way)
 
-    def call(self, inputs, training=False, flatten_head=None, fused_batch_norm=None):
+    def call(self, inputs: tf.Tensor, training: bool = False,
+             flatten_head: Optional[str] = None,
+             fused_batch_norm: Optional[bool | str] = None) -> tf.Tensor:
         """Logits `[B, n_way]` of `[B, H, W, C]` images.
 
         Args:
@@ -165,7 +171,8 @@ class FewShotClassifier(keras.Model):
             features = self.head_features(features, (shape[1], shape[2]), flatten_head)
         return self.head(features)
 
-    def head_features(self, features, image_size, flatten_head=None):
+    def head_features(self, features: tf.Tensor, image_size: tuple[Any, Any],
+                      flatten_head: Optional[str] = None) -> tf.Tensor:
         """`features` as the head's input: unchanged, or mapped per `flatten_head`.
 
         Args:
@@ -209,12 +216,13 @@ class FewShotClassifier(keras.Model):
         return tf.reshape(resize_align_corners(feature_map, full_h, full_w), [-1, rows])
 
     @property
-    def supports_sliced_call(self):
+    def supports_sliced_call(self) -> bool:
         """Whether `sliced_call` (MGAug's sliced width execution) is available."""
         return hasattr(self.backbone, "sliced_call")
 
-    def sliced_call(self, weights, non_trainable, inputs, masks, training=False,
-                    flatten_head=None, fused_batch_norm=None):
+    def sliced_call(self, weights: Sequence[tf.Tensor], non_trainable: Sequence[tf.Tensor], inputs: tf.Tensor,
+                    masks: Sequence[tf.Tensor], training: bool = False, flatten_head: Optional[str] = None,
+                    fused_batch_norm: Optional[bool | str] = None) -> tf.Tensor:
         """The channel-masked classifier with its backbone run on kept channels.
 
         The backbone's `sliced_call` (e.g. `Conv4.sliced_call`) gives the
@@ -251,14 +259,14 @@ class FewShotClassifier(keras.Model):
             functional.apply_masks(list(weights[split:]), list(masks[split:])), [], features)
         return logits, new_non_trainable
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(backbone=keras.saving.serialize_keras_object(self.backbone),
                       n_way=self.n_way, flatten_head=self.flatten_head)
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)

@@ -1,5 +1,7 @@
 """Conv-4: the standard few-shot backbone of MAML and ProtoNet."""
 
+from typing import Any, Optional, Sequence
+
 import keras
 import tensorflow as tf
 
@@ -40,7 +42,8 @@ class Conv4(keras.Model):
     # Four 2x2 max-pools: a smaller image leaves an empty feature map.
     min_input_size = 16
 
-    def __init__(self, filters=64, pooling="flatten", fused_batch_norm="auto", **kwargs):
+    def __init__(self, filters: int = 64, pooling: str = "flatten",
+                 fused_batch_norm: bool | str = "auto", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         check_integer("filters", filters, owner="Conv4")
         check_fused(fused_batch_norm, "fused_batch_norm", owner="Conv4")
@@ -59,7 +62,7 @@ class Conv4(keras.Model):
             ])
         self.pool = feature_pooling(pooling, "Conv4", self.dtype_policy)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
         check_input_size(input_shape, self.min_input_size, "Conv4")
         shape = tuple(input_shape)
         for block in self.blocks:
@@ -69,14 +72,15 @@ class Conv4(keras.Model):
         self.pool.build(shape)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]
+                             ) -> tuple[Optional[int], ...]:
         shape = tuple(input_shape)
         for block in self.blocks:
             for layer in block:
                 shape = layer.compute_output_shape(shape)
         return self.pool.compute_output_shape(shape)
 
-    def feature_grid(self, height, width):
+    def feature_grid(self, height: Any, width: Any) -> tuple[Any, Any]:
         """Height and width of the last feature map for `height x width` inputs.
 
         Each of the four 2x2 max-pools (stride 2, no padding) floors:
@@ -87,7 +91,8 @@ class Conv4(keras.Model):
             height, width = height // 2, width // 2
         return height, width
 
-    def call(self, inputs, training=False, fused_batch_norm=None):
+    def call(self, inputs: tf.Tensor, training: bool = False,
+             fused_batch_norm: Optional[bool | str] = None) -> tf.Tensor:
         """Features `[B, D]` of `[B, H, W, C]` images.
 
         `fused_batch_norm` (if not None) overrides every batch norm's `fused`
@@ -99,8 +104,9 @@ class Conv4(keras.Model):
             x = pool(relu(norm(conv(x), training=training, fused=fused_batch_norm)))
         return self.pool(x)
 
-    def sliced_call(self, weights, non_trainable, inputs, masks, training=False,
-                    fused_batch_norm=None):
+    def sliced_call(self, weights: Sequence[tf.Tensor], non_trainable: Sequence[tf.Tensor], inputs: tf.Tensor,
+                    masks: Sequence[tf.Tensor], training: bool = False,
+                    fused_batch_norm: Optional[bool | str] = None) -> tf.Tensor:
         """The channel-masked network, computed on the kept channels only.
 
         Equal to `stateless_call(apply_masks(weights, masks), non_trainable,
@@ -185,7 +191,7 @@ class Conv4(keras.Model):
         x = sliced.assemble_channels(x, values_in, kept_in, removed_in, self.filters)
         return self.pool(x), new_statistics
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(filters=self.filters, pooling=self.pooling,
                       fused_batch_norm=self.fused_batch_norm)

@@ -1,6 +1,9 @@
 """ResNet-12: the field's second standard few-shot backbone."""
 
+from typing import Any, Optional, Sequence
+
 import keras
+import tensorflow as tf
 
 from mgaug_tf.backbones import piecewise
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
@@ -80,7 +83,8 @@ class ResNet12(keras.Model):
     # empty feature map.
     min_input_size = 16
 
-    def __init__(self, widths=(64, 160, 320, 640), pooling="avg", **kwargs):
+    def __init__(self, widths: Sequence[int] = (64, 160, 320, 640), pooling: str = "avg",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(widths, (list, tuple)) or len(widths) != 4:
             raise ArgumentError("widths", widths,
@@ -93,7 +97,7 @@ class ResNet12(keras.Model):
                        for i, width in enumerate(self.widths)]
         self.pool = feature_pooling(pooling, "ResNet12", self.dtype_policy)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
         check_input_size(input_shape, self.min_input_size, "ResNet12")
         shape = tuple(input_shape)
         for block in self.blocks:
@@ -102,13 +106,14 @@ class ResNet12(keras.Model):
         self.pool.build(shape)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]
+                             ) -> tuple[Optional[int], ...]:
         shape = tuple(input_shape)
         for block in self.blocks:
             shape = block.compute_output_shape(shape)
         return self.pool.compute_output_shape(shape)
 
-    def feature_grid(self, height, width):
+    def feature_grid(self, height: Any, width: Any) -> tuple[Any, Any]:
         """Height and width of the last feature map for `height x width` inputs.
 
         Each block's 2x2 max-pool (stride 2, no padding) floors: 84 px -> 5 x 5.
@@ -118,14 +123,15 @@ class ResNet12(keras.Model):
             height, width = height // 2, width // 2
         return height, width
 
-    def call(self, inputs, training=False, fused_batch_norm=None):
+    def call(self, inputs: tf.Tensor, training: bool = False,
+             fused_batch_norm: Optional[bool | str] = None) -> tf.Tensor:
         """Features `[B, D]` of `[B, H, W, C]` images; `fused_batch_norm` as `Conv4.call`'s."""
         x = inputs
         for block in self.blocks:
             x = block(x, training=training, fused_batch_norm=fused_batch_norm)
         return self.pool(x)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(widths=list(self.widths), pooling=self.pooling)
         return config

@@ -216,5 +216,4 @@ DATASET = Dataset(
     options={"image_size": 28, "split_scheme": "vinyals", "rotations": None,
              "cache_decoded": None},
     summary="Omniglot, Vinyals 1028/172/423 characters x 4 rotations (zips or folders)",
-    native_size=105,  # the scans' size
 )

@@ -9,6 +9,7 @@ integration and single-episode inference.
 
 import inspect
 import warnings
+from typing import TYPE_CHECKING, Any, Optional, Self, Sequence
 
 import keras
 import tensorflow as tf
@@ -17,6 +18,9 @@ from mgaug_tf import episodes as episodes_lib
 from mgaug_tf import choices, functional, runtime
 from mgaug_tf.backbones.pooling import check_n_way
 from mgaug_tf.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from mgaug_tf.augment.mgaug import MGAug
 
 BN_MODES = choices.BN_MODES
 
@@ -131,8 +135,9 @@ class MetaLearner(keras.Model):
     # bodies: benchmarks/meta_step.py); training keeps the loops.
     unroll_loops = False
 
-    def __init__(self, network, n_way, bn_mode="transductive", task_reduction="sum",
-                 augmentation=None, **kwargs):
+    def __init__(self, network: keras.Model, n_way: int, bn_mode: str = "transductive",
+                 task_reduction: str = "sum", augmentation: Optional["MGAug"] = None,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("dtype", network.dtype_policy)
         super().__init__(**kwargs)
         owner = type(self).__name__
@@ -157,7 +162,7 @@ class MetaLearner(keras.Model):
             self._trackers[name] = keras.metrics.Mean(name=name)
 
     # ----------------------------------------------------------------- build
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         """Builds the network for images of `input_shape`.
 
         Accepts an image shape `(H, W, C)` / `(None, H, W, C)` or the shapes of
@@ -234,7 +239,9 @@ class MetaLearner(keras.Model):
         return options
 
     # ------------------------------------------------------- one task
-    def task_outcome(self, task, masks=None, training=True, weights=None):
+    def task_outcome(self, task: episodes_lib.Task,
+                     masks: Optional[Sequence[tf.Tensor]] = None, training: bool = True,
+                     weights: Optional[Sequence[tf.Tensor]] = None) -> TaskOutcome:
         """Query loss and logits of one task for the full network or a sub-network.
 
         Args:
@@ -253,7 +260,10 @@ class MetaLearner(keras.Model):
         logits, new_non_trainable = self._query_logits(weights, task, masks, training)
         return TaskOutcome(cross_entropy(task.query_labels, logits), logits, new_non_trainable)
 
-    def task_gradients(self, task, variables, masks=None, loss_scale=None):
+    def task_gradients(self, task: episodes_lib.Task, variables: Sequence[tf.Variable],
+                       masks: Optional[Sequence[tf.Tensor]] = None,
+                       loss_scale: Optional[tf.Tensor] = None
+                       ) -> tuple[TaskOutcome, list[tf.Tensor]]:
         """Gradient of one task's query loss with respect to `variables`.
 
         With `loss_scale` (a scalar tensor, see `_loss_scale`) the loss is
@@ -389,7 +399,7 @@ class MetaLearner(keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return 1.0 / (local_tasks * replicas)
 
-    def compute_meta_gradients(self, data):
+    def compute_meta_gradients(self, data: Any) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """Meta-loss and meta-gradients of one episode batch.
 
         Args:
@@ -409,7 +419,8 @@ class MetaLearner(keras.Model):
         return logs["loss"], gradients
 
     # ------------------------------------------------------- Keras hooks
-    def compile(self, optimizer="adam", jit_compile=False, **kwargs):
+    def compile(self, optimizer: Any = "adam", jit_compile: Any = False,
+                **kwargs: Any) -> None:
         """Like `keras.Model.compile`; XLA stays off unless asked for.
 
         XLA's CPU compiler gets max-pooling's second derivative wrong, so the
@@ -440,7 +451,7 @@ class MetaLearner(keras.Model):
         warnings.warn(UNCONFIGURED_WARNING.format(type(self).__name__), RuntimeWarning,
                       stacklevel=3)
 
-    def fit(self, x=None, *args, **kwargs):
+    def fit(self, x: Any = None, *args: Any, **kwargs: Any) -> keras.callbacks.History:
         """`keras.Model.fit`; warns once if TensorFlow is unconfigured (`UNCONFIGURED_WARNING`).
 
         `shuffle` defaults to False for a `tf.data.Dataset` (Keras ignores it
@@ -454,8 +465,10 @@ class MetaLearner(keras.Model):
             kwargs["shuffle"] = False
         return super().fit(x, *args, **kwargs)
 
-    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=True,
-                show_trainable=False, layer_range=None):
+    def summary(self, line_length: Optional[int] = None,
+                positions: Optional[Sequence[float]] = None, print_fn: Any = None,
+                expand_nested: bool = True, show_trainable: bool = False,
+                layer_range: Optional[Sequence[str]] = None) -> None:
         """`keras.Model.summary`, listing the network's layers by default.
 
         A learner's one layer is its network, so `expand_nested` defaults to
@@ -466,7 +479,7 @@ class MetaLearner(keras.Model):
                                print_fn=print_fn, expand_nested=expand_nested,
                                show_trainable=show_trainable, layer_range=layer_range)
 
-    def evaluate(self, x=None, *args, **kwargs):
+    def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
         """`keras.Model.evaluate`, with `fit`'s warning (once per learner)."""
         self._warn_if_unconfigured()
         self._prepare(x)
@@ -516,7 +529,7 @@ class MetaLearner(keras.Model):
     # `tf.while_loop`s, and converting every called function's source was
     # most of `fit`'s tracing time (docs/performance.md).
     @tf.autograph.experimental.do_not_convert
-    def train_step(self, data):
+    def train_step(self, data: Any) -> dict[str, Any]:
         """One meta-step, honouring Keras's training contract.
 
         As `keras.Model.train_step` does: the objective is scaled by the
@@ -549,7 +562,7 @@ class MetaLearner(keras.Model):
         return self._update_trackers(logs)
 
     @tf.autograph.experimental.do_not_convert
-    def test_step(self, data):
+    def test_step(self, data: Any) -> dict[str, Any]:
         tasks = self._split_tasks(data)
         per_task = []
         for task in tasks:
@@ -561,7 +574,7 @@ class MetaLearner(keras.Model):
                 "accuracy": tf.reduce_mean(tf.stack([acc for _, acc in per_task]))}
         return self._update_trackers(logs)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Sequence[tf.Tensor], training: bool = False) -> tf.Tensor:
         """Query logits `[B, M, N]` of a batch of episodes, adapted per task.
 
         Args:
@@ -575,7 +588,8 @@ class MetaLearner(keras.Model):
                                                  query_images[index]))
         return tf.stack(logits)
 
-    def adapt_and_predict(self, support_images, support_labels, query_images):
+    def adapt_and_predict(self, support_images: Any, support_labels: Any,
+                          query_images: Any) -> tf.Tensor:
         """Adapts to one episode's support set and returns query logits `[M, N]`.
 
         Args:
@@ -601,7 +615,7 @@ class MetaLearner(keras.Model):
         return logits
 
     # ------------------------------------------------------- saving
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(network=keras.saving.serialize_keras_object(self.network),
                       n_way=self.n_way, bn_mode=self.bn_mode,
@@ -611,7 +625,7 @@ class MetaLearner(keras.Model):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         config = dict(config)
         config["network"] = keras.saving.deserialize_keras_object(config["network"])
         if config.get("augmentation") is not None:
@@ -619,7 +633,7 @@ class MetaLearner(keras.Model):
                 config["augmentation"])
         return cls(**config)
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config: dict[str, Any]) -> None:
         """Recompiles a learner loaded from a `.keras` file (optimizer state included).
 
         `keras.Model.compile_from_config` skips models that override

@@ -1,6 +1,10 @@
 """The base of gradient-based learners: adapt with THE inner loop, then classify."""
 
 import numbers
+from typing import Any, Optional
+
+import keras
+import tensorflow as tf
 
 from mgaug_tf import inner_loop
 from mgaug_tf.backbones.pooling import check_integer, is_integer
@@ -51,8 +55,9 @@ class GradientLearner(MetaLearner):
 
     uses_inner_loop = True
 
-    def __init__(self, network, n_way, inner_lr=0.01, inner_steps=5, eval_inner_steps=None,
-                 first_order=False, recompute=False, **kwargs):
+    def __init__(self, network: keras.Model, n_way: int, inner_lr: float = 0.01,
+                 inner_steps: int = 5, eval_inner_steps: Optional[int] = None,
+                 first_order: bool = False, recompute: bool = False, **kwargs: Any) -> None:
         owner = type(self).__name__
         check_integer("inner_steps", inner_steps, owner)
         if eval_inner_steps is not None and (not is_integer(eval_inner_steps)
@@ -70,7 +75,7 @@ class GradientLearner(MetaLearner):
         super().__init__(network, n_way, **kwargs)
         check_network_width(network, getattr(network, "n_way", None), self.n_way, owner)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         """`MetaLearner.build`, after checking that the network gives `n_way` logits."""
         if getattr(self.network, "n_way", None) is None:
             shape = self.network.compute_output_shape((None,) + self._image_shape(input_shape))
@@ -81,7 +86,7 @@ class GradientLearner(MetaLearner):
     def _inner_steps(self, training):
         return self.inner_steps if training else self.eval_inner_steps
 
-    def inner_learning_rates(self):
+    def inner_learning_rates(self) -> float | list[tf.Tensor]:
         """The inner-loop learning rates: a scalar, or per-weight tensors (Meta-SGD)."""
         return self.inner_lr
 
@@ -112,7 +117,7 @@ class GradientLearner(MetaLearner):
         logits, _ = self._network_call(weights, task.query_images, None, True)
         return logits
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(inner_lr=self.inner_lr, inner_steps=self.inner_steps,
                       eval_inner_steps=self.eval_inner_steps, first_order=self.first_order,

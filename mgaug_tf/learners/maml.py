@@ -1,5 +1,7 @@
 """MAML (second order) and FOMAML (first order)."""
 
+from typing import Any
+
 import keras
 
 from mgaug_tf.learners.gradient import GradientLearner
@@ -29,6 +31,6 @@ class MAML(GradientLearner):
 class FOMAML(MAML):
     """First-order MAML: `MAML(..., first_order=True)`."""
 
-    def __init__(self, network, n_way, **kwargs):
+    def __init__(self, network: keras.Model, n_way: int, **kwargs: Any) -> None:
         kwargs["first_order"] = True
         super().__init__(network, n_way, **kwargs)

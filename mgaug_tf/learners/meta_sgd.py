@@ -1,8 +1,10 @@
 """Meta-SGD: MAML with learned per-parameter inner learning rates (Li et al., 2017)."""
 
 import inspect
+from typing import Any
 
 import keras
+import tensorflow as tf
 
 from mgaug_tf import functional
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
@@ -46,7 +48,7 @@ class MetaSGD(GradientLearner):
         >>> learner.inner_learning_rate_variables  # one per network weight
     """
 
-    def __init__(self, network, n_way, **kwargs):
+    def __init__(self, network: keras.Model, n_way: int, **kwargs: Any) -> None:
         norms = [layer for layer in network._flatten_layers(include_self=True, recursive=True)
                  if isinstance(layer, MetaBatchNormalization)]
         forced = [norm.name for norm in norms if norm.fused is True]
@@ -74,5 +76,5 @@ class MetaSGD(GradientLearner):
                             name="inner_lr_" + variable.path.replace("/", "_"))
             for variable in self.network.trainable_variables]
 
-    def inner_learning_rates(self):
+    def inner_learning_rates(self) -> list[tf.Tensor]:
         return functional.read_values(self.inner_learning_rate_variables)
