@@ -91,7 +91,7 @@ def build_backbone(backbone_config: config_lib.BackboneConfig) -> keras.Model:
         return builder(backbone_config, **kwargs)
 
 
-def build_augmentation(mgaug_config: config_lib.MGAugConfig, image_size: int,
+def build_augmentation(mgaug_config: config_lib.MGAugConfig, image_size: Optional[int],
                        seed: int = 0) -> Optional[MGAug]:
     """The `MGAug` an `MGAugConfig` describes, or None when its strategy is "none".
 

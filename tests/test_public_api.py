@@ -1,5 +1,6 @@
 """The package's public surface: lazy imports, annotations, `py.typed`."""
 
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,56 @@ def test_choice_lists_match_the_modules_that_implement_them():
     from mgaug_tf.augment import strategies
 
     assert tuple(strategies.STRATEGIES) == choices.MGAUG_STRATEGIES
+
+
+def _exported_callables():
+    """`(label, function)` for every function and public method `mgaug_tf` exports.
+
+    Classes count with their constructor and the public methods that the
+    package's own classes define along their MRO (Keras's are Keras's).
+    """
+    for name in mgaug_tf.__all__:
+        value = getattr(mgaug_tf, name)
+        if inspect.isfunction(value):
+            yield name, value
+        elif inspect.isclass(value):
+            for klass in value.__mro__:
+                if not klass.__module__.startswith("mgaug_tf."):
+                    continue
+                for attribute, member in vars(klass).items():
+                    if attribute.startswith("_") and attribute != "__init__":
+                        continue
+                    if isinstance(member, (staticmethod, classmethod)):
+                        member = member.__func__
+                    elif isinstance(member, property):
+                        member = member.fget
+                    if inspect.isfunction(member):
+                        yield f"{name}.{attribute} ({klass.__qualname__})", member
+
+
+def test_every_exported_callable_is_annotated():
+    unannotated = []
+    for label, function in _exported_callables():
+        signature = inspect.signature(function)
+        missing = [parameter.name for parameter in signature.parameters.values()
+                   if parameter.name not in ("self", "cls")
+                   and parameter.annotation is inspect.Parameter.empty]
+        if signature.return_annotation is inspect.Signature.empty:
+            missing.append("return")
+        if missing:
+            unannotated.append(f"{label}: {', '.join(missing)}")
+    assert not unannotated, "\n".join(unannotated)
+
+
+def test_the_exported_surface_is_not_empty():
+    labels = [label for label, _ in _exported_callables()]
+    assert "build_learner" in labels and "configure_tensorflow" in labels
+    assert "MAML.__init__ (GradientLearner)" in labels
+    assert "MAML.fit (MetaLearner)" in labels
+    assert "MGAug.task_gradients (MGAug)" in labels
+
+
+def test_py_typed_ships_with_the_package():
+    assert (Path(mgaug_tf.__file__).parent / "py.typed").is_file()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'mgaug_tf = ["py.typed"]' in pyproject

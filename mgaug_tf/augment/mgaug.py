@@ -687,8 +687,9 @@ class MGAug:
     def _scale(self, gradients):
         if self.reduction != "mean":
             return list(gradients)
-        scale = 1.0 / (self.num_subnets + 1)
-        return [g * tf.cast(scale, g.dtype) for g in gradients]
+        # tf.constant, not tf.cast: a Python float cast goes through float32
+        # (1/3 to 3e-8), which float64 gradients would inherit.
+        return [g * tf.constant(1.0 / (self.num_subnets + 1), g.dtype) for g in gradients]
 
     # ------------------------------------------------------------- saving
     def get_config(self) -> dict[str, Any]:

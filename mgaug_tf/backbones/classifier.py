@@ -130,10 +130,10 @@ class FewShotClassifier(keras.Model):
         self.n_way = int(n_way)
         self.flatten_head = flatten_head
         # A backbone may name its reference's head initialisation (ResNet10: PyTorch's Linear).
-        initializers = getattr(backbone, "head_initializers", dict)()
+        initializers: dict[str, Any] = getattr(backbone, "head_initializers", dict)()
         self.head = keras.layers.Dense(n_way, dtype=self.dtype_policy, name="head",
                                        **initializers)
-        self.full_grid = None
+        self.full_grid: Optional[tuple[int, ...]] = None
 
     def build(self, input_shape: Sequence[Optional[int]]) -> None:
         input_shape = tuple(input_shape)

@@ -128,7 +128,7 @@ class MetaLearner(keras.Model):
     uses_inner_loop = False
     # The `fused` setting this learner's calls give every `MetaBatchNormalization`
     # of its network (None: each layer's own).
-    fused_batch_norm = None
+    fused_batch_norm: Optional[bool] = None
     # Trace the task and sub-network loops unrolled in Python instead of as
     # `tf.while_loop`s: same values, one traced copy per task and sub-network.
     # For graph analysis only (TF's static FLOP count does not enter loop
@@ -499,7 +499,7 @@ class MetaLearner(keras.Model):
         return True
 
     @property
-    def metrics(self):
+    def metrics(self) -> list[keras.metrics.Metric]:
         return list(self._trackers.values())
 
     def _update_trackers(self, logs):

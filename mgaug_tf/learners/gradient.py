@@ -54,6 +54,11 @@ class GradientLearner(MetaLearner):
     """
 
     uses_inner_loop = True
+    inner_lr: float
+    inner_steps: int
+    eval_inner_steps: int
+    first_order: bool
+    recompute: bool
 
     def __init__(self, network: keras.Model, n_way: int, inner_lr: float = 0.01,
                  inner_steps: int = 5, eval_inner_steps: Optional[int] = None,
