@@ -89,7 +89,7 @@ RELOAD_SCRIPT = textwrap.dedent("""
     import numpy as np
     import tensorflow as tf
     export_dir, episodes_path, out_path = sys.argv[1:]
-    predict = tf.saved_model.load(export_dir).signatures["serving_default"]
+    predict = tf.saved_model.load(export_dir).signatures["few_shot_preprocessed"]
     episodes = np.load(episodes_path)
     results = {"accuracies": [], "errors": {}}
     for index in range(int(episodes["count"])):
@@ -185,7 +185,7 @@ def test_predict_cli_classifies_query_folder(reference_run, tmp_path):
     assert [row[0] for row in rows] == [f"q{index}.png" for index in range(len(query))]
     # The glyphs are 16 px PNGs of the very pixels evaluated: predict.py must
     # give the SavedModel's predictions on the evaluation tensors.
-    model = tf.saved_model.load(str(reference_run / "export")).signatures["serving_default"]
+    model = tf.saved_model.load(str(reference_run / "export")).signatures["few_shot_preprocessed"]
     expected = model(support_images=support, support_labels=support_labels,
                      query_images=query)["predictions"].numpy()
     assert [row[1] for row in rows] == [f"class_{label}" for label in expected]
