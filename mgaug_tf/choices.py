@@ -8,6 +8,9 @@ implement each choice re-export the tuple under the name they always had
 
 # Feature pooling of a backbone (`backbones.pooling`).
 POOLINGS = ("flatten", "avg")
+# ResNet-10's last pooling (`backbones.resnet10`): the whole last map, or the
+# reference code's AvgPool2d(5) window.
+FINAL_POOLS = ("global", "reference")
 # Batch-norm statistics during adaptation (`learners.base`).
 BN_MODES = ("transductive", "inductive")
 # How a meta-batch's task meta-gradients combine (`learners.base`).

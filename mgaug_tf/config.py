@@ -201,10 +201,12 @@ class BackboneConfig(_Section):
     """The feature extractor (`mgaug_tf.factory.build_backbone`)."""
 
     name: str = _field("conv4", "backbone", "Backbone network: a name in `mgaug_tf.registry` "
-                       "(conv4, resnet12, or one added with `register_backbone`).", fixed=True)
+                       "(conv4, resnet12, resnet10, or one added with `register_backbone`).",
+                       fixed=True)
     filters: tuple[int, ...] = _field(
         (32,), "filters", "conv4: filters per convolution (one value); resnet12: four stage "
-        "widths, or one base width w giving (w, 2.5w, 5w, 10w).", fixed=True)
+        "widths, or one base width w giving (w, 2.5w, 5w, 10w); resnet10: four stage widths, "
+        "or w giving (w, 2w, 4w, 8w) (64: the reference's).", fixed=True)
     pooling: Optional[str] = _field(
         None, "pooling", "Feature pooling (default: the backbone's own: flatten for conv4, avg "
         "for resnet12). With --resolutions, a flatten head needs --mgaug_flatten_head.",
@@ -219,6 +221,11 @@ class BackboneConfig(_Section):
         "float32 and 16-bit, plain ops in float64), on (the same) or off (plain ops). The same "
         "function either way; Meta-SGD always runs the plain ops.",
         choices=("auto", "on", "off"))
+    final_pool: Optional[str] = _field(
+        None, "final_pool", "resnet10's last pooling (default: global): global (the average "
+        "of the last map, any image size) or reference (the reference code's AvgPool2d(5): the "
+        "top-left 5 x 5 of the 7 x 7 map at 224 px; images of 129 to 288 px).",
+        choices=choices.FINAL_POOLS, fixed=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,9 @@ RELEASED_RESOLUTIONS_84 = (84, 64, 48)
 # Keep ratios of the released runs' names: FOMAML "..._(0.98,1.0)_...", ProtoNet
 # "..._(0.97,1.0)_..."; MAML, ANIL and Meta-SGD read the same arguments as FOMAML.
 RELEASED_KEEP_MIN = {"protonet": 0.97}
+# The reference code's sizes with a ResNet (train.py: `args.resos = [224, 192,
+# 160, 140]` at `args.image_size = 224` for any net but Conv).
+RELEASED_RESOLUTIONS_RESNET10 = (224, 192, 160, 140)
 RELEASED_KEEP_MIN_GRADIENT = 0.98
 
 
@@ -50,7 +53,7 @@ def released_resolutions(image_size):
 
 
 @register("released_mgaug")
-def released_mgaug(learner_name="maml", image_size=84, parity=False):
+def released_mgaug(learner_name="maml", image_size=84, parity=False, backbone="conv4"):
     """MGAug as the reference code's released runs used it (CUB, Conv-4, 5-way 1-shot).
 
     Catfish (MMCA) pruning, K = 3 sub-networks per task, their meta-gradients
@@ -66,12 +69,20 @@ def released_mgaug(learner_name="maml", image_size=84, parity=False):
         image_size: The full network's input size in pixels.
         parity: Also reproduce the reference code's quirks (`MGAug(parity=True)`),
             as the released CUB configs do.
+        backbone: A registered backbone name. `"resnet10"` takes the
+            reference's ResNet sizes (224, 192, 160, 140) px
+            (`RELEASED_RESOLUTIONS_RESNET10`, at 224 px) and no flatten-head
+            rule (its features are averaged: 512 at every size).
 
     Returns:
         A `config.MGAugConfig`.
     """
+    resnet10 = backbone == "resnet10"
     return config.MGAugConfig(
         strategy="catfish", num_subnets=3,
         keep_min=RELEASED_KEEP_MIN.get(learner_name, RELEASED_KEEP_MIN_GRADIENT), keep_max=1.0,
-        reduction="sum", resolutions=released_resolutions(image_size), parity=parity,
-        resize="align_corners", flatten_head="reference")
+        reduction="sum",
+        resolutions=RELEASED_RESOLUTIONS_RESNET10 if resnet10 else released_resolutions(
+            image_size),
+        parity=parity, resize="align_corners",
+        flatten_head=config.NO_FLATTEN_HEAD if resnet10 else "reference")

@@ -20,6 +20,7 @@ import keras
 
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.backbones.conv4 import Conv4
+from mgaug_tf.backbones.resnet10 import ResNet10
 from mgaug_tf.backbones.resnet12 import ResNet12
 from mgaug_tf.learners.anil import ANIL
 from mgaug_tf.learners.maml import FOMAML, MAML
@@ -28,6 +29,7 @@ from mgaug_tf.learners.protonet import ProtoNet
 
 
 def _conv4(config, **kwargs):
+    _refuse_final_pool(config, "conv4")
     if len(config.filters) != 1:
         raise ArgumentError("filters", config.filters, "takes one value for conv4 (the filters "
                             "of every convolution)", owner="conv4")
@@ -36,6 +38,7 @@ def _conv4(config, **kwargs):
 
 
 def _resnet12(config, **kwargs):
+    _refuse_final_pool(config, "resnet12")
     widths = config.filters
     if len(widths) not in (1, 4):
         raise ArgumentError("filters", widths, "takes one base width w, giving (w, 2.5w, 5w, "
@@ -48,9 +51,33 @@ def _resnet12(config, **kwargs):
     return ResNet12(widths=widths, **kwargs)
 
 
+def _resnet10(config, **kwargs):
+    widths = config.filters
+    if len(widths) not in (1, 4):
+        raise ArgumentError("filters", widths, "takes one base width w, giving (w, 2w, 4w, 8w), "
+                            "or the four stage widths for resnet10", owner="resnet10")
+    if "pooling" in kwargs:
+        raise ArgumentError("pooling", kwargs["pooling"], "does not apply to resnet10, which "
+                            "averages its last map to a fixed feature length (no flatten head); "
+                            "choose its pool with final_pool", owner="resnet10")
+    if len(widths) == 1:  # one base width w: the reference's (64, 128, 256, 512) at w = 64
+        widths = tuple(widths[0] * scale for scale in (1, 2, 4, 8))
+    fused = {"auto": "auto", "on": True, "off": False}[config.fused_batch_norm]
+    if config.final_pool is not None:
+        kwargs["final_pool"] = config.final_pool
+    return ResNet10(widths=widths, fused_batch_norm=fused, **kwargs)
+
+
+def _refuse_final_pool(config, owner):
+    if config.final_pool is not None:
+        raise ArgumentError("final_pool", config.final_pool, f"is resnet10's option; {owner} "
+                            "pools by pooling", owner=owner)
+
+
 # name -> (builder(BackboneConfig, **kwargs) -> backbone, {constructor argument: config field})
-_BACKBONES = {"conv4": (_conv4, {}),
-              "resnet12": (_resnet12, {"widths": "filters"})}
+_BACKBONES = {"conv4": (_conv4, {"final_pool": "final_pool"}),
+              "resnet12": (_resnet12, {"widths": "filters", "final_pool": "final_pool"}),
+              "resnet10": (_resnet10, {"widths": "filters", "final_pool": "final_pool"})}
 _LEARNERS = {"maml": MAML, "fomaml": FOMAML, "anil": ANIL, "metasgd": MetaSGD,
              "protonet": ProtoNet}
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}

@@ -15,6 +15,7 @@ import math
 import keras
 import tensorflow as tf
 
+from mgaug_tf import choices
 from mgaug_tf.backbones import piecewise
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, check_fused
 from mgaug_tf.backbones.pooling import check_positive_integers
@@ -22,7 +23,7 @@ from mgaug_tf.errors import ArgumentError
 
 # "reference": the reference code's AvgPool2d(5) (stride 5) on the last map;
 # "global": the average over the whole last map (CloserLook's AvgPool2d(7) at 224 px).
-FINAL_POOLS = ("global", "reference")
+FINAL_POOLS = choices.FINAL_POOLS
 # The reference pool's window (and stride) on the last feature map.
 REFERENCE_POOL_WINDOW = 5
 # The reference pool gives one window (a 512-feature vector) only for last

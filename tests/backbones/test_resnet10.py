@@ -8,8 +8,11 @@ import pytest
 import tensorflow as tf
 
 import mgaug_tf as mg
+from mgaug_tf import factory
 from mgaug_tf.backbones.resnet10 import ResNet10
 from mgaug_tf.errors import ArgumentError
+from mgaug_tf_cli import flags as run_flags
+from tests.trainers.conftest import REPO, run_main  # noqa: F401 (a fixture)
 
 SMALL_WIDTHS = (4, 8, 8, 8)
 
@@ -211,3 +214,50 @@ def test_bad_arguments_name_themselves(arguments, argument):
     with pytest.raises(ArgumentError) as error:
         ResNet10(**arguments)
     assert error.value.argument == argument
+
+
+# ------------------------------------------------------------------ configs
+RESNET10_CONFIGS = sorted(REPO.glob("configs/*_resnet10_*.cfg"))
+
+
+def test_there_are_resnet10_configs_for_both_datasets_and_three_learners():
+    assert [path.name for path in RESNET10_CONFIGS] == [
+        f"{data}_resnet10_{learner}{mgaug}.cfg" for data in ("cub", "mini")
+        for learner in ("fomaml", "maml", "protonet") for mgaug in ("", "_mgaug")]
+
+
+@pytest.mark.parametrize("path", RESNET10_CONFIGS, ids=lambda path: path.name)
+def test_resnet10_config_is_the_reference_network_and_builds(path, monkeypatch):
+    monkeypatch.chdir(REPO)  # included --flagfile paths are relative to the repository
+    config = run_flags.parse_config([f"--flagfile={path}"])
+    backbone = config.model.backbone
+    assert (backbone.name, backbone.filters, config.data.image_size) == ("resnet10", (64,), 224)
+    cub = config.data.dataset == "cub"
+    assert backbone.final_pool == ("reference" if cub else "global")
+    assert config.model.mgaug.parity == (cub and config.model.mgaug.enabled)
+    # Built unbuilt (no weights): the constructors' checks, not the 224-px network.
+    learner = factory.build_learner(config.model)
+    network_backbone = getattr(learner.network, "backbone", learner.network)
+    assert network_backbone.widths == (64, 128, 256, 512)
+
+
+def test_image_size_too_small_for_the_reference_pool_names_the_field(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = run_flags.parse_config(["--flagfile=configs/cub_resnet10_fomaml.cfg",
+                                     "--image_size=128"])
+    with pytest.raises(mg.config.ConfigFieldError, match="129 to 288 px") as error:
+        factory.build_learner(config.model, (128, 128, 3))
+    assert error.value.paths == ("data.image_size",)
+
+
+@pytest.mark.parametrize("config, flags, flag", [
+    ("cub_resnet10_fomaml_mgaug", ["--pooling=flatten"], "--pooling=flatten"),
+    ("cub_resnet10_fomaml", ["--backbone=conv4", "--filters=32"], "--final_pool=reference"),
+])
+def test_bad_input_names_the_flag_before_any_work(run_main, config, flags, flag):
+    code, stderr, model_dir = run_main(f"--flagfile=configs/{config}.cfg",
+                                       "--data_dir=/no/such/folder", *flags)
+    # Refused before the data (a folder that does not exist) was looked at.
+    assert code == 2 and flag in stderr, stderr
+    assert "data_dir" not in stderr and "Traceback" not in stderr and not model_dir.exists()
+    assert len(stderr.strip().splitlines()) == 1

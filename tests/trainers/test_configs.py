@@ -86,7 +86,8 @@ MGAUG_CONFIGS = sorted((REPO / "configs").glob("*_mgaug.cfg")) + [REPO / "config
 
 
 def test_every_mgaug_config_is_checked():
-    assert len(MGAUG_CONFIGS) == 13  # 4 datasets x 3 learners, and tiered.cfg
+    # 4 datasets x 3 learners, ResNet-10 on 2 datasets x 3 learners, and tiered.cfg
+    assert len(MGAUG_CONFIGS) == 19
 
 
 @pytest.mark.parametrize("path", MGAUG_CONFIGS, ids=lambda path: path.name)
@@ -100,7 +101,8 @@ def test_mgaug_config_is_the_released_preset(path, monkeypatch):
     learner, size = config.model.learner.name, config.data.image_size
     assert config.model.mgaug == presets.get("released_mgaug", learner_name=learner,
                                              image_size=size,
-                                             parity=config.data.dataset == "cub")
+                                             parity=config.data.dataset == "cub",
+                                             backbone=config.model.backbone.name)
     assert config.episodes.meta_batch_size == (1 if learner == "protonet" else
                                                32 if config.data.dataset == "omniglot" else 4)
 
