@@ -143,6 +143,18 @@ TARGET_ROWS = [use_learner("maml") | NONE, use_learner("maml") | CATFISH_3,
               use_learner("protonet") | ONE_TASK | CATFISH_3,
               use_learner("protonet") | ONE_TASK | CATFISH_3
               | {"model.mgaug.resolutions": presets.released_resolutions(84)}]
+# ResNet-10 as the reference code runs it: 224 px, its AvgPool2d(5), MGAug
+# with its ResNet sizes (224, 192, 160, 140) under parity.
+RESNET10_224 = {"model.backbone.name": "resnet10", "model.backbone.filters": (64,),
+                "model.backbone.final_pool": "reference", "data.image_size": 224}
+RESNET10_ROWS = [
+    RESNET10_224 | use_learner(name) | variant | (ONE_TASK if name == "protonet" else {})
+    for name in ("fomaml", "protonet")
+    for variant in (NONE, mgaug_paths(presets.released_mgaug(
+        name, image_size=224, parity=True, backbone="resnet10")))] + [
+    # Second-order MAML at 224 px: one task with recomputed inner steps, the
+    # smallest memory setting (not yet measured on this machine).
+    RESNET10_224 | use_learner("maml") | NONE | ONE_TASK | RECOMPUTE]
 DTYPES = ("float32", "mixed_bfloat16")
 DTYPE_ROWS = [use_learner(name) | variant | {"model.backbone.dtype": dtype}
               for name in ("maml", "fomaml", "protonet")
@@ -169,7 +181,8 @@ SUITES = {
     # of the slowest configurations). The dtype pairs have their own suite.
     "targets": [row(overrides, cores=1) for overrides in TARGET_ROWS]
     + [row(use_learner("maml"), RECOMPUTE, NONE, cores=1), row(use_learner("maml"), NONE, cores=2)]
-    + [row(overrides, cores=1) for overrides in RELEASED_ROWS],
+    + [row(overrides, cores=1) for overrides in RELEASED_ROWS]
+    + [row(overrides, cores=1) for overrides in RESNET10_ROWS],
     "released": [row(overrides) for overrides in RELEASED_ROWS],
     # float32 and mixed_bfloat16 side by side: MAML (second order), FOMAML
     # and ProtoNet, each without MGAug and with K = 3.
