@@ -371,6 +371,10 @@ class RuntimeConfig(_Section):
     cpu_devices: Optional[int] = _field(None, "cpu_devices", "Split the CPU into this many "
                                         "logical devices (to run --strategy=mirrored without "
                                         "GPUs).")
+    check_memory: bool = _field(
+        True, "check_memory", "Before building the meta-step, estimate its memory "
+        "(mgaug_tf.memory) and refuse to train when the estimate exceeds the memory available; "
+        "--nocheck_memory trains anyway.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,9 +14,34 @@ import shutil
 import sys
 import traceback
 
-from mgaug_tf_cli import quiet
+from mgaug_tf_cli import interrupt, quiet
 
 quiet.configure()  # before TensorFlow loads
+
+
+def _interrupted_message():
+    """The line of an interrupted run, naming what a rerun resumes from.
+
+    Called from the interrupt watchdog's thread too: it reads only the
+    run's `checkpoint` file, which names complete checkpoints only.
+    """
+    # Neither _STATE nor tf exists yet while TensorFlow imports.
+    config = globals().get("_STATE", {}).get("config")
+    text = f"{quiet.program_name()}: error: interrupted"
+    if (globals().get("tf") is None or config is None
+            or config.runtime.mode not in ("train", "train_and_eval")):
+        return text + "; rerun the same command."
+    latest = tf.train.latest_checkpoint(config.runtime.model_dir)
+    if latest is None:
+        return text + " before the first checkpoint; rerun the same command to start again."
+    return (text + f"; rerun the same command to resume from step "
+            f"{latest.rsplit('-', 1)[-1]} ({latest}).")
+
+
+_WATCHDOG = interrupt.InterruptWatchdog(_interrupted_message)
+if __name__ == "__main__" or quiet.program_name() in ("mgaug-train", "run.py"):
+    # Ctrl-C during TensorFlow's import, too, when this module is the program.
+    _WATCHDOG.install()
 
 # pylint: disable=wrong-import-position
 import dataclasses
@@ -31,7 +56,8 @@ with quiet.native_stderr():
 
     import mgaug_tf as mg
     from mgaug_tf import config as config_lib
-    from mgaug_tf import data, distribute, export, factory
+    from mgaug_tf import data, distribute, export, factory, memory
+    from mgaug_tf.data.load import native_image_size
     from mgaug_tf.data import preprocess
     from mgaug_tf.training import checkpoints, evaluation, files, inputs, summaries, trainer
     from mgaug_tf_cli import flags as run_flags
@@ -175,6 +201,46 @@ def _check_images(experiment_config, splits, say):
             f"{len(problems)} image(s) of the chosen splits cannot be read ({how}):\n  "
             + "\n  ".join(problems) + "\nReplace or remove these files (and their entries in "
             "the split's list) and rerun.")
+
+
+# An image size this many times the data's own only upsamples, at a quadratic cost.
+UPSAMPLING_WARNING_FACTOR = 2
+MEMORY_FLAGS = ("--image_size", "--backbone", "--filters", "--dtype", "--learner",
+                "--inner_steps", "--recompute", "--n_way", "--k_shot", "--k_query", "--mgaug",
+                "--num_subnets")
+
+
+def _check_size_and_memory(experiment_config, train_split, image_shape, say):
+    """Warns of an image size far above the data's; refuses a meta-step that cannot fit.
+
+    Runs before any graph is built (the estimate traces one image's forward
+    pass only). Only training builds the meta-step.
+
+    Raises:
+        ConfigError: The estimate (`mgaug_tf.memory`) exceeds the memory available.
+    """
+    native = native_image_size(train_split.dataset)
+    if native and image_shape[0] > UPSAMPLING_WARNING_FACTOR * native:
+        say(f"Warning: --image_size={image_shape[0]} is {image_shape[0] / native:.1f} times "
+            f"the {native} px of the {train_split.dataset} images: they are only upsampled, "
+            "and memory and time grow with the square of the size.")
+    if not (_training(experiment_config) and experiment_config.runtime.check_memory):
+        return
+    try:
+        estimate = memory.estimate_meta_step_memory(experiment_config, image_shape)
+    except config_lib.ConfigFieldError as error:
+        raise _field_error(error, experiment_config) from None
+    available = memory.available_memory()
+    if estimate.total_bytes > available.bytes:
+        gib = 2 ** 30
+        raise ConfigError(
+            f"the meta-step needs about {estimate.total_bytes / gib:.1f} GiB (estimated for "
+            f"{'x'.join(map(str, image_shape))} images, {estimate.images_kept} image passes "
+            f"kept per task, {estimate.activation_bytes_per_image / 2 ** 20:.1f} MiB each), "
+            f"but {available.bytes / gib:.1f} GiB of {available.total_bytes / gib:.1f} GiB "
+            f"are available ({available.source}). Lower "
+            + ", ".join(MEMORY_FLAGS) + " (or pass --recompute, a first-order --learner), or "
+            "pass --nocheck_memory if you know it fits.")
 
 
 def _export_dir(runtime):
@@ -322,6 +388,7 @@ def prepare(experiment_config):
     train_split = splits["train_split"]
     size = experiment_config.data.image_size or train_split.image_shape[0]
     image_shape = (size, size, train_split.image_shape[2])
+    _check_size_and_memory(experiment_config, train_split, image_shape, _Say(role.is_chief))
 
     if experiment_config.trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -435,6 +502,7 @@ def run(experiment_config):
     runtime = experiment_config.runtime
     exporting = runtime.mode in ("train", "train_and_eval", "export")
     mg.configure_tensorflow()  # this program owns the process: see its docstring
+    _STATE["config"] = experiment_config
     experiment = prepare(experiment_config)
     _STATE["experiment"] = experiment
     lock = None
@@ -475,7 +543,8 @@ def run_and_report(experiment_config):
     """`run`, with every failure turned into one message and the exit code of docs/cli.md."""
     model_dir = experiment_config.runtime.model_dir
     try:
-        run(experiment_config)
+        with _WATCHDOG.graceful():
+            run(experiment_config)
     except (ConfigError, distribute.DistributionError) as error:
         _fail(str(error), error=error)
     except checkpoints.CheckpointError as error:
@@ -492,8 +561,10 @@ def run_and_report(experiment_config):
         _fail(f"{error} Replace or remove the file (--verify_images lists every unreadable "
               f"image before training). {kept}", error=error)
     except KeyboardInterrupt as error:
-        _fail("interrupted; rerun the same command to resume from the last checkpoint.", 130,
-              error=error)
+        _FAILURES.append(error)
+        interrupt.claim_exit()
+        print(f"\n{_interrupted_message()}", file=sys.stderr, flush=True)
+        sys.exit(interrupt.EXIT_INTERRUPTED)
     except Exception as error:  # pylint: disable=broad-except
         # Unexpected (a bug, a file corrupted mid-run): the traceback matters.
         traceback.print_exc()
@@ -544,6 +615,7 @@ _STATE = {}
 
 
 def _fail(message, code=EXIT_USAGE, error=None):
+    interrupt.claim_exit()  # this line is the process's last word, not the watchdog's
     if error is not None:
         _FAILURES.append(error)
     print(f"\n{quiet.program_name()}: error: {message}", file=sys.stderr, flush=True)
@@ -558,6 +630,7 @@ def _exit_now(code):
     here. Skipping the interpreter's teardown is what guarantees that no
     error path leaves the process running.
     """
+    interrupt.claim_exit()
     experiment = _STATE.get("experiment")
     try:
         if experiment is not None:
@@ -578,6 +651,8 @@ def _exit_now(code):
 
 def entry_point(argv):
     """`mgaug-train ...`: help, flagfiles, then the run; never returns."""
+    if not _WATCHDOG.installed:
+        _WATCHDOG.install()  # Ctrl-C ends the process within seconds (`interrupt`)
     if any(arg in run_flags.HELP_ARGUMENTS for arg in argv[1:]):
         print(run_flags.help_text(__doc__))
         _exit_now(0)

@@ -161,4 +161,5 @@ DATASET = Dataset(
              "num_classes": DEFAULT_NUM_CLASSES},
     summary="built-in procedural glyphs, 1000/200/400 classes of 28x28 strokes, no files",
     needs_data_dir=False,
+    native_size=28,  # drawn for 28 px, like Omniglot as used
 )

@@ -124,6 +124,7 @@ CIFAR_FS = Dataset(
     formats=(Format("CIFAR-FS pickle", ("CIFAR_FS_{split}.pickle",), _reader("cifar_fs")),),
     options={"image_size": None},
     summary="CIFAR-FS, 64/16/20 CIFAR-100 classes (CIFAR_FS_{split}.pickle)",
+    native_size=32,
 )
 FC100 = Dataset(
     name="fc100",
@@ -131,4 +132,5 @@ FC100 = Dataset(
     formats=(Format("FC100 pickle", ("FC100_{split}.pickle",), _reader("fc100")),),
     options={"image_size": None},
     summary="FC100, 60/20/20 CIFAR-100 classes split by superclass (FC100_{split}.pickle)",
+    native_size=32,
 )

@@ -88,6 +88,9 @@ class Dataset:
         options: Accepted `load` keyword options and their defaults.
         summary: One line for `available_datasets`.
         needs_data_dir: False for the built-in dataset.
+        native_size: The height and width of the images as the dataset holds
+            them, when all share one (None: they vary, as CUB's photographs
+            do); an `image_size` far above it only upsamples.
     """
 
     name: str
@@ -96,6 +99,7 @@ class Dataset:
     options: dict
     summary: str
     needs_data_dir: bool = True
+    native_size: Optional[int] = None
 
 
 def cache_limit(cache_decoded):

@@ -45,6 +45,21 @@ def get_dataset(name):
                          f"TensorFlow Datasets: {tfds_names}.") from None
 
 
+def native_image_size(name):
+    """The size (pixels, height = width) of a dataset's images as it holds them, or None.
+
+    None when the images vary in size (CUB). `name` is any name `load`
+    accepts, or a `FewShotSplit.dataset`; a `tfds:` name gives its raw
+    reader's size.
+
+    Raises:
+        ValueError: An unknown name.
+    """
+    if tfds_source.is_tfds_name(name):
+        name = tfds_source.get_dataset(name).package_name
+    return get_dataset(name).native_size
+
+
 def check_dataset_name(name):
     """Raises `ValueError` (listing the names) unless `load` accepts `name`.
 

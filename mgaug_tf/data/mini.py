@@ -132,4 +132,5 @@ DATASET = Dataset(
     ),
     options={"image_size": None, "cache_decoded": None},
     summary="miniImageNet, 64/16/20 classes (Ravi csv, class folders, or pickles)",
+    native_size=NATIVE_SIZE,
 )

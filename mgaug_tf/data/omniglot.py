@@ -216,4 +216,5 @@ DATASET = Dataset(
     options={"image_size": 28, "split_scheme": "vinyals", "rotations": None,
              "cache_decoded": None},
     summary="Omniglot, Vinyals 1028/172/423 characters x 4 rotations (zips or folders)",
+    native_size=105,  # the scans' size
 )
