@@ -1,6 +1,8 @@
 """The package's public surface: lazy imports, annotations, `py.typed`."""
 
 import inspect
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +23,27 @@ mgaug_tf.presets.get
 print(sorted(name for name in ("tensorflow", "keras") if name in sys.modules))
 import mgaug_tf as mg
 print("glyphs" in mg.data.available_datasets(), mg.MAML.__name__, "tensorflow" in sys.modules)
+import json, keras, mgaug_tf.factory
+print(json.dumps(sorted(name for name in keras.saving.get_custom_objects()
+                        if name.startswith("mgaug_tf>"))))
 """
 
 
-def test_config_imports_without_tensorflow_and_data_is_an_attribute():
+def test_config_imports_without_tensorflow_and_the_lazy_attributes_import_it():
     result = subprocess.run([sys.executable, "-c", _FRESH], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["[]", "True MAML True"]
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["[]", "True MAML True"]
+    # `import mgaug_tf.factory` registers every class a `.keras` file may name
+    # (README: loading a saved learner), found here from the decorators in the source.
+    decorated = sorted(
+        f"mgaug_tf>{name}" for path in (ROOT / "mgaug_tf").rglob("*.py")
+        for name in re.findall(r"^@keras\.saving\.register_keras_serializable\("
+                               r"package=\"mgaug_tf\"\)\nclass (\w+)",
+                               path.read_text(), flags=re.M))
+    assert len(decorated) >= 10
+    assert json.loads(lines[2]) == decorated
 
 
 def test_every_exported_name_and_subpackage_is_an_attribute():
