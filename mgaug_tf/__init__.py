@@ -59,13 +59,19 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__geta
 
 def __getattr__(name: str) -> typing.Any:
     """Imports `name` on first access and caches it as a module attribute."""
+    if name.startswith("__"):  # probes (`__wrapped__`, `__path__` hooks) are not submodules
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if name in _EXPORTS:
         module_name, attribute = _EXPORTS[name]
         value = getattr(importlib.import_module(module_name), attribute)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
     else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        # Any submodule, as after an eager import (`mg.distribute`, `mg.training`).
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     globals()[name] = value
     return value
 

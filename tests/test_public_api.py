@@ -57,6 +57,7 @@ def test_every_exported_name_and_subpackage_is_an_attribute():
         assert getattr(mgaug_tf, name) is not None
     for name in ("data", "config", "presets", "runtime"):
         assert name in dir(mgaug_tf)
+    assert mgaug_tf.distribute is sys.modules["mgaug_tf.distribute"]
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         mgaug_tf.nonexistent  # noqa: B018
 
