@@ -2,11 +2,12 @@
 
 Public API:
     Learners: `MAML`, `FOMAML`, `ANIL`, `MetaSGD`, `ProtoNet`.
-    Backbones: `Conv4`, `ResNet12`, `FewShotClassifier`.
+    Backbones: `Conv4`, `ResNet10`, `ResNet12`, `FewShotClassifier`.
     Meta-gradient augmentation: `MGAug` (masks and strategies in `augment`).
     Data: `data` (`data.load`, `data.episode_dataset`, the built-in `glyphs`).
     Configuration: `config` (typed `ExperimentConfig`), `presets`, `build_learner`
         and `build_backbone` (`factory`), names registered in `registry`.
+    Saved learners: `load_model` (a `.keras` file, every class registered).
     Process setup: `configure_tensorflow` (`runtime`), called once by programs.
     The inner loop shared by every gradient-based learner: `inner_loop.adapt`.
 
@@ -33,14 +34,16 @@ _EXPORTS = {
     "MetaLearner": ("mgaug_tf.learners", "MetaLearner"),
     "MetaSGD": ("mgaug_tf.learners", "MetaSGD"),
     "ProtoNet": ("mgaug_tf.learners", "ProtoNet"),
+    "ResNet10": ("mgaug_tf.backbones.resnet10", "ResNet10"),
     "ResNet12": ("mgaug_tf.backbones", "ResNet12"),
     "build_backbone": ("mgaug_tf.factory", "build_backbone"),
     "build_learner": ("mgaug_tf.factory", "build_learner"),
     "build_optimizer": ("mgaug_tf.factory", "build_optimizer"),
     "configure_tensorflow": ("mgaug_tf.runtime", "configure_tensorflow"),
+    "load_model": ("mgaug_tf.saving", "load_model"),
 }
 _SUBMODULES = ("augment", "backbones", "config", "data", "episodes", "errors", "factory",
-               "functional", "inner_loop", "learners", "presets", "registry", "runtime")
+               "functional", "inner_loop", "learners", "presets", "registry", "runtime", "saving")
 
 __all__ = sorted(list(_EXPORTS) + [name for name in _SUBMODULES
                                    if name not in ("backbones", "errors", "learners")],
@@ -48,13 +51,16 @@ __all__ = sorted(list(_EXPORTS) + [name for name in _SUBMODULES
 
 if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` imports
     from mgaug_tf import (augment, backbones, config, data, episodes, errors, factory,
-                          functional, inner_loop, learners, presets, registry, runtime)
+                          functional, inner_loop, learners, presets, registry, runtime,
+                          saving)
     from mgaug_tf.augment import MGAug
     from mgaug_tf.backbones import Conv4, FewShotClassifier, MetaBatchNormalization, ResNet12
+    from mgaug_tf.backbones.resnet10 import ResNet10
     from mgaug_tf.errors import ArgumentError
     from mgaug_tf.factory import build_backbone, build_learner, build_optimizer
     from mgaug_tf.learners import ANIL, FOMAML, MAML, MetaLearner, MetaSGD, ProtoNet
     from mgaug_tf.runtime import configure_tensorflow
+    from mgaug_tf.saving import load_model
 
 
 def __getattr__(name: str) -> typing.Any:

@@ -120,3 +120,37 @@ def test_py_typed_ships_with_the_package():
     assert (Path(mgaug_tf.__file__).parent / "py.typed").is_file()
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'mgaug_tf = ["py.typed"]' in pyproject
+
+
+_LOAD_FRESH = """
+import sys
+import numpy as np
+import keras
+import mgaug_tf as mg
+try:
+    keras.saving.load_model(sys.argv[1])
+except TypeError as error:
+    print("keras alone:", "Could not locate class" in str(error))
+learner = mg.load_model(sys.argv[1])
+print(type(learner).__name__, type(learner.network.backbone).__name__)
+print(float(np.abs(learner.network.predict(np.load(sys.argv[2]), verbose=0)).sum()))
+"""
+
+
+def test_load_model_registers_the_classes_a_keras_file_names(tmp_path):
+    """`import mgaug_tf` is lazy, so Keras alone cannot find MAML; `mg.load_model` can."""
+    import numpy as np
+
+    learner = mgaug_tf.MAML(mgaug_tf.FewShotClassifier(mgaug_tf.Conv4(filters=4), n_way=3),
+                            n_way=3, inner_steps=1)
+    images = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    expected = float(np.abs(learner.network.predict(images, verbose=0)).sum())
+    learner.save(tmp_path / "learner.keras")
+    np.save(tmp_path / "images.npy", images)
+    result = subprocess.run([sys.executable, "-c", _LOAD_FRESH, str(tmp_path / "learner.keras"),
+                             str(tmp_path / "images.npy")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["keras alone: True", "MAML Conv4"]
+    assert float(lines[2]) == pytest.approx(expected, rel=1e-6)
