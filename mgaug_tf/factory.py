@@ -2,8 +2,10 @@
 
 The only functions that turn `mgaug_tf.config` sections into library objects,
 used by the command-line program, the benchmarks and the tests alike.
-Values are validated by the constructors they reach; a refused value comes
-back as a `config.ConfigFieldError` naming the config fields it came from.
+Values are validated by the constructors they reach (their checks that need
+no TensorFlow are `mgaug_tf.checks`'s, which `checks.check_config` runs on a
+whole config first); a refused value comes back as a
+`config.ConfigFieldError` naming the config fields it came from.
 
 Example:
     >>> from mgaug_tf import config, factory
@@ -11,28 +13,20 @@ Example:
     >>> learner = factory.build_learner(model, (28, 28, 1))
 """
 
-import contextlib
 from typing import Optional, Sequence
 
 import keras
 
 from mgaug_tf import config as config_lib
-from mgaug_tf import registry
+from mgaug_tf import checks, registry
 from mgaug_tf.augment.mgaug import MGAug
 from mgaug_tf.backbones.classifier import FewShotClassifier
 from mgaug_tf.learners.base import MetaLearner
-from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.gradient import GradientLearner
 
-IMAGE_SIZE = "data.image_size"
-_MGAUG_ARGUMENTS = {
-    "strategy": ("strategy",), "num_subnets": ("num_subnets",),
-    "keep_range": ("keep_min", "keep_max"), "reduction": ("reduction",),
-    "resolutions": ("resolutions",), "parity": ("parity", "resize", "flatten_head"),
-    "resize_method": ("resize",),
-    "flatten_head": ("flatten_head",), "width_execution": ("width_execution",)}
-_LEARNER_ARGUMENTS = ("n_way", "inner_lr", "inner_steps", "eval_inner_steps", "bn_mode",
-                      "task_reduction", "recompute")
+IMAGE_SIZE = checks.IMAGE_SIZE
+_MGAUG_PATHS = checks.MGAUG_PATHS
+_fields_of = checks.fields_of
 
 
 def _registered(lookup, name, path):
@@ -43,29 +37,13 @@ def _registered(lookup, name, path):
         raise config_lib.ConfigFieldError((path,), str(error)) from None
 
 
-@contextlib.contextmanager
-def _fields_of(argument_paths):
-    """Turns an `ArgumentError` of a listed argument into a `ConfigFieldError`."""
-    try:
-        yield
-    except ArgumentError as error:
-        paths = argument_paths.get(error.argument)
-        if paths is None:
-            raise
-        raise config_lib.ConfigFieldError(paths, str(error)) from error
-
-
-_MGAUG_PATHS = {argument: tuple(f"model.mgaug.{field}" for field in fields)
-                for argument, fields in _MGAUG_ARGUMENTS.items()}
-_MGAUG_PATHS["image_size"] = (IMAGE_SIZE,)
-
-
 def _model_argument_paths(backbone_config):
     """`{constructor argument: (config paths)}` for every constructor `build_learner` calls."""
     _, backbone_fields = _registered(registry.backbone_builder, backbone_config.name,
                                      "model.backbone.name")
     paths = dict(_MGAUG_PATHS)
-    paths.update({argument: (f"model.learner.{argument}",) for argument in _LEARNER_ARGUMENTS})
+    paths.update({argument: (f"model.learner.{argument}",)
+                  for argument in checks.LEARNER_ARGUMENTS})
     paths.update({"filters": ("model.backbone.filters",), "pooling": ("model.backbone.pooling",),
                   "dtype": ("model.backbone.dtype",),
                   "fused_batch_norm": ("model.backbone.fused_batch_norm",),
@@ -106,16 +84,8 @@ def build_augmentation(mgaug_config: config_lib.MGAugConfig, image_size: Optiona
     """
     if not mgaug_config.enabled:
         return None
-    flatten_head = (None if mgaug_config.flatten_head == config_lib.NO_FLATTEN_HEAD
-                    else mgaug_config.flatten_head)
     with _fields_of(_MGAUG_PATHS):
-        return MGAug(mgaug_config.strategy, num_subnets=mgaug_config.num_subnets,
-                     keep_range=(mgaug_config.keep_min, mgaug_config.keep_max),
-                     reduction=mgaug_config.reduction,
-                     resolutions=tuple(mgaug_config.resolutions) or None,
-                     image_size=image_size, parity=mgaug_config.parity, seed=seed,
-                     resize_method=mgaug_config.resize, flatten_head=flatten_head,
-                     width_execution=mgaug_config.width_execution)
+        return MGAug(**checks.mgaug_arguments(mgaug_config, image_size), seed=seed)
 
 
 def build_learner(model_config: config_lib.ModelConfig,
@@ -184,14 +154,7 @@ def build_optimizer(optimizer_config: config_lib.OptimizerConfig
             that is not positive, a decay rate outside (0, 1] or a momentum
             Keras refuses.
     """
-    if not optimizer_config.learning_rate > 0:
-        raise config_lib.ConfigFieldError(
-            ("optimizer.learning_rate",), "`learning_rate` must be positive. Received: "
-            f"learning_rate={optimizer_config.learning_rate!r}")
-    if optimizer_config.decay_steps and not 0 < optimizer_config.decay_rate <= 1:
-        raise config_lib.ConfigFieldError(
-            ("optimizer.decay_rate",), "`decay_rate` must be in (0, 1] (the factor of each "
-            f"decay). Received: decay_rate={optimizer_config.decay_rate!r}")
+    checks.check_optimizer_config(optimizer_config)
     learning_rate = optimizer_config.learning_rate
     if optimizer_config.decay_steps:
         learning_rate = keras.optimizers.schedules.ExponentialDecay(

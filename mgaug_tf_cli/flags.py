@@ -26,10 +26,17 @@ GROUP_TITLES = {"data": "data", "episodes": "episodes", "backbone": "model: back
                 "learner": "model: learner", "mgaug": "MGAug", "optimizer": "optimizer",
                 "trainer": "trainer", "runtime": "runtime"}
 HELP_ARGUMENTS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
+HELPFULL_ARGUMENTS = ("--helpfull", "-helpfull")
+# absl's own flags that --helpfull lists besides the config's (the program's --verbosity, ...).
+ABSL_MODULES = ("absl.app", "absl.logging")
 
 
-def _check_dataset(name):
-    """Unknown --dataset names fail at flag parsing, listing the known ones."""
+def check_dataset(name):
+    """Refuses an unknown --dataset name, listing the known ones (imports TensorFlow).
+
+    Raises:
+        flags.ValidationError: Naming `--dataset=name`.
+    """
     from mgaug_tf.data.load import check_dataset_name  # pylint: disable=import-outside-toplevel
     try:
         check_dataset_name(name)
@@ -49,8 +56,16 @@ def _integer_list(flag):
     return check
 
 
-def define_flags(flag_values=flags.FLAGS):
-    """Defines one flag per `ExperimentConfig` field on `flag_values` (once)."""
+def define_flags(flag_values=flags.FLAGS, check_dataset_name=True):
+    """Defines one flag per `ExperimentConfig` field on `flag_values` (once).
+
+    Args:
+        flag_values: The `flags.FlagValues` to define them on.
+        check_dataset_name: Check `--dataset` when the flags are parsed. The
+            dataset table imports TensorFlow, so a program that checks the
+            rest of its config first passes False and calls `check_dataset`
+            itself.
+    """
     if next(iter(config_lib.FIELDS_BY_FLAG)) in flag_values:
         return
     for spec in config_lib.FIELDS.values():
@@ -74,7 +89,8 @@ def define_flags(flag_values=flags.FLAGS):
                                      flag_values=flag_values)
         else:
             flags.DEFINE_string(*args, flag_values=flag_values)
-    flags.register_validator("dataset", _check_dataset, flag_values=flag_values)
+    if check_dataset_name:
+        flags.register_validator("dataset", check_dataset, flag_values=flag_values)
 
 
 def config_from_flags(flag_values=flags.FLAGS, base=None):
@@ -170,8 +186,11 @@ def _default_text(spec):
     return f"'{default}'" if isinstance(default, str) else str(default)
 
 
-def help_text(usage=""):
-    """`--help`: `usage`, then every flag grouped by its config section (from the config alone)."""
+def help_text(usage="", full=False):
+    """`--help`: `usage`, then every flag grouped by its config section (from the config alone).
+
+    `full` (`--helpfull`) adds absl's own flags (`--verbosity`, `--logtostderr`, ...).
+    """
     lines = [usage.strip(), ""] if usage.strip() else []
     groups = {}
     for spec in config_lib.FIELDS.values():
@@ -190,9 +209,15 @@ def help_text(usage=""):
             if default is not None:
                 lines.append(f"      (default: {default})")
         lines.append("")
+    if full:
+        # absl's modules define their flags when imported; the help flags on request.
+        from absl import app, logging  # pylint: disable=import-outside-toplevel,unused-import
+        app.define_help_flags()
+        for module in ABSL_MODULES:
+            lines += [flags.FLAGS.module_help(module), ""]
     lines.append("--flagfile=FILE reads flags from FILE (one per line; configs/NAME.cfg is also "
-                 "found in the installed package); --helpfull also lists absl's and "
-                 "TensorFlow's flags.")
+                 "found in the installed package)" + ("." if full else "; --helpfull also lists "
+                                                      "absl's own flags (--verbosity, logging)."))
     return "\n".join(lines)
 
 

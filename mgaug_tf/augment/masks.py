@@ -13,12 +13,11 @@ schedules), `strip` (bake masks into a copy of the weights, like TF-MOT's
 `strip_pruning`) and `sparsity`.
 """
 
-import numbers
-
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mgaug_tf.checks import check_keep_ratio
 from mgaug_tf.errors import ArgumentError
 
 
@@ -131,17 +130,6 @@ class ConstantKeepRatio(KeepRatioSampler):
 
     def get_config(self):
         return {"keep_ratio": self.keep_ratio}
-
-
-def check_keep_ratio(name, value, owner=None):
-    """Refuses a keep ratio outside (0, 1].
-
-    Raises:
-        mgaug_tf.errors.ArgumentError: Naming the argument `name`.
-    """
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not 0.0 < float(value) <= 1.0):
-        raise ArgumentError(name, value, "must be a keep ratio in (0, 1]", owner=owner)
 
 
 def sparsity(masks, weights):

@@ -14,14 +14,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mgaug_tf import choices
+from mgaug_tf import checks, choices
 from mgaug_tf import episodes as episodes_lib
 from mgaug_tf import functional
 from mgaug_tf import interpolation
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
 from mgaug_tf.backbones import classifier as classifier_lib
-from mgaug_tf.backbones.pooling import check_integer, is_integer
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import accuracy, sequential_loop, unscale
 
@@ -205,50 +204,17 @@ class MGAug:
         owner = "MGAug"
         self.strategy_name = strategy
         self.strategy = strategies_lib.get_strategy(strategy, owner=owner)
-        check_integer("num_subnets", num_subnets, owner)
-        if reduction not in REDUCTIONS:
-            raise ArgumentError("reduction", reduction, f"must be one of {REDUCTIONS}",
-                                owner=owner)
+        checks.check_mgaug_arguments(
+            num_subnets=num_subnets, keep_range=keep_range if keep_ratio_sampler is None else None,
+            reduction=reduction, resolutions=resolutions, image_size=image_size,
+            resize_method=resize_method, flatten_head=flatten_head, parity=parity,
+            strategy=strategy, width_execution=width_execution, owner=owner)
         if keep_ratio_sampler is None:
-            keep_ratio_sampler = _reference_keep_ratios(keep_range, owner)
+            keep_ratio_sampler = masks_lib.ReferenceKeepRatios(*keep_range)
         self.keep_ratio_sampler = keep_ratio_sampler
         self.num_subnets = int(num_subnets)
         self.reduction = reduction
-        self.resolutions = None
-        if resolutions:
-            if (not isinstance(resolutions, (list, tuple))
-                    or not all(is_integer(size) and size >= 1 for size in resolutions)):
-                raise ArgumentError("resolutions", resolutions,
-                                    "must be None or a sequence of positive integer sizes in "
-                                    "pixels", owner=owner)
-            self.resolutions = tuple(int(size) for size in resolutions)
-        if image_size is not None:
-            if not is_integer(image_size) or image_size < 1:
-                raise ArgumentError("image_size", image_size,
-                                    "must be None or a positive integer size in pixels",
-                                    owner=owner)
-            self._check_resolutions(int(image_size))
-        if resize_method not in RESIZE_METHODS:
-            raise ArgumentError("resize_method", resize_method,
-                                f"must be one of {RESIZE_METHODS}", owner=owner)
-        classifier_lib.check_flatten_head(flatten_head, owner=owner)
-        if parity and (resize_method != "align_corners"
-                       or flatten_head not in (None, "reference")):
-            raise ArgumentError(
-                "parity", parity,
-                f"must be False with resize_method={resize_method!r} and "
-                f"flatten_head={flatten_head!r}: parity=True reproduces the reference code, "
-                "which needs resize_method='align_corners' and flatten_head None or "
-                "'reference' (which it implies)", owner=owner)
-        if width_execution not in WIDTH_EXECUTIONS:
-            raise ArgumentError("width_execution", width_execution,
-                                f"must be one of {WIDTH_EXECUTIONS}", owner=owner)
-        if width_execution == "sliced" and strategy != "random_width":
-            raise ArgumentError(
-                "width_execution", width_execution,
-                f"must be 'masked' or 'auto' with strategy {strategy!r}: "
-                "width_execution='sliced' needs channel masks (strategy 'random_width'), and "
-                f"{strategy!r} prunes single entries, which run masked", owner=owner)
+        self.resolutions = tuple(int(size) for size in resolutions) if resolutions else None
         self.width_execution = width_execution
         self.resize_method = resize_method
         self.flatten_head = "reference" if parity and flatten_head is None else flatten_head
@@ -258,11 +224,7 @@ class MGAug:
 
     def _check_resolutions(self, image_size):
         """Refuses resolutions above `image_size`: sub-networks only downscale."""
-        if self.resolutions and max(self.resolutions) > int(image_size):
-            raise ArgumentError(
-                "resolutions", self.resolutions,
-                f"must be sizes of at most the input images' {image_size} px (sub-networks "
-                "only downscale)", owner="MGAug")
+        checks.check_resolutions(self.resolutions, image_size)
 
     def check_learner(self, learner: "MetaLearner") -> MGAugSettings:
         """What this augmentation resolves for `learner`, or an error if it cannot serve it.
@@ -713,14 +675,3 @@ class MGAug:
         config["keep_ratio_sampler"] = keras.saving.deserialize_keras_object(
             config["keep_ratio_sampler"])
         return cls(**config)
-
-
-def _reference_keep_ratios(keep_range, owner):
-    """The `ReferenceKeepRatios` of `keep_range`, refused under MGAug's argument name."""
-    try:
-        keep_min, keep_max = keep_range
-        return masks_lib.ReferenceKeepRatios(keep_min, keep_max)
-    except (TypeError, ValueError) as error:
-        raise ArgumentError("keep_range", keep_range,
-                            "must be (keep_min, keep_max), keep ratios in (0, 1] with "
-                            "keep_min <= keep_max", owner=owner) from error

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from mgaug_tf import choices, functional
 from mgaug_tf.backbones.pooling import check_n_way
+from mgaug_tf.checks import check_flatten_head
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.interpolation import resize_align_corners
 
@@ -55,17 +56,6 @@ def reference_head_rows(full_grid, grid, channels):
     nchw = c * height * width + y * width + x
     full_c, position = nchw // (full_h * full_w), nchw % (full_h * full_w)
     return position * channels + full_c
-
-
-def check_flatten_head(flatten_head, owner=None):
-    """Refuses a `flatten_head` other than None or one of `FLATTEN_HEADS`.
-
-    Raises:
-        mgaug_tf.errors.ArgumentError: Naming `flatten_head`.
-    """
-    if flatten_head is not None and flatten_head not in FLATTEN_HEADS:
-        raise ArgumentError("flatten_head", flatten_head,
-                            f"must be None or one of {FLATTEN_HEADS}", owner=owner)
 
 
 def _backbone_options(fused_batch_norm):

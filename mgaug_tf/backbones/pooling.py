@@ -1,10 +1,12 @@
 """The last step of a backbone: feature map -> feature vector, and the input size it needs."""
 
-import numbers
-
 import keras
 
 from mgaug_tf import choices
+# The integer checks live with the other TensorFlow-free checks; re-exported for the
+# backbones and learners that import them from here.
+from mgaug_tf.checks import (check_integer, check_n_way,  # pylint: disable=unused-import
+                             check_positive_integers, is_integer)
 from mgaug_tf.errors import ArgumentError
 
 POOLINGS = choices.POOLINGS
@@ -42,48 +44,3 @@ def check_input_size(input_shape, min_size, owner):
                             f"must be (batch, height, width, channels) with height and width "
                             f"of at least {min_size} px (smaller images leave an empty feature "
                             "map)", owner=owner)
-
-
-def is_integer(value):
-    """Whether `value` is an integer (Python or NumPy), not a bool, float, string or sequence."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def check_integer(argument, value, owner, minimum=1):
-    """Returns `value` if it is an integer >= `minimum`: the library's one integer check.
-
-    Refuses values of any other type (sequences, strings, floats such as
-    8.5 or 8.0, bools) with one wording, "must be an integer >= minimum"
-    (e.g. `n_way` of a learner, minimum 2; `filters`, minimum 1).
-
-    Raises:
-        mgaug_tf.errors.ArgumentError: Naming `argument` otherwise.
-    """
-    if not is_integer(value) or value < minimum:
-        raise ArgumentError(argument, value, f"must be an integer >= {minimum}", owner=owner)
-    return value
-
-
-def check_n_way(n_way, owner, minimum=2):
-    """`check_integer` for `n_way`: classes per episode (a learner needs at least 2).
-
-    Raises:
-        mgaug_tf.errors.ArgumentError: Naming `n_way`.
-    """
-    return check_integer("n_way", n_way, owner, minimum=minimum)
-
-
-def check_positive_integers(argument, values, owner):
-    """Returns `values` if it is a non-empty list or tuple of integers >= 1.
-
-    A single integer is `check_integer`'s; here anything but a list or tuple
-    of integers (a bare int, a string, floats, bools) is refused.
-
-    Raises:
-        mgaug_tf.errors.ArgumentError: Naming `argument` otherwise.
-    """
-    if (not isinstance(values, (list, tuple)) or not values
-            or any(not is_integer(item) or item < 1 for item in values)):
-        raise ArgumentError(argument, values,
-                            "must be a non-empty sequence of integers >= 1", owner=owner)
-    return values

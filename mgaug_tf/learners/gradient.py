@@ -1,15 +1,15 @@
 """The base of gradient-based learners: adapt with THE inner loop, then classify."""
 
-import numbers
 from typing import Any, Optional
 
 import keras
 import tensorflow as tf
 
 from mgaug_tf import inner_loop
-from mgaug_tf.backbones.pooling import check_integer, is_integer
+from mgaug_tf.checks import check_inner_loop
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import MetaLearner, cross_entropy
+
 
 def check_network_width(network, width, n_way, owner):
     """Refuses a `network` whose `width` logits (None: unknown, not checked) are not `n_way`.
@@ -64,14 +64,7 @@ class GradientLearner(MetaLearner):
                  inner_steps: int = 5, eval_inner_steps: Optional[int] = None,
                  first_order: bool = False, recompute: bool = False, **kwargs: Any) -> None:
         owner = type(self).__name__
-        check_integer("inner_steps", inner_steps, owner)
-        if eval_inner_steps is not None and (not is_integer(eval_inner_steps)
-                                             or eval_inner_steps < 0):
-            raise ArgumentError("eval_inner_steps", eval_inner_steps,
-                                "must be None or an integer >= 0", owner=owner)
-        if (isinstance(inner_lr, bool) or not isinstance(inner_lr, numbers.Real)
-                or not inner_lr > 0):
-            raise ArgumentError("inner_lr", inner_lr, "must be a positive number", owner=owner)
+        check_inner_loop(inner_lr, inner_steps, eval_inner_steps, owner)
         self.inner_lr = float(inner_lr)
         self.inner_steps = int(inner_steps)
         self.eval_inner_steps = int(inner_steps if eval_inner_steps is None else eval_inner_steps)
