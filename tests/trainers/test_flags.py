@@ -193,7 +193,7 @@ def test_cli_reports_errors_without_traceback_and_exits(tmp_path):
         "keep": (["--keep_min=0", "--mgaug=catfish"], 2, "--keep_min=0.0 --keep_max=1.0: "),
         "replicas": (["--strategy=mirrored", "--cpu_devices=2", "--meta_batch_size=3"], 2,
                      "--meta_batch_size=3 is not divisible by the 2 replicas"),
-        "typo": (["--learnr=maml"], 1, "Unknown command line flag 'learnr'"),
+        "typo": (["--learnr=maml"], 2, "Unknown command line flag 'learnr'"),
         "diverging": (["--learner=protonet", "--outer_optimizer=sgd", "--outer_lr=1e38",
                        "--train_steps=3", "--checkpoint_every=1"], 3, "training stopped"),
     }
