@@ -9,6 +9,8 @@ same command resumes from the last checkpoint in --model_dir. See
 docs/cli.md for the modes, configs, distribution and the SavedModel.
 """
 
+from __future__ import annotations  # the dataclass names types imported later
+
 import os
 import shutil
 import sys
@@ -50,19 +52,40 @@ from absl import app
 from absl import flags
 from absl import logging
 
-with quiet.native_stderr():
-    import keras
-    import tensorflow as tf
+from mgaug_tf import checks
+from mgaug_tf import config as config_lib
+from mgaug_tf_cli import flags as run_flags
 
-    import mgaug_tf as mg
-    from mgaug_tf import config as config_lib
-    from mgaug_tf import data, distribute, export, factory, memory
-    from mgaug_tf.data.load import native_image_size
-    from mgaug_tf.data import preprocess
-    from mgaug_tf.training import checkpoints, evaluation, files, inputs, summaries, trainer
-    from mgaug_tf_cli import flags as run_flags
+# TensorFlow and the library are imported by `load_libraries` once the flags
+# are parsed and the config checked: --help or a mistyped flag is answered at
+# once instead of after TensorFlow's import.
+keras = tf = mg = data = distribute = export = factory = memory = preprocess = None
+checkpoints = evaluation = files = inputs = summaries = trainer = native_image_size = None
 
-run_flags.define_flags()
+
+def load_libraries():
+    """Imports TensorFlow and the library into this module's names (once)."""
+    # pylint: disable=global-statement,import-outside-toplevel,redefined-outer-name
+    global keras, tf, mg, data, distribute, export, factory, memory, preprocess
+    global checkpoints, evaluation, files, inputs, summaries, trainer, native_image_size
+    if tf is not None:
+        return
+    with quiet.native_stderr():
+        import keras
+        import tensorflow as tf
+
+        import mgaug_tf as mg
+        from mgaug_tf import data, distribute, export, factory, memory
+        from mgaug_tf.data.load import native_image_size
+        from mgaug_tf.data import preprocess
+        from mgaug_tf.training import checkpoints, evaluation, files, inputs, summaries, trainer
+        # Finds the devices (cuInit) now, while the noise of a machine without
+        # a GPU is filtered; later calls reuse the result.
+        tf.config.list_physical_devices()
+
+
+# --dataset is checked after the rest of the config: its table needs TensorFlow.
+run_flags.define_flags(check_dataset_name=False)
 
 EXIT_USAGE = 2  # bad flags, missing or unreadable data, unusable checkpoint
 EXIT_NON_FINITE = 3  # NaN/Inf loss or weights
@@ -247,8 +270,10 @@ def _export_dir(runtime):
     return runtime.export_dir or os.path.join(runtime.model_dir, "export")
 
 
-RUN_ENTRIES = ("train", "val", "eval", checkpoints.BEST, "checkpoint", FLAGFILE, CONFIG_FILE,
-               files.LOCK_FILE)
+def _run_entries():
+    """The names of a model_dir's own files and folders."""
+    return ("train", "val", "eval", checkpoints.BEST, "checkpoint", FLAGFILE, CONFIG_FILE,
+            files.LOCK_FILE)
 
 
 def _check_export_dir(runtime):
@@ -259,7 +284,7 @@ def _check_export_dir(runtime):
     name = os.path.basename(export_dir)
     if (export_dir == model_dir or model_dir.startswith(export_dir.rstrip(os.sep) + os.sep)
             or (os.path.dirname(export_dir) == model_dir
-                and (name in RUN_ENTRIES or name.startswith(("ckpt-", "eval_"))))):
+                and (name in _run_entries() or name.startswith(("ckpt-", "eval_"))))):
         raise ConfigError(f"--export_dir={runtime.export_dir} would write the SavedModel over "
                           f"the files of --model_dir={runtime.model_dir}; use a folder of its "
                           "own (default: model_dir/export).")
@@ -500,6 +525,7 @@ def run(experiment_config):
     if not experiment_config.runtime.model_dir:
         raise ConfigError("--model_dir is required: the run's folder (checkpoints, summaries, "
                           "results).")
+    load_libraries()
     runtime = experiment_config.runtime
     exporting = runtime.mode in ("train", "train_and_eval", "export")
     mg.configure_tensorflow()  # this program owns the process: see its docstring
@@ -542,6 +568,7 @@ def run(experiment_config):
 
 def run_and_report(experiment_config):
     """`run`, with every failure turned into one message and the exit code of docs/cli.md."""
+    load_libraries()  # for the errors named below
     model_dir = experiment_config.runtime.model_dir
     try:
         with _WATCHDOG.graceful():
@@ -572,20 +599,41 @@ def run_and_report(experiment_config):
         _fail(f"{type(error).__name__}; see the traceback above.", 1, error=error)
 
 
-def _main(argv):
-    """absl's main: the parsed flags become the config, then the run."""
+def _parse_flags(argv):
+    """absl's flag parser: the flags, then the config's checks, before TensorFlow is imported.
+
+    Returns the checked `ExperimentConfig` (absl passes it to `_main`); a
+    refused flag or value ends the process with one line and exit code 2.
+    """
+    try:
+        rest = flags.FLAGS(argv)
+    except flags.Error as error:
+        _fail(str(error))
+    if len(rest) > 1:
+        _fail(f"unexpected arguments {rest[1:]}; flags look like --name=value.")
+    try:
+        experiment_config = _with_saved_settings(run_flags.config_from_flags())
+        checks.check_config(experiment_config)
+    except ConfigError as error:
+        _fail(str(error), error=error)
+    except config_lib.ConfigFieldError as error:
+        _fail(f"{run_flags.describe(error.paths, experiment_config)}: {error.message}")
+    load_libraries()  # the dataset table needs TensorFlow
+    try:
+        run_flags.check_dataset(experiment_config.data.dataset)
+    except flags.ValidationError as error:
+        _fail(str(error))
+    return experiment_config
+
+
+def _main(experiment_config):
+    """absl's main: the run of the config `_parse_flags` checked."""
+    load_libraries()
     # absl's own --verbosity (not a config field): TensorFlow's INFO lines
     # would bury the progress bar unless the user asked for them.
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
         tf.get_logger().setLevel("WARNING")
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value.")
-    experiment_config = run_flags.config_from_flags()
-    try:
-        experiment_config = _with_saved_settings(experiment_config)
-    except ConfigError as error:
-        _fail(str(error), error=error)
     run_and_report(experiment_config)
 
 
@@ -657,17 +705,16 @@ def entry_point(argv):
     if any(arg in run_flags.HELP_ARGUMENTS for arg in argv[1:]):
         print(run_flags.help_text(__doc__))
         _exit_now(0)
+    if any(arg in run_flags.HELPFULL_ARGUMENTS for arg in argv[1:]):
+        print(run_flags.help_text(__doc__, full=True))
+        _exit_now(0)
     try:
         argv = argv[:1] + run_flags.expand_flagfiles(argv[1:])
     except run_flags.FlagfileError as error:
         print(f"{quiet.program_name()}: error: {error}", file=sys.stderr)
-        _exit_now(1)
-    with quiet.native_stderr():
-        # Finds the devices (cuInit) now, while the noise of a machine without
-        # a GPU is filtered; later calls reuse the result.
-        tf.config.list_physical_devices()
+        _exit_now(EXIT_USAGE)
     try:
-        app.run(_main, argv=argv)
+        app.run(_main, argv=argv, flags_parser=_parse_flags)
     except SystemExit as done:
         _exit_now(done.code)
     except BaseException:  # pylint: disable=broad-except
