@@ -1,0 +1,82 @@
+"""mgaug-train answers --help, --helpfull and refused flags before it imports TensorFlow."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.trainers.conftest import REPO, cli_env
+
+
+# Runs mgaug-train with an audit hook that reports, on stderr, every import of
+# TensorFlow or Keras the moment it starts (before the program ends with os._exit).
+_WATCHED = """
+import sys
+def report(event, args):
+    if event == "import" and args[0] in ("tensorflow", "keras"):
+        sys.stderr.write(f"imported {args[0]}\\n")
+sys.addaudithook(report)
+sys.argv = ["mgaug-train", *sys.argv[1:]]
+from mgaug_tf_cli import train
+train.main()
+"""
+
+
+def _user_env():
+    """A user's environment: TF_CPP_MIN_LOG_LEVEL unset, so the program filters the noise."""
+    env = cli_env()
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return env
+
+
+def _program(*args):
+    """Runs `mgaug-train args`: (exit code, stdout, stderr lines, {"tensorflow", "keras"} seen)."""
+    completed = subprocess.run([sys.executable, "-c", _WATCHED, *args], capture_output=True,
+                               text=True, env=_user_env(), cwd=REPO, timeout=120, check=False)
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    imported = {line.split()[1] for line in lines if line.startswith("imported ")}
+    said = [line for line in lines if not line.startswith("imported ")]
+    return completed.returncode, completed.stdout, said, imported
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lerner=maml"], "mgaug-train: error: Unknown command line flag 'lerner'. Did you mean: "
+                        "learner ?"),
+    (["--keep_min=1.5", "--mgaug=catfish"],
+     "mgaug-train: error: --keep_min=1.5 --keep_max=1.0: MGAug: `keep_range` must be (keep_min, "
+     "keep_max), keep ratios in (0, 1] with keep_min <= keep_max. Received: "
+     "keep_range=(1.5, 1.0)"),
+    (["--inner_lr=0"], "mgaug-train: error: --inner_lr=0.0: maml: `inner_lr` must be a positive "
+                       "number. Received: inner_lr=0.0"),
+    (["--outer_lr=-1"], "mgaug-train: error: --outer_lr=-1.0: `learning_rate` must be positive. "
+                        "Received: learning_rate=-1.0"),
+    (["--flagfile=no_such.cfg"], "mgaug-train: error: --flagfile=no_such.cfg not found; looked at "
+                                 f"{REPO / 'no_such.cfg'}."),
+    (["stray"], "mgaug-train: error: unexpected arguments ['stray']; flags look like --name=value."),
+])
+def test_refused_flags_are_one_line_and_exit_2_without_importing_tensorflow(args, message):
+    code, stdout, said, imported = _program("--model_dir=unused", *args)
+    assert code == 2 and stdout == ""
+    assert said == [message]
+    assert imported == set()
+
+
+def test_help_and_helpfull_exit_0_with_the_groups_without_importing_tensorflow():
+    code, text, said, imported = _program("--help")
+    assert code == 0 and said == [] and imported == set()
+    full_code, full, full_said, full_imported = _program("--helpfull")
+    assert full_code == 0 and full_said == [] and full_imported == set()
+    headers = [line for line in full.splitlines() if line.endswith(":") and " " not in
+               line.replace("model: ", "")]
+    assert headers == ["data:", "episodes:", "model: backbone:", "model: learner:", "MGAug:",
+                       "optimizer:", "trainer:", "runtime:", "absl.app:", "absl.logging:"]
+    assert full.startswith(text.rsplit("\n--flagfile", 1)[0])  # --help's groups, unchanged
+    assert "--verbosity" in full and "--[no]vectorize" not in full
+
+
+def test_the_dataset_name_is_checked_last_as_its_table_imports_tensorflow():
+    """Also shows that the audit hook above sees TensorFlow's import."""
+    code, stdout, said, imported = _program("--model_dir=unused", "--dataset=imagenet")
+    assert code == 2 and stdout == "" and len(said) == 1
+    assert said[0].startswith("mgaug-train: error: --dataset=imagenet: Unknown dataset 'imagenet'")
+    assert imported == {"tensorflow", "keras"}
