@@ -294,6 +294,14 @@ def _check_export_dir(runtime):
             and not runtime.overwrite_export):
         raise ConfigError(f"--export_dir={runtime.export_dir} is not empty; pass "
                           "--overwrite_export to replace its contents, or choose a new folder.")
+    # The export replaces the folder, so the folder holding it must be writable.
+    problem = files.write_problem(os.path.dirname(export_dir))
+    if problem:
+        given = (f"--export_dir={runtime.export_dir}" if runtime.export_dir
+                 else f"--model_dir={runtime.model_dir} (the SavedModel's default place, "
+                      f"{export_dir})")
+        raise ConfigError(f"{given} cannot be written ({problem}); pass --export_dir=FOLDER "
+                          "you can write to.")
 
 
 # ----------------------------------------------------------------- builders
@@ -390,6 +398,11 @@ def prepare(experiment_config):
     if not training and tf.train.latest_checkpoint(runtime.model_dir) is None:
         raise ConfigError(f"--mode={runtime.mode} needs a trained run, but --model_dir="
                           f"{runtime.model_dir} holds no checkpoint.")
+    problem = files.write_problem(runtime.model_dir)
+    if training and problem:
+        raise ConfigError(f"--model_dir={runtime.model_dir} cannot be written ({problem}); "
+                          "training writes its checkpoints, summaries and config there: use a "
+                          "folder you can write to.")
     _check_model_dir(experiment_config)
     if runtime.mode != "eval":
         _check_export_dir(runtime)
@@ -478,6 +491,11 @@ def evaluate(experiment, checkpoint_path):
     experiment.say(result.summary())
     if not experiment.role.is_chief:
         return
+    problem = files.write_problem(experiment_config.runtime.model_dir)
+    if problem:  # a finished run in a read-only folder: the printed result is the output
+        experiment.say(f"Not written to --model_dir={experiment_config.runtime.model_dir} "
+                       f"({problem}).")
+        return
     step = int(experiment.checkpoints.step.numpy())
     learner_config = experiment_config.model.learner
     path = os.path.join(experiment_config.runtime.model_dir, f"eval_{split.split}.json")
@@ -533,7 +551,9 @@ def run(experiment_config):
     experiment = prepare(experiment_config)
     _STATE["experiment"] = experiment
     lock = None
-    if experiment.role.is_chief:
+    # A read-only model_dir (evaluated or exported elsewhere) gets no lock:
+    # nothing is written into it.
+    if experiment.role.is_chief and files.write_problem(runtime.model_dir) is None:
         # A second live run in the same model_dir would overwrite this one's
         # checkpoints and double its TensorBoard curves.
         try:
@@ -594,9 +614,22 @@ def run_and_report(experiment_config):
         print(f"\n{_interrupted_message()}", file=sys.stderr, flush=True)
         sys.exit(interrupt.EXIT_INTERRUPTED)
     except Exception as error:  # pylint: disable=broad-except
+        full = files.disk_full_path(error)
+        if full is not None:
+            _fail(_disk_full_message(full, model_dir), error=error)
         # Unexpected (a bug, a file corrupted mid-run): the traceback matters.
         traceback.print_exc()
         _fail(f"{type(error).__name__}; see the traceback above.", 1, error=error)
+
+
+def _disk_full_message(path, model_dir):
+    """One line for a write that failed on a full disk: the file, and what is intact."""
+    latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
+    kept = (f"The last complete checkpoint, {latest} (step {latest.rsplit('-', 1)[-1]}), is "
+            "intact: free space on that disk and rerun the same command to resume from it."
+            if latest else "No checkpoint had been written yet: free space on that disk and "
+            "rerun the same command.")
+    return f"{files.NO_SPACE}: cannot write {path or 'a file'}. {kept}"
 
 
 def _parse_flags(argv):

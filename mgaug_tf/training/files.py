@@ -1,22 +1,79 @@
-"""Atomic file writes (a reader or a killed run never sees half a file) and the run lock."""
+"""Atomic file writes (a reader or a killed run never sees half a file), the run lock, and
+the checks that a folder can be written and that a write failed on a full disk."""
 
+import errno
 import json
 import os
 import socket
+import tempfile
 import time
+
+NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device", also in TensorFlow's errors
 
 
 def write_text(path, text):
-    """Writes `text` to `path` through a temporary file and a rename."""
+    """Writes `text` to `path` through a temporary file and a rename.
+
+    Raises:
+        OSError: The write failed; its `filename` names the file written.
+    """
     temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        if error.filename is None:  # a failed write() or close() names no file
+            raise OSError(error.errno, error.strerror, temporary) from error
+        raise
     os.replace(temporary, path)
 
 
 def write_json(path, payload):
     """Writes `payload` as indented JSON to `path`, atomically."""
     write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def write_problem(folder):
+    """Why files cannot be created in `folder`, or None if they can.
+
+    A folder that does not exist yet is judged by its nearest existing
+    parent (where it would be created). The test creates and deletes a real
+    temporary file, so read-only mounts are found as well as permissions.
+
+    Returns:
+        None, or e.g. "/runs/x: [Errno 13] Permission denied".
+    """
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as error:
+        return f"{probe}: [Errno {error.errno}] {error.strerror}"
+    return None
+
+
+def disk_full_path(error):
+    """The file that a full disk kept from being written, if `error` (or its cause) says so.
+
+    Recognises an `OSError` with errno ENOSPC and TensorFlow's errors (a
+    `ResourceExhaustedError` from a checkpoint or summary write), whose
+    message reads "<file>; No space left on device".
+
+    Returns:
+        The file's path; "" when the error names none; None when `error` is
+        not a full disk.
+    """
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return error.filename or ""
+        text = str(getattr(error, "message", None) or error)
+        if NO_SPACE in text:
+            head = text.split(f"; {NO_SPACE}", 1)[0] if f"; {NO_SPACE}" in text else ""
+            return head.rsplit("}} ", 1)[-1].strip()  # after TensorFlow's "{{function_node ...}}"
+        error = error.__cause__ or error.__context__
+    return None
 
 
 LOCK_FILE = "run.lock"
