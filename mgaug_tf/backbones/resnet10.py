@@ -67,6 +67,13 @@ def _apply(conv, padding, inputs):
     return conv(_pad(inputs, padding) if padding else inputs)
 
 
+def _padded_shape(shape, padding):
+    """`shape` (NHWC) after `_pad`: a "valid" convolution is built on the padded input it sees."""
+    batch, height, width, channels = shape
+    grow = (lambda size: None if size is None else size + 2 * padding)
+    return (batch, grow(height), grow(width), channels)
+
+
 @keras.saving.register_keras_serializable(package="mgaug_tf")
 class BasicBlock(keras.layers.Layer):
     """CloserLook's `SimpleBlock`: conv-BN-ReLU-conv-BN plus the shortcut, then ReLU.
@@ -104,18 +111,22 @@ class BasicBlock(keras.layers.Layer):
         self.bn2 = norm("bn2")
         self.shortcut_conv = self.shortcut_bn = None
         if self.in_width != self.width or self.stride != 1:
-            self.shortcut_conv, _ = _conv(self.width, 1, self.stride, 0, policy, "shortcut_conv")
+            # The 1x1 stride-s convolution runs as a subsample then a stride-1
+            # convolution (the same function): TensorFlow's oneDNN filter gradient
+            # of a strided 1x1 convolution corrupts the heap on some even inputs
+            # with few channels (e.g. 16 x 16 x 4, stride 2).
+            self.shortcut_conv, _ = _conv(self.width, 1, 1, 0, policy, "shortcut_conv")
             self.shortcut_bn = norm("shortcut_bn")
 
     def build(self, input_shape):
         shape = tuple(input_shape)
         inner = self.compute_output_shape(shape)
-        self.conv1.build(shape)
+        self.conv1.build(_padded_shape(shape, self.padding1))
         self.bn1.build(inner)
         self.conv2.build(inner)
         self.bn2.build(inner)
         if self.shortcut_conv is not None:
-            self.shortcut_conv.build(shape)
+            self.shortcut_conv.build(self._subsampled_shape(shape))
             self.shortcut_bn.build(inner)
         self.built = True
 
@@ -126,9 +137,16 @@ class BasicBlock(keras.layers.Layer):
                      fused=fused_batch_norm)
         shortcut = inputs
         if self.shortcut_conv is not None:
-            shortcut = self.shortcut_bn(self.shortcut_conv(inputs), training=training,
+            subsampled = inputs[:, ::self.stride, ::self.stride, :]
+            shortcut = self.shortcut_bn(self.shortcut_conv(subsampled), training=training,
                                         fused=fused_batch_norm)
         return piecewise.relu(x + shortcut)
+
+    def _subsampled_shape(self, shape):
+        """`shape` after taking every `stride`-th row and column (the shortcut's input)."""
+        batch, height, width, channels = shape
+        side = (lambda size: None if size is None else _output_side(size, 1, self.stride, 0))
+        return (batch, side(height), side(width), channels)
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
@@ -273,7 +291,7 @@ class ResNet10(keras.Model):
     def build(self, input_shape):
         self._check_input_shape(input_shape)
         shape = tuple(input_shape)
-        self.stem_conv.build(shape)
+        self.stem_conv.build(_padded_shape(shape, self.stem_padding))
         shape = self._stem_shape(shape)
         self.stem_bn.build(shape)
         shape = self._pool_shape(shape)

@@ -82,6 +82,7 @@ def weights_by_name(backbone):
     (64, "global", True),       # even sides: PyTorch's and Keras's "same" paddings differ
     (37, "global", False),      # odd: 37 -> 19 -> 10 -> 5 -> 3 -> 2 through the strided layers
     (129, "reference", True),   # odd, the reference pool's smallest size (last map 5 x 5)
+    (16, "global", False),      # a last map of 1 x 1: the stride-2 layers pad to have rows
 ])
 def test_forward_equals_an_independent_tf_nn_computation(size, final_pool, training):
     backbone = small_resnet10(final_pool)
@@ -93,6 +94,33 @@ def test_forward_equals_an_independent_tf_nn_computation(size, final_pool, train
     assert got.shape == (3, SMALL_WIDTHS[-1]) and got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
     print(f"max |keras - tf.nn| at {size} px ({final_pool}): {np.abs(got - want).max():.2e}")
+
+
+def test_float32_gradients_at_an_even_size_with_few_channels_equal_the_float64_twin():
+    """64 px, widths (4, 8, 8, 8): the shortcuts subsample a 16 x 16 x 4 map (and smaller).
+
+    There TensorFlow's oneDNN (float32) filter gradient of a strided 1x1
+    convolution corrupts the heap; the backbone must not reach it. The twin
+    runs in float64, which does not use oneDNN.
+    """
+    backbone = small_resnet10(dtype="float32")
+    backbone.build((None, 64, 64, 3))
+    randomise_batch_norm(backbone, seed=5)
+    images = tf.random.stateless_normal([3, 64, 64, 3], seed=[5, 1])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.sin(backbone(images, training=True)))
+    got = dict(zip([v.path.split("/", 1)[1] for v in backbone.trainable_variables],
+                   tape.gradient(loss, backbone.trainable_variables)))
+    weights = {name: tf.Variable(value.astype("float64"))
+               for name, value in weights_by_name(backbone).items()}
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.sin(plain_resnet10(tf.cast(images, tf.float64), weights,
+                                                   "global", training=True)))
+    want = dict(zip(weights, tape.gradient(loss, list(weights.values()))))
+    assert {name for name in got if "shortcut_conv" in name} == {
+        f"block{index}/shortcut_conv/kernel" for index in (1, 2, 3)}
+    for name, gradient in got.items():
+        np.testing.assert_allclose(gradient, want[name], rtol=1e-3, atol=1e-4, err_msg=name)
 
 
 def test_keras_same_padding_would_not_match_on_even_inputs():

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import mgaug_tf as mg
-from mgaug_tf import functional, inner_loop
+from mgaug_tf import export, functional, inner_loop
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies
 from mgaug_tf.backbones.resnet10 import ResNet10
@@ -224,7 +224,9 @@ def test_released_mgaug_step_at_224_px(kind):
                             resolutions=RELEASED_RESOLUTIONS, parity=True)
     learner = make_learner(kind, augmentation, size=224, dtype="float32")
     learner.compile(optimizer=keras.optimizers.Adam(1e-3))
-    logs = learner.train_on_batch(*batch_of(6, size=224, dtype="float32"), return_dict=True)
+    dataset = tf.data.Dataset.from_tensors(batch_of(6, size=224, dtype="float32"))
+    logs = {name: values[-1] for name, values in
+            learner.fit(dataset, epochs=1, verbose=0).history.items()}
     assert np.isfinite(logs["loss"]) and np.isfinite(logs["subnet_loss"])
 
 
@@ -249,3 +251,45 @@ def test_keras_file_round_trip(tmp_path, kind):
     np.testing.assert_array_equal(
         restored.adapt_and_predict(support[0], support_labels[0], query[0]),
         learner.adapt_and_predict(support[0], support_labels[0], query[0]))
+
+
+# The global pool takes any size: a tiny image keeps the export cheap.
+EXPORT_SIZE = 16
+
+
+# The MAML-family export (inner loop in the graph) runs by default; ProtoNet's
+# export costs as much again and is marked slow.
+@pytest.mark.parametrize("kind", ["maml", pytest.param("protonet", marks=pytest.mark.slow)])
+def test_saved_model_few_shot_inference_equals_the_learner(tmp_path, kind):
+    """The SavedModel's float and uint8 signatures adapt and classify as `adapt_and_predict`."""
+    settings = {} if kind == "protonet" else {"eval_inner_steps": 1}
+    learner = make_learner(kind, mg.MGAug("catfish", num_subnets=1), final_pool="global",
+                           size=EXPORT_SIZE, dtype="float32", **settings)
+    rng = np.random.default_rng(8)
+    for variable in learner.non_trainable_variables:  # moving statistics
+        if variable.path.endswith(("moving_mean", "moving_variance")):
+            variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
+    preprocessing = export.InputPreprocessing(
+        channels=3, reader_size=(EXPORT_SIZE, EXPORT_SIZE), invert=False,
+        image_size=(EXPORT_SIZE, EXPORT_SIZE))
+    export_dir = str(tmp_path / "export")
+    export.export_saved_model(learner, export_dir, preprocessing)
+    model = tf.saved_model.load(export_dir)
+    support_labels = tf.constant([2, 0, 1, 1, 0, 2], tf.int32)
+    images = rng.uniform(-1, 2, (6 + 4, EXPORT_SIZE, EXPORT_SIZE, 3)).astype("float32")
+    want = learner.adapt_and_predict(images[:6], support_labels, images[6:]).numpy()
+    assert want.shape == (4, 3) and np.ptp(want) > 0
+    got = model.signatures[export.PREPROCESSED_KEY](
+        support_images=tf.constant(images[:6]), support_labels=support_labels,
+        query_images=tf.constant(images[6:]))
+    np.testing.assert_allclose(got["logits"], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got["predictions"], want.argmax(-1))
+    # uint8 pixels: the graph's own preprocessing, then the same adaptation.
+    pixels = tf.constant(rng.integers(0, 256, (6 + 4, EXPORT_SIZE, EXPORT_SIZE, 3)), tf.uint8)
+    preprocessed = model.signatures[export.PREPROCESS_UINT8_KEY](images=pixels)["images"]
+    np.testing.assert_allclose(preprocessed, pixels.numpy() / 255, rtol=0, atol=1e-7)
+    want = learner.adapt_and_predict(preprocessed[:6], support_labels, preprocessed[6:])
+    got = model.signatures[export.UINT8_KEY](support_images=pixels[:6],
+                                             support_labels=support_labels,
+                                             query_images=pixels[6:])
+    np.testing.assert_allclose(got["logits"], want, rtol=1e-5, atol=1e-6)
