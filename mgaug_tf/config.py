@@ -209,7 +209,8 @@ class BackboneConfig(_Section):
         "or w giving (w, 2w, 4w, 8w) (64: the reference's).", fixed=True)
     pooling: Optional[str] = _field(
         None, "pooling", "Feature pooling (default: the backbone's own: flatten for conv4, avg "
-        "for resnet12). With --resolutions, a flatten head needs --mgaug_flatten_head.",
+        "for resnet12). With --resolutions, flatten needs --mgaug_flatten_head (or "
+        "--mgaug_parity) except for ProtoNet; avg needs neither.",
         choices=choices.POOLINGS, fixed=True)
     dtype: str = _field(
         "float32", "dtype", "Compute precision: mixed_bfloat16 runs the network in bfloat16 "

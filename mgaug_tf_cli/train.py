@@ -566,7 +566,7 @@ def run(experiment_config):
     model = experiment_config.model
     try:
         experiment.say(
-            f"{model.learner.name} on {experiment.splits['train_split'].dataset} "
+            f"{model.learner.name} on {experiment_config.data.dataset} "
             f"({model.learner.n_way}-way {experiment_config.episodes.k_shot}-shot, "
             f"{'x'.join(map(str, experiment.image_shape))}), MGAug {model.mgaug.strategy}, "
             f"{experiment.strategy.num_replicas_in_sync} replica(s) on "

@@ -30,8 +30,9 @@ class Progress:
     """The training progress bar (`keras.utils.Progbar`) and messages between its lines.
 
     The bar counts the meta-steps of this session (a resumed run's bar
-    starts at 0 of the steps left, so its ETA is right); messages say the
-    absolute step. On a terminal the bar is redrawn twice a second, in a log
+    starts at 0 of the steps left, so its ETA is right) and is first drawn
+    after the second, so that its ETA leaves out the graph build of the
+    first; messages say the absolute step. On a terminal the bar is redrawn twice a second, in a log
     file every 30 s.
 
     Args:
@@ -50,10 +51,25 @@ class Progress:
         self._open_line = False
 
     def update(self, done, values):
-        """Shows `done` steps of this session and the latest `values` (`{name: float}`)."""
-        if self._bar is not None:
+        """Shows `done` steps of this session and the latest `values` (`{name: float}`).
+
+        The first step of a session also builds the meta-step graph, so an
+        ETA drawn then would spread that build over every step left (minutes
+        instead of seconds). Its update is recorded without drawing: Keras's
+        bar times the steps after its first, and the first line shown (after
+        step 2) has an ETA from the steps' own pace. The build time is the
+        trainer's own message.
+        """
+        if self._bar is None:
+            return
+        first = done == 1 and self._bar.target > 1
+        shown = self._bar.verbose
+        self._bar.verbose = 0 if first else shown  # verbose 0 records without printing
+        try:
             self._bar.update(done, list(values.items()))
-            self._open_line = done < self._bar.target
+        finally:
+            self._bar.verbose = shown
+        self._open_line = not first and done < self._bar.target
 
     def message(self, text):
         """Prints `text` on its own line."""

@@ -72,6 +72,13 @@ def test_help_and_helpfull_exit_0_with_the_groups_without_importing_tensorflow()
                        "optimizer:", "trainer:", "runtime:", "absl.app:", "absl.logging:"]
     assert full.startswith(text.rsplit("\n--flagfile", 1)[0])  # --help's groups, unchanged
     assert "--verbosity" in full and "--[no]vectorize" not in full
+    # --pooling and --resolutions name the same ways out for a flatten head.
+    entries = {entry.split(":", 1)[0]: " ".join(entry.split())
+               for entry in text.split("\n  --")[1:]}
+    for flag in ("pooling", "resolutions"):
+        for way in ("--mgaug_flatten_head", "--mgaug_parity", "ProtoNet"):
+            assert way in entries[flag], (flag, way)
+    assert "--pooling=avg" in entries["resolutions"] and "avg needs neither" in entries["pooling"]
 
 
 def test_the_dataset_name_is_checked_last_as_its_table_imports_tensorflow():

@@ -117,7 +117,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_rerun_resumes(
     if not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)):
         pytest.skip("needs /dev/full, whose writes fail with ENOSPC as on a full disk")
     model_dir = tmp_path / "model"
-    args = [*GLYPHS, "--train_steps=4", "--checkpoint_every=1", "--eval_every=4",
+    args = [*GLYPHS, "--dataset=builtin", "--train_steps=4", "--checkpoint_every=1", "--eval_every=4",
             "--val_episodes=1", "--summary_every=1", "--mode=train", f"--model_dir={model_dir}"]
     real_save = tf.train.CheckpointManager.save
 
@@ -138,5 +138,6 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_rerun_resumes(
     monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
     code, out, err = _run(capsys, monkeypatch, *args)
     assert code == 0, err
+    assert out.startswith("maml on builtin (")  # the dataset as given (glyphs' alias)
     assert f"Resuming from step 2 ({model_dir / 'ckpt-2'})." in out
     assert tf.train.latest_checkpoint(str(model_dir)) == str(model_dir / "ckpt-4")
