@@ -244,8 +244,11 @@ class MGAug:
                 `min_input_size`; resolutions with a flatten head (a
                 MAML-family learner whose backbone does not average-pool)
                 and no `flatten_head` (argument `flatten_head`), or a network
-                that cannot serve one; `width_execution="sliced"` where
-                slicing cannot apply.
+                that cannot serve one, or a `flatten_head` given for a
+                backbone whose features are averaged (`pooling == "avg"`,
+                e.g. `ResNet10`: no flatten head to apply it to; parity's
+                implied "reference" is accepted); `width_execution="sliced"`
+                where slicing cannot apply.
         """
         from mgaug_tf.learners.protonet import ProtoNet  # pylint: disable=import-outside-toplevel
         network = learner.network
@@ -258,6 +261,15 @@ class MGAug:
                 f"({min_size} px; smaller images leave an empty feature map)", owner="MGAug")
         flatten_head = None
         pooling = getattr(backbone, "pooling", None)
+        # An option that cannot apply is refused rather than ignored; "reference"
+        # under parity is what parity implies, not a choice of the caller's.
+        if pooling == "avg" and self.flatten_head is not None and not (
+                self.parity and self.flatten_head == "reference"):
+            raise ArgumentError(
+                "flatten_head", self.flatten_head,
+                f"must be None with {type(backbone).__name__}, whose features are averaged "
+                "(pooling='avg', one length at every image size): there is no flatten head "
+                "for it to apply to", owner="MGAug")
         if self.resolutions and not isinstance(learner, ProtoNet) and pooling != "avg":
             flatten_head = self._learner_flatten_head(learner, pooling)
         sampler = self.keep_ratio_sampler

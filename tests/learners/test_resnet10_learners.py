@@ -230,6 +230,29 @@ def test_released_mgaug_step_at_224_px(kind):
     assert np.isfinite(logs["loss"]) and np.isfinite(logs["subnet_loss"])
 
 
+@pytest.mark.parametrize("kind", ["fomaml", "protonet"])
+@pytest.mark.parametrize("flatten_head, resolutions",
+                         [("reference", None), ("resize_features", (33, 24))])
+def test_a_flatten_head_option_is_refused_for_averaged_features(kind, flatten_head,
+                                                                resolutions):
+    augmentation = mg.MGAug("catfish", resolutions=resolutions, flatten_head=flatten_head)
+    with pytest.raises(ArgumentError, match=r"must be None with ResNet10, whose features are "
+                       r"averaged") as error:
+        make_learner(kind, augmentation, final_pool="global", size=33, dtype="float32")
+    assert (error.value.argument, error.value.value) == ("flatten_head", flatten_head)
+
+
+def test_parity_implies_the_reference_head_rule_without_refusal():
+    """parity=True sets flatten_head='reference' itself; given or implied, it is not used."""
+    for flatten_head in (None, "reference"):
+        augmentation = mg.MGAug("catfish", resolutions=(33, 24), parity=True,
+                                flatten_head=flatten_head)
+        assert augmentation.flatten_head == "reference"
+        learner = make_learner("fomaml", augmentation, final_pool="global", size=33,
+                               dtype="float32")
+        assert learner.augmentation_settings.flatten_head is None
+
+
 # ------------------------------------------------------------------ saving
 @pytest.mark.parametrize("kind", ["maml", "protonet"])
 def test_keras_file_round_trip(tmp_path, kind):
