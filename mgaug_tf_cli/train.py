@@ -540,9 +540,7 @@ def run(experiment_config):
     Args:
         experiment_config: A `config.ExperimentConfig` with `runtime.model_dir` set.
     """
-    if not experiment_config.runtime.model_dir:
-        raise ConfigError("--model_dir is required: the run's folder (checkpoints, summaries, "
-                          "results).")
+    _require_model_dir(experiment_config)
     load_libraries()
     runtime = experiment_config.runtime
     exporting = runtime.mode in ("train", "train_and_eval", "export")
@@ -584,6 +582,12 @@ def run(experiment_config):
     finally:
         if lock is not None:
             lock.release()
+
+
+def _require_model_dir(experiment_config):
+    if not experiment_config.runtime.model_dir:
+        raise ConfigError("--model_dir is required: the run's folder (checkpoints, summaries, "
+                          "results).")
 
 
 def run_and_report(experiment_config):
@@ -646,6 +650,7 @@ def _parse_flags(argv):
         _fail(f"unexpected arguments {rest[1:]}; flags look like --name=value.")
     try:
         experiment_config = _with_saved_settings(run_flags.config_from_flags())
+        _require_model_dir(experiment_config)
         checks.check_config(experiment_config)
     except ConfigError as error:
         _fail(str(error), error=error)
@@ -700,7 +705,9 @@ def _fail(message, code=EXIT_USAGE, error=None):
     interrupt.claim_exit()  # this line is the process's last word, not the watchdog's
     if error is not None:
         _FAILURES.append(error)
-    print(f"\n{quiet.program_name()}: error: {message}", file=sys.stderr, flush=True)
+    # Once a run has started, a progress bar may have left its line open.
+    start = "\n" if _STATE.get("config") is not None else ""
+    print(f"{start}{quiet.program_name()}: error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
 
 

@@ -87,3 +87,10 @@ def test_the_dataset_name_is_checked_last_as_its_table_imports_tensorflow():
     assert code == 2 and stdout == "" and len(said) == 1
     assert said[0].startswith("mgaug-train: error: --dataset=imagenet: Unknown dataset 'imagenet'")
     assert imported == {"tensorflow", "keras"}
+
+
+def test_a_missing_model_dir_is_refused_before_tensorflow():
+    code, stdout, said, imported = _program("--dataset=glyphs")
+    assert (code, stdout, imported) == (2, "", set())
+    assert said == ["mgaug-train: error: --model_dir is required: the run's folder "
+                    "(checkpoints, summaries, results)."]
