@@ -112,6 +112,20 @@ def test_a_read_only_run_is_evaluated_without_a_lock_but_not_trained_or_exported
     assert _tree(run) == before
 
 
+@pytest.mark.slow  # an export: about 13 s
+def test_a_read_only_run_exports_to_a_folder_of_its_own(reference_run, tmp_path, monkeypatch,
+                                                         capsys):
+    run = tmp_path / "finished"
+    shutil.copytree(reference_run, run)
+    (run / files.LOCK_FILE).unlink(missing_ok=True)
+    before = _tree(run)
+    _make_read_only(monkeypatch, run)
+    code, _, err = _run(capsys, monkeypatch, f"--flagfile={run / 'flags.cfg'}", "--mode=export",
+                        f"--model_dir={run}", f"--export_dir={tmp_path / 'elsewhere'}")
+    assert code == 0 and (tmp_path / "elsewhere" / "saved_model.pb").is_file(), err
+    assert _tree(run) == before
+
+
 def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_rerun_resumes(
         tmp_path, monkeypatch, capsys):
     if not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)):
