@@ -258,6 +258,9 @@ def check_config(experiment_config):
     with fields_of({argument: (f"model.learner.{argument}",)
                     for argument in LEARNER_ARGUMENTS}):
         check_n_way(learner.n_way, owner=learner.name)
+        # The built-in gradient-based learners' names (`registry`, which needs
+        # TensorFlow); a learner registered under another name is checked by
+        # its constructor when the factory builds it.
         if learner.name in ("maml", "fomaml", "anil", "metasgd"):
             check_inner_loop(learner.inner_lr, learner.inner_steps, learner.eval_inner_steps,
                              owner=learner.name)
