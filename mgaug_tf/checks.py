@@ -209,6 +209,10 @@ _MGAUG_ARGUMENTS = {
 MGAUG_PATHS = {argument: tuple(f"model.mgaug.{field}" for field in fields)
                for argument, fields in _MGAUG_ARGUMENTS.items()}
 MGAUG_PATHS["image_size"] = (IMAGE_SIZE,)
+# The built-in gradient-based learners' names (`registry` holds their classes
+# and needs TensorFlow); a learner registered under another name is checked by
+# its constructor when the factory builds it.
+GRADIENT_LEARNERS = ("maml", "fomaml", "anil", "metasgd")
 LEARNER_ARGUMENTS = ("n_way", "inner_lr", "inner_steps", "eval_inner_steps", "bn_mode",
                      "task_reduction", "recompute")
 
@@ -258,10 +262,7 @@ def check_config(experiment_config):
     with fields_of({argument: (f"model.learner.{argument}",)
                     for argument in LEARNER_ARGUMENTS}):
         check_n_way(learner.n_way, owner=learner.name)
-        # The built-in gradient-based learners' names (`registry`, which needs
-        # TensorFlow); a learner registered under another name is checked by
-        # its constructor when the factory builds it.
-        if learner.name in ("maml", "fomaml", "anil", "metasgd"):
+        if learner.name in GRADIENT_LEARNERS:
             check_inner_loop(learner.inner_lr, learner.inner_steps, learner.eval_inner_steps,
                              owner=learner.name)
     check_optimizer_config(experiment_config.optimizer)

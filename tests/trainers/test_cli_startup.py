@@ -1,10 +1,15 @@
-"""mgaug-train answers --help, --helpfull and refused flags before it imports TensorFlow."""
+"""mgaug-train answers --help, --helpfull and refused flags before it imports TensorFlow,
+with the constructors' own rules (`mgaug_tf.checks`)."""
 
 import subprocess
 import sys
 
 import pytest
 
+from mgaug_tf import checks, factory, registry
+from mgaug_tf import config as config_lib
+from mgaug_tf.learners.gradient import GradientLearner
+from mgaug_tf_cli import flags as run_flags
 from tests.trainers.conftest import REPO, cli_env
 
 
@@ -52,7 +57,8 @@ def _program(*args):
                         "Received: learning_rate=-1.0"),
     (["--flagfile=no_such.cfg"], "mgaug-train: error: --flagfile=no_such.cfg not found; looked at "
                                  f"{REPO / 'no_such.cfg'}."),
-    (["stray"], "mgaug-train: error: unexpected arguments ['stray']; flags look like --name=value."),
+    (["stray"], "mgaug-train: error: unexpected arguments ['stray']; flags look like "
+                "--name=value."),
 ])
 def test_refused_flags_are_one_line_and_exit_2_without_importing_tensorflow(args, message):
     code, stdout, said, imported = _program("--model_dir=unused", *args)
@@ -94,3 +100,29 @@ def test_a_missing_model_dir_is_refused_before_tensorflow():
     assert (code, stdout, imported) == (2, "", set())
     assert said == ["mgaug-train: error: --model_dir is required: the run's folder "
                     "(checkpoints, summaries, results)."]
+
+
+def test_the_checks_before_tensorflow_refuse_what_the_constructors_refuse():
+    """checks.check_config against factory's constructors, on every value it checks."""
+    assert set(checks.GRADIENT_LEARNERS) == {
+        name for name in ("maml", "fomaml", "anil", "metasgd", "protonet")
+        if issubclass(registry.learner_class(name), GradientLearner)}
+    refused = [["--keep_min=0"], ["--keep_min=0.9", "--keep_max=0.8"], ["--keep_max=1.5"],
+               ["--num_subnets=0"], ["--image_size=28", "--resolutions=32"],
+               ["--resolutions=0"], ["--mgaug_parity", "--mgaug_resize=half_pixel"],
+               ["--mgaug_width_execution=sliced"], ["--n_way=1"], ["--inner_lr=0"],
+               ["--inner_steps=0"], ["--eval_inner_steps=-1"], ["--learner=anil",
+                                                                "--inner_lr=-2"],
+               ["--outer_lr=0"], ["--outer_lr_decay_steps=10", "--outer_lr_decay_rate=1.5"]]
+    for args in refused:
+        experiment = run_flags.parse_config(["--mgaug=catfish", *args])
+        with pytest.raises(config_lib.ConfigFieldError) as early:
+            checks.check_config(experiment)
+        with pytest.raises(config_lib.ConfigFieldError) as built:
+            image = experiment.data.image_size
+            factory.build_optimizer(experiment.optimizer)
+            factory.build_learner(experiment.model, None if image is None else (image, image, 1))
+        assert early.value.paths == built.value.paths, args
+        assert early.value.message.split(": ", 1)[1] == built.value.message.split(": ", 1)[1]
+    checks.check_config(run_flags.parse_config(["--mgaug=catfish", "--learner=protonet",
+                                                "--inner_lr=-2"]))  # no inner loop

@@ -103,8 +103,8 @@ def test_a_read_only_run_is_evaluated_without_a_lock_but_not_trained_or_exported
 
     # Training (resuming it, or a new run inside it): refused in one line.
     for model_dir in (run, run / "new"):
-        code, out, err = _run(capsys, monkeypatch, *GLYPHS, "--train_steps=8", f"--model_dir={model_dir}",
-                              "--mode=train")
+        code, out, err = _run(capsys, monkeypatch, *GLYPHS, "--train_steps=8",
+                              f"--model_dir={model_dir}", "--mode=train")
         assert code == 2 and _error_lines(err) == [
             f"mgaug-train: error: --model_dir={model_dir} cannot be written ({run}: [Errno 13] "
             "Permission denied); training writes its checkpoints, summaries and config there: "
@@ -131,8 +131,9 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_rerun_resumes(
     if not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)):
         pytest.skip("needs /dev/full, whose writes fail with ENOSPC as on a full disk")
     model_dir = tmp_path / "model"
-    args = [*GLYPHS, "--dataset=builtin", "--train_steps=4", "--checkpoint_every=1", "--eval_every=4",
-            "--val_episodes=1", "--summary_every=1", "--mode=train", f"--model_dir={model_dir}"]
+    args = [*GLYPHS, "--dataset=builtin", "--train_steps=4", "--checkpoint_every=1",
+            "--eval_every=4", "--val_episodes=1", "--summary_every=1", "--mode=train",
+            f"--model_dir={model_dir}"]
     real_save = tf.train.CheckpointManager.save
 
     def save(self, checkpoint_number=None, **kwargs):
