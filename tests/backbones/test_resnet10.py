@@ -289,3 +289,28 @@ def test_bad_input_names_the_flag_before_any_work(run_main, config, flags, flag)
     assert code == 2 and flag in stderr, stderr
     assert "data_dir" not in stderr and "Traceback" not in stderr and not model_dir.exists()
     assert len(stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ benchmark rows
+def test_benchmark_rows_are_the_released_resnet10_settings_at_224_px():
+    """targets' ResNet-10 rows: FOMAML (4 tasks) and ProtoNet (1) without and with the
+    released MGAug (parity), and second-order MAML with 4 tasks (it fits: no recompute)."""
+    from benchmarks import meta_step  # pylint: disable=import-outside-toplevel
+
+    rows = [row for row in meta_step.SUITES["targets"]
+            if row.overrides.get("model.backbone.name") == "resnet10"]
+    configs = [mg.config.override(meta_step.BASE, row.overrides) for row in rows]
+    assert all(row.bench["cores"] == 1 for row in rows)
+    assert [(c.model.learner.name, c.model.mgaug.enabled, c.episodes.meta_batch_size,
+             c.model.learner.recompute) for c in configs] == [
+        ("fomaml", False, 4, False), ("fomaml", True, 4, False),
+        ("protonet", False, 1, False), ("protonet", True, 1, False),
+        ("maml", False, 4, False)]
+    for experiment in configs:
+        backbone = experiment.model.backbone
+        assert (backbone.filters, backbone.final_pool, experiment.data.image_size) == (
+            (64,), "reference", 224)
+        if experiment.model.mgaug.enabled:
+            assert experiment.model.mgaug == mg.presets.released_mgaug(
+                experiment.model.learner.name, image_size=224, parity=True,
+                backbone="resnet10")
