@@ -109,10 +109,10 @@ def test_learning_rate_summaries():
 
 def test_progress_counts_this_sessions_steps_and_keeps_messages_on_their_own_lines(capsys):
     progress = trainer.Progress(3)
-    progress.update(1, {"loss": 1.25, "accuracy": 0.5})
+    for done in (1, 2):  # the first step is recorded, the second drawn
+        progress.update(done, {"loss": 1.25, "accuracy": 0.5})
     progress.message("step 5: validation")
-    for done in (2, 3):
-        progress.update(done, {"loss": 0.75, "accuracy": 0.5})
+    progress.update(3, {"loss": 0.75, "accuracy": 0.5})
     out = capsys.readouterr().out
     assert "\nstep 5: validation\n" in out  # never glued to a bar line
     assert "3/3" in out and "loss: 0.7500" in out  # the latest value, not a running mean
