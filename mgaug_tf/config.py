@@ -287,7 +287,9 @@ class MGAugConfig(_Section):
         "smaller --resolutions: reference (the reference code: the head kernel rows whose "
         "channels-first flatten index is below the shorter feature length), resize_features "
         "(resize the last feature map to the full grid; not in the reference) or none "
-        "(refuse).", choices=(NO_FLATTEN_HEAD,) + choices.FLATTEN_HEADS, fixed=True)
+        "(refuse). Backbones with averaged features (resnet10, resnet12, --pooling=avg) "
+        "have no flatten head and take only none.",
+        choices=(NO_FLATTEN_HEAD,) + choices.FLATTEN_HEADS, fixed=True)
     width_execution: str = _field(
         "auto", "mgaug_width_execution", "How random_width sub-networks run: sliced "
         "(convolutions on the kept channels only, about r^2 of the FLOPs), masked (full "

@@ -11,6 +11,7 @@ right only); here every stride-2 layer pads explicitly, as PyTorch does.
 """
 
 import math
+from typing import Any, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -214,8 +215,8 @@ class ResNet10(keras.Model):
     # FewShotClassifier head needs no resolution rule (no flatten head).
     pooling = "avg"
 
-    def __init__(self, widths=(64, 128, 256, 512), final_pool="global", fused_batch_norm="auto",
-                 **kwargs):
+    def __init__(self, widths: Sequence[int] = (64, 128, 256, 512), final_pool: str = "global",
+                 fused_batch_norm: bool | str = "auto", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         owner = "ResNet10"
         if not isinstance(widths, (list, tuple)) or len(widths) != 4:
@@ -241,27 +242,27 @@ class ResNet10(keras.Model):
                        for index, (in_width, width) in enumerate(zip(in_widths, self.widths))]
 
     @property
-    def min_input_size(self):
+    def min_input_size(self) -> int:
         """Smallest image side in pixels: 129 for the reference pool (a 5 x 5 last map), else 1."""
         if self.final_pool == "global":
             return 1
         return self.smallest_side_for_grid(REFERENCE_POOL_WINDOW)
 
     @property
-    def max_input_size(self):
+    def max_input_size(self) -> Optional[int]:
         """Largest image side in pixels (the reference pool: 288, a 9 x 9 last map), or None."""
         if self.final_pool == "global":
             return None
         return self.smallest_side_for_grid(_REFERENCE_MAX_GRID + 1) - 1
 
-    def smallest_side_for_grid(self, grid):
+    def smallest_side_for_grid(self, grid: int) -> int:
         """The smallest image side whose last feature map has at least `grid` entries a side."""
         side = 1
         while self.feature_grid(side, side)[0] < grid:
             side += 1
         return side
 
-    def feature_grid(self, height, width):
+    def feature_grid(self, height: Any, width: Any) -> tuple[Any, Any]:
         """Height and width of the last feature map (before the pool) for `height x width` inputs.
 
         Each stride-2 layer (stem, max-pool, blocks 2-4) maps a side s to
@@ -288,7 +289,7 @@ class ResNet10(keras.Model):
                 expected = "must be (batch, height, width, channels)"
             raise ArgumentError("input_shape", shape, expected, owner="ResNet10")
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
         self._check_input_shape(input_shape)
         shape = tuple(input_shape)
         self.stem_conv.build(_padded_shape(shape, self.stem_padding))
@@ -311,10 +312,12 @@ class ResNet10(keras.Model):
         side = (lambda size: None if size is None else _output_side(size, 3, 2, 1))
         return (batch, side(height), side(width), channels)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]
+                             ) -> tuple[Optional[int], int]:
         return (tuple(input_shape)[0], self.widths[-1])
 
-    def feature_map(self, inputs, training=False, fused_batch_norm=None):
+    def feature_map(self, inputs: tf.Tensor, training: bool = False,
+                    fused_batch_norm: Optional[bool | str] = None) -> tf.Tensor:
         """The last feature map `[B, h, w, widths[-1]]` of `[B, H, W, C]` images (before the pool)."""
         x = _apply(self.stem_conv, self.stem_padding, inputs)
         x = piecewise.relu(self.stem_bn(x, training=training, fused=fused_batch_norm))
@@ -324,7 +327,8 @@ class ResNet10(keras.Model):
             x = block(x, training=training, fused_batch_norm=fused_batch_norm)
         return x
 
-    def call(self, inputs, training=False, fused_batch_norm=None):
+    def call(self, inputs: tf.Tensor, training: bool = False,
+             fused_batch_norm: Optional[bool | str] = None) -> tf.Tensor:
         """Features `[B, widths[-1]]` of `[B, H, W, C]` images; `fused_batch_norm` as `Conv4.call`'s."""
         x = self.feature_map(inputs, training=training, fused_batch_norm=fused_batch_norm)
         if self.final_pool == "reference":
@@ -334,7 +338,7 @@ class ResNet10(keras.Model):
             x = x[:, :REFERENCE_POOL_WINDOW, :REFERENCE_POOL_WINDOW, :]
         return tf.reduce_mean(x, axis=[1, 2])
 
-    def head_initializers(self):
+    def head_initializers(self) -> dict[str, keras.initializers.Initializer]:
         """PyTorch's default `nn.Linear` initialisation, the reference classifier's.
 
         Kernel and bias uniform in +-1 / sqrt(fan_in), fan_in = `widths[-1]`
@@ -349,7 +353,7 @@ class ResNet10(keras.Model):
                     scale=1.0 / 3.0, mode="fan_in", distribution="uniform"),
                 "bias_initializer": keras.initializers.RandomUniform(-bound, bound)}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(widths=list(self.widths), final_pool=self.final_pool,
                       fused_batch_norm=self.fused_batch_norm)
