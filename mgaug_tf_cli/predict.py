@@ -28,13 +28,27 @@ from mgaug_tf_cli import quiet
 quiet.configure()  # filters TensorFlow's start-up noise; imports no TensorFlow
 
 # pylint: disable=wrong-import-position
-with quiet.native_stderr():
-    import tensorflow as tf
 from absl import app
 from absl import flags
 
-from mgaug_tf import export
-from mgaug_tf.data import sources
+# TensorFlow and the library are imported by `load_libraries` once the flags
+# and folders passed their checks, so that a mistyped flag is answered at once.
+tf = export = sources = None
+
+
+def load_libraries():
+    """Imports TensorFlow and the library into this module's names (once)."""
+    # pylint: disable=global-statement,import-outside-toplevel,redefined-outer-name
+    global tf, export, sources
+    if tf is not None:
+        return
+    with quiet.native_stderr():
+        import tensorflow as tf
+
+        from mgaug_tf import export
+        from mgaug_tf.data import sources
+        tf.config.list_physical_devices()  # cuInit noise, filtered
+
 
 flags.DEFINE_string("saved_model", None, "Folder of the exported SavedModel.")
 flags.DEFINE_string("support_dir", None, "Folder with one sub-folder of K images per class.")
@@ -102,6 +116,14 @@ def _undecodable(model, paths, images, error):
                       f"{error.message.strip().splitlines()[0]}")
 
 
+def _check_folders(saved_model, support_dir, query_dir):
+    """`InputError` naming the first argument that is not a folder."""
+    for flag, folder in (("saved_model", saved_model), ("support_dir", support_dir),
+                         ("query_dir", query_dir)):
+        if not os.path.isdir(folder):
+            raise InputError(f"--{flag}={folder} is not a folder.")
+
+
 def predict(saved_model, support_dir, query_dir):
     """Classifies the query images; returns `[(file, class name, probability)]`.
 
@@ -110,10 +132,8 @@ def predict(saved_model, support_dir, query_dir):
             class count other than the model's n_way, unequal shots, no
             query images or an unreadable image (named).
     """
-    for flag, folder in (("saved_model", saved_model), ("support_dir", support_dir),
-                         ("query_dir", query_dir)):
-        if not os.path.isdir(folder):
-            raise InputError(f"--{flag}={folder} is not a folder.")
+    _check_folders(saved_model, support_dir, query_dir)
+    load_libraries()
     metadata = _metadata(saved_model)
     n_way = int(metadata["n_way"])
 
@@ -157,9 +177,31 @@ def predict(saved_model, support_dir, query_dir):
             for index, (file, label) in enumerate(zip(queries, predictions))]
 
 
+def _parse_flags(argv):
+    """absl's flag parser: the flags and folders are checked before TensorFlow is imported.
+
+    A refused flag, a missing one or a missing folder ends the process with
+    one line and exit code 2.
+    """
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as error:
+        _fail(str(error))
+    if len(rest) > 1:
+        _fail(f"unexpected arguments {rest[1:]}; flags look like --name=value.")
+    missing = [f"--{name}" for name in ("saved_model", "support_dir", "query_dir")
+               if not FLAGS[name].value]
+    if missing:
+        _fail(f"{', '.join(missing)} must be given.")
+    try:
+        _check_folders(FLAGS.saved_model, FLAGS.support_dir, FLAGS.query_dir)
+    except InputError as error:
+        _fail(str(error))
+    return rest
+
+
 def _main(argv):
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value.")
+    del argv  # checked by _parse_flags
     try:
         rows = predict(FLAGS.saved_model, FLAGS.support_dir, FLAGS.query_dir)
     except InputError as error:
@@ -187,14 +229,11 @@ class _NoGradientWarnings(logging.Filter):
 
 def main():
     """`mgaug-predict`: runs the program on `sys.argv`; exits with its status."""
-    with quiet.native_stderr():
-        tf.config.list_physical_devices()  # cuInit noise, filtered
     logging.getLogger("absl").addFilter(_NoGradientWarnings())  # the loader logs through absl
-    flags.mark_flags_as_required(["saved_model", "support_dir", "query_dir"])
     # absl's --help prints the __main__ module's docstring, which a console
     # script's generated module does not have.
     sys.modules["__main__"].__doc__ = sys.modules["__main__"].__doc__ or __doc__
-    app.run(_main)
+    app.run(_main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -126,3 +126,22 @@ def test_the_checks_before_tensorflow_refuse_what_the_constructors_refuse():
         assert early.value.message.split(": ", 1)[1] == built.value.message.split(": ", 1)[1]
     checks.check_config(run_flags.parse_config(["--mgaug=catfish", "--learner=protonet",
                                                 "--inner_lr=-2"]))  # no inner loop
+
+
+_WATCHED_PREDICT = _WATCHED.replace('"mgaug-train"', '"mgaug-predict"').replace(
+    "from mgaug_tf_cli import train\ntrain.main()", "from mgaug_tf_cli import predict\npredict.main()")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus=1"], "mgaug-predict: error: Unknown command line flag 'bogus'"),
+    ([], "mgaug-predict: error: --saved_model, --support_dir, --query_dir must be given."),
+    (["--saved_model=.", "--support_dir=no_such", "--query_dir=."],
+     "mgaug-predict: error: --support_dir=no_such is not a folder."),
+])
+def test_predict_refuses_flags_in_one_line_without_importing_tensorflow(args, message):
+    completed = subprocess.run([sys.executable, "-c", _WATCHED_PREDICT, *args],
+                               capture_output=True, text=True, env=_user_env(), cwd=REPO,
+                               timeout=120, check=False)
+    said = [line for line in completed.stderr.splitlines() if line.strip()]
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert said == [message]  # no "imported tensorflow" line either

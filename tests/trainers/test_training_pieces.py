@@ -1,4 +1,4 @@
-"""The trainer's pieces alone: inputs, CI, predict preprocessing, roles, summaries, NaN stop."""
+"""The trainer's pieces alone: inputs, CI, roles, summaries, NaN stop."""
 
 import traceback
 
@@ -11,7 +11,6 @@ import mgaug_tf as mg
 from mgaug_tf import data, distribute
 from mgaug_tf.data import preprocess
 from mgaug_tf.training import checkpoints, evaluation, inputs, summaries, trainer
-from mgaug_tf_cli import predict
 from tests.trainers.conftest import checkpoint_tensors
 
 
@@ -67,16 +66,6 @@ def test_confidence_interval_and_json():
     assert payload["num_episodes"] == 4 and payload["bn_mode"] == "transductive"
     assert payload["per_episode_accuracy"] == accuracies.tolist()
     assert "55.00 % +- " in result.summary()
-
-
-@pytest.mark.parametrize("augment", [None, preprocess.AugmentOptions()])
-@pytest.mark.parametrize("shape", [(40, 30, 3), (16, 16, 3), (10, 12, 3)])
-def test_predict_preprocessing_matches_evaluation_pipeline(augment, shape):
-    image = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
-    expected = preprocess.preprocess(tf.constant(image[None]), (16, 16), False, augment, None,
-                                     None)[0]
-    ratio = augment.eval_resize_ratio if augment else None
-    np.testing.assert_allclose(predict.eval_preprocess(image, 16, ratio), expected, atol=1e-6)
 
 
 def test_worker_roles():
