@@ -143,6 +143,7 @@ def test_load_model_registers_the_classes_a_keras_file_names(tmp_path):
 
     learner = mgaug_tf.MAML(mgaug_tf.FewShotClassifier(mgaug_tf.Conv4(filters=4), n_way=3),
                             n_way=3, inner_steps=1)
+    learner.build((28, 28, 1))
     images = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
     expected = float(np.abs(learner.network.predict(images, verbose=0)).sum())
     learner.save(tmp_path / "learner.keras")

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 
 import mgaug_tf as mg
-from mgaug_tf import functional, inner_loop
+from mgaug_tf import functional
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.errors import ArgumentError
-from mgaug_tf.learners.base import cross_entropy
+from tests.augment import invariants
 from tests.conftest import make_episode_batch
 
 
@@ -88,28 +88,7 @@ def test_masked_entries_get_zero_gradient_in_inner_loop_and_meta_gradient(strate
     task = learner._split_tasks(batch)[0]
     variables = learner.trainable_variables
     before = [v.numpy().copy() for v in variables]
-    _, full = learner.task_gradients(task, variables)
-    masks = learner.augmentation.draw_subnetworks(
-        learner, tf.constant([1, 2], tf.int64), full).masks[0]
-    theta = functional.read_values(learner.network.trainable_variables)
-
-    def support_loss(weights):
-        logits, _ = learner._network_call(weights, task.support_images, masks)
-        return cross_entropy(task.support_labels, logits)
-
-    adapted = inner_loop.adapt(support_loss, theta, 0.1, 3)
-    _, meta_gradients = learner.task_gradients(task, variables, masks=masks)
-    masked_layers = 0
-    for start, end, meta, mask in zip(theta, adapted, meta_gradients, masks):
-        if mask is None:
-            continue
-        pruned = np.broadcast_to(np.asarray(mask), start.shape) == 0
-        assert pruned.any()
-        masked_layers += 1
-        # Zero inner gradient: pruned entries never move; nor do they get meta-gradient.
-        np.testing.assert_array_equal(np.asarray(end)[pruned], np.asarray(start)[pruned])
-        assert not np.asarray(meta)[pruned].any()
-        assert np.asarray(meta)[~pruned].any()
+    masked_layers = len(invariants.assert_pruned_entries_stay_frozen(learner, task, 3))
     assert masked_layers == 4
     learner.compute_meta_gradients(batch)
     for variable, value in zip(variables, before):
