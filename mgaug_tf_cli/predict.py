@@ -90,6 +90,10 @@ def _metadata(saved_model):
             metadata = json.load(handle)
     except (OSError, ValueError):
         metadata = {}
+    if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
+        raise InputError(
+            f"--saved_model={saved_model} is not a SavedModel (no saved_model.pb); "
+            "mgaug-train exports into <model_dir>/export unless --export_dir says otherwise.")
     if not isinstance(metadata, dict) or "preprocessing" not in metadata:
         raise InputError(
             f"--saved_model={saved_model} has no input preprocessing in {export.METADATA_FILE} "
@@ -183,6 +187,9 @@ def _parse_flags(argv):
     A refused flag, a missing one or a missing folder ends the process with
     one line and exit code 2.
     """
+    if any(arg in ("--help", "-help", "--helpshort", "-helpshort", "-h", "-?")
+           for arg in argv[1:]):
+        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)  # absl's own would exit 1
     try:
         rest = FLAGS(argv)
     except flags.Error as error:
@@ -233,6 +240,10 @@ def main():
     # absl's --help prints the __main__ module's docstring, which a console
     # script's generated module does not have.
     sys.modules["__main__"].__doc__ = sys.modules["__main__"].__doc__ or __doc__
+    # --help lists the main module's key flags, and absl names that module by
+    # sys.argv[0], which for a console script is not this module.
+    for name in ("saved_model", "support_dir", "query_dir"):
+        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
     app.run(_main, flags_parser=_parse_flags)
 
 

@@ -145,3 +145,22 @@ def test_predict_refuses_flags_in_one_line_without_importing_tensorflow(args, me
     said = [line for line in completed.stderr.splitlines() if line.strip()]
     assert completed.returncode == 2 and completed.stdout == ""
     assert said == [message]  # no "imported tensorflow" line either
+
+
+def test_predict_help_lists_its_flags_without_importing_tensorflow():
+    completed = subprocess.run([sys.executable, "-c", _WATCHED_PREDICT, "--help"],
+                               capture_output=True, text=True, env=_user_env(), cwd=REPO,
+                               timeout=120, check=False)
+    assert completed.returncode == 0 and completed.stderr.strip() == ""
+    for flag in ("--saved_model", "--support_dir", "--query_dir"):
+        assert flag in completed.stdout
+
+
+def test_predict_names_a_folder_that_is_not_a_saved_model(tmp_path):
+    from mgaug_tf_cli import predict
+
+    (tmp_path / "support" / "a").mkdir(parents=True)
+    (tmp_path / "query").mkdir()
+    with pytest.raises(predict.InputError, match=r"is not a SavedModel \(no saved_model.pb\); "
+                                                 r"mgaug-train exports into <model_dir>/export"):
+        predict.predict(str(tmp_path), str(tmp_path / "support"), str(tmp_path / "query"))
