@@ -10,6 +10,8 @@ repository, or `$MGAUG_SHARED_DATA`).
 import json
 import time
 
+import pytest
+
 from tests.results.conftest import finish, start_run
 
 STEPS = 300
@@ -30,6 +32,7 @@ FLAGS = ["--dataset=omniglot", "--image_size=28", "--learner=protonet", "--backb
 THRESHOLD = 0.75
 
 
+@pytest.mark.slow  # real Omniglot training: about 45 s
 def test_protonet_omniglot_5way_1shot_learns_far_above_chance(omniglot_dir, tmp_path):
     model_dir = tmp_path / "omniglot_protonet"
     start = time.perf_counter()

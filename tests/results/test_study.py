@@ -69,6 +69,7 @@ def test_malformed_study_files_name_the_line(tmp_path, text, message):
         study.parse_study(path)
 
 
+@pytest.mark.slow  # an end-to-end study of real Omniglot runs: about a minute
 def test_quick_mode_runs_the_omniglot_setting_end_to_end_and_resumes(omniglot_dir, tmp_path):
     output, plots = tmp_path / "results.md", tmp_path / "plots"
     command = [sys.executable, "trainers/study.py", f"--study={SCARCITY}",
