@@ -76,13 +76,19 @@ def _make_read_only(monkeypatch, folder):
     monkeypatch.setattr(builtins, "open", guarded_open)
 
 
-def test_a_read_only_run_is_evaluated_without_a_lock_but_not_trained_or_exported_into(
-        reference_run, tmp_path, monkeypatch, capsys):
+def _read_only_copy(reference_run, tmp_path, monkeypatch):
+    """A finished run copied to `tmp_path` (no lock), then made read-only: (folder, its `_tree`)."""
     run = tmp_path / "finished"
     shutil.copytree(reference_run, run)
     (run / files.LOCK_FILE).unlink(missing_ok=True)
     before = _tree(run)
     _make_read_only(monkeypatch, run)
+    return run, before
+
+
+def test_a_read_only_run_is_evaluated_without_a_lock_but_not_trained_or_exported_into(
+        reference_run, tmp_path, monkeypatch, capsys):
+    run, before = _read_only_copy(reference_run, tmp_path, monkeypatch)
 
     # Evaluation: the result is printed; nothing (no lock, no JSON) is written.
     # (The run's flags.cfg first: it names the run's own mode and model_dir.)
@@ -115,11 +121,7 @@ def test_a_read_only_run_is_evaluated_without_a_lock_but_not_trained_or_exported
 @pytest.mark.slow  # an export: about 13 s
 def test_a_read_only_run_exports_to_a_folder_of_its_own(reference_run, tmp_path, monkeypatch,
                                                          capsys):
-    run = tmp_path / "finished"
-    shutil.copytree(reference_run, run)
-    (run / files.LOCK_FILE).unlink(missing_ok=True)
-    before = _tree(run)
-    _make_read_only(monkeypatch, run)
+    run, before = _read_only_copy(reference_run, tmp_path, monkeypatch)
     code, _, err = _run(capsys, monkeypatch, f"--flagfile={run / 'flags.cfg'}", "--mode=export",
                         f"--model_dir={run}", f"--export_dir={tmp_path / 'elsewhere'}")
     assert code == 0 and (tmp_path / "elsewhere" / "saved_model.pb").is_file(), err
