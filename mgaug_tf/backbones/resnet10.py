@@ -19,7 +19,7 @@ import tensorflow as tf
 from mgaug_tf import choices
 from mgaug_tf.backbones import piecewise
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, check_fused
-from mgaug_tf.backbones.pooling import check_positive_integers
+from mgaug_tf.checks import check_positive_integers
 from mgaug_tf.errors import ArgumentError
 
 # "reference": the reference code's AvgPool2d(5) (stride 5) on the last map;
@@ -30,11 +30,18 @@ REFERENCE_POOL_WINDOW = 5
 # The reference pool gives one window (a 512-feature vector) only for last
 # maps of 5 to 9 entries a side; a 10-entry map would give a 2 x 2 grid.
 _REFERENCE_MAX_GRID = 2 * REFERENCE_POOL_WINDOW - 1
+# Five stride-2 layers (stem, max-pool, blocks 2-4) between the image and the last map.
+_STRIDED_LAYERS = 5
 
 
 def _output_side(size, kernel, stride, padding):
     """PyTorch's output length of a convolution or pool (floor mode)."""
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def _strided(size, kernel, stride, padding):
+    """`_output_side` of a known side; None (an unknown side) stays None."""
+    return None if size is None else _output_side(size, kernel, stride, padding)
 
 
 def _pad(inputs, padding, value=0.0):
@@ -71,8 +78,8 @@ def _apply(conv, padding, inputs):
 def _padded_shape(shape, padding):
     """`shape` (NHWC) after `_pad`: a "valid" convolution is built on the padded input it sees."""
     batch, height, width, channels = shape
-    grow = (lambda size: None if size is None else size + 2 * padding)
-    return (batch, grow(height), grow(width), channels)
+    # A 1-wide stride-1 "window" over the padded side: the side grown by 2 * padding.
+    return (batch, _strided(height, 1, 1, padding), _strided(width, 1, 1, padding), channels)
 
 
 @keras.saving.register_keras_serializable(package="mgaug_tf")
@@ -146,14 +153,13 @@ class BasicBlock(keras.layers.Layer):
     def _subsampled_shape(self, shape):
         """`shape` after taking every `stride`-th row and column (the shortcut's input)."""
         batch, height, width, channels = shape
-        side = (lambda size: None if size is None else _output_side(size, 1, self.stride, 0))
-        return (batch, side(height), side(width), channels)
+        return (batch, _strided(height, 1, self.stride, 0), _strided(width, 1, self.stride, 0),
+                channels)
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
-        side = (lambda size: None if size is None
-                else _output_side(size, 3, self.stride, 1))
-        return (batch, side(height), side(width), self.width)
+        return (batch, _strided(height, 3, self.stride, 1), _strided(width, 3, self.stride, 1),
+                self.width)
 
     def get_config(self):
         config = super().get_config()
@@ -257,10 +263,9 @@ class ResNet10(keras.Model):
 
     def smallest_side_for_grid(self, grid: int) -> int:
         """The smallest image side whose last feature map has at least `grid` entries a side."""
-        side = 1
-        while self.feature_grid(side, side)[0] < grid:
-            side += 1
-        return side
+        # `feature_grid` maps a side s to ceil(s / 2**5), so grid - 1 full
+        # strides of 2**5 pixels plus one.
+        return max(1, (grid - 1) * 2 ** _STRIDED_LAYERS + 1)
 
     def feature_grid(self, height: Any, width: Any) -> tuple[Any, Any]:
         """Height and width of the last feature map (before the pool) for `height x width` inputs.
@@ -269,7 +274,7 @@ class ResNet10(keras.Model):
         floor((s - 1) / 2) + 1: 224 px -> 7, 192 -> 6, 160 and 140 -> 5,
         129 -> 5, 128 -> 4. Accepts Python ints or integer tensors.
         """
-        for _ in range(5):  # stem, max-pool and three strided blocks
+        for _ in range(_STRIDED_LAYERS):  # stem, max-pool and three strided blocks
             height, width = (height - 1) // 2 + 1, (width - 1) // 2 + 1
         return height, width
 
@@ -303,14 +308,12 @@ class ResNet10(keras.Model):
 
     def _stem_shape(self, shape):
         batch, height, width, _ = shape
-        side = (lambda size: None if size is None else _output_side(size, 7, 2, 3))
-        return (batch, side(height), side(width), self.widths[0])
+        return (batch, _strided(height, 7, 2, 3), _strided(width, 7, 2, 3), self.widths[0])
 
     @staticmethod
     def _pool_shape(shape):
         batch, height, width, channels = shape
-        side = (lambda size: None if size is None else _output_side(size, 3, 2, 1))
-        return (batch, side(height), side(width), channels)
+        return (batch, _strided(height, 3, 2, 1), _strided(width, 3, 2, 1), channels)
 
     def compute_output_shape(self, input_shape: Sequence[Optional[int]]
                              ) -> tuple[Optional[int], int]:
