@@ -31,6 +31,8 @@ quiet.configure()  # filters TensorFlow's start-up noise; imports no TensorFlow
 from absl import app
 from absl import flags
 
+from mgaug_tf_cli.flags import HELP_ARGUMENTS
+
 # TensorFlow and the library are imported by `load_libraries` once the flags
 # and folders passed their checks, so that a mistyped flag is answered at once.
 tf = export = sources = None
@@ -84,16 +86,16 @@ def _read_image(path):
 
 def _metadata(saved_model):
     """The export's metadata; `InputError` for an export without its preprocessing."""
+    if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
+        raise InputError(
+            f"--saved_model={saved_model} is not a SavedModel (no saved_model.pb); "
+            "mgaug-train exports into <model_dir>/export unless --export_dir says otherwise.")
     path = os.path.join(saved_model, export.METADATA_FILE)
     try:
         with open(path, encoding="utf-8") as handle:
             metadata = json.load(handle)
     except (OSError, ValueError):
         metadata = {}
-    if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
-        raise InputError(
-            f"--saved_model={saved_model} is not a SavedModel (no saved_model.pb); "
-            "mgaug-train exports into <model_dir>/export unless --export_dir says otherwise.")
     if not isinstance(metadata, dict) or "preprocessing" not in metadata:
         raise InputError(
             f"--saved_model={saved_model} has no input preprocessing in {export.METADATA_FILE} "
@@ -182,13 +184,12 @@ def predict(saved_model, support_dir, query_dir):
 
 
 def _parse_flags(argv):
-    """absl's flag parser: the flags and folders are checked before TensorFlow is imported.
+    """absl's flag parser: the flags are checked before TensorFlow is imported.
 
-    A refused flag, a missing one or a missing folder ends the process with
-    one line and exit code 2.
+    A refused flag or a missing one ends the process with one line and exit
+    code 2; `predict` checks the folders, also before TensorFlow is imported.
     """
-    if any(arg in ("--help", "-help", "--helpshort", "-helpshort", "-h", "-?")
-           for arg in argv[1:]):
+    if any(arg in HELP_ARGUMENTS for arg in argv[1:]):
         app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)  # absl's own would exit 1
     try:
         rest = FLAGS(argv)
@@ -200,10 +201,6 @@ def _parse_flags(argv):
                if not FLAGS[name].value]
     if missing:
         _fail(f"{', '.join(missing)} must be given.")
-    try:
-        _check_folders(FLAGS.saved_model, FLAGS.support_dir, FLAGS.query_dir)
-    except InputError as error:
-        _fail(str(error))
     return rest
 
 
