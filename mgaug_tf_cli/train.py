@@ -33,16 +33,21 @@ def _interrupted_message():
     if (globals().get("tf") is None or config is None
             or config.runtime.mode not in ("train", "train_and_eval")):
         return text + "; rerun the same command."
-    latest = tf.train.latest_checkpoint(config.runtime.model_dir)
+    latest, step = _latest_step(config.runtime.model_dir)
     if latest is None:
         return text + " before the first checkpoint; rerun the same command to start again."
-    return (text + f"; rerun the same command to resume from step "
-            f"{latest.rsplit('-', 1)[-1]} ({latest}).")
+    return text + f"; rerun the same command to resume from step {step} ({latest})."
+
+
+def _latest_step(model_dir):
+    """The latest complete checkpoint of `model_dir` and its step (a string), or (None, None)."""
+    latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
+    return latest, None if latest is None else latest.rsplit("-", 1)[-1]
 
 
 _WATCHDOG = interrupt.InterruptWatchdog(_interrupted_message)
 if __name__ == "__main__" or quiet.program_name() in ("mgaug-train", "run.py"):
-    # Ctrl-C during TensorFlow's import, too, when this module is the program.
+    # Installed at import when this module is the program, so Ctrl-C during flag parsing ends it.
     _WATCHDOG.install()
 
 # pylint: disable=wrong-import-position
@@ -354,6 +359,8 @@ class Experiment:
     checkpoints: checkpoints.RunCheckpoints
     summaries: summaries.RunSummaries
     evaluator: evaluation.EpisodeEvaluator
+    # `files.write_problem(model_dir)` as `prepare` found it: None when writable.
+    model_dir_problem: str | None = None
 
     def spec(self, split_field, seed):
         """The `EpisodeSpec` of a split named by its `DataConfig` field."""
@@ -434,8 +441,9 @@ def prepare(experiment_config):
         # Built before the image check: the image size and resolutions are refused first.
         learner = build_learner(experiment_config, image_shape)
     # After the learner has refused sizes it cannot take; before any graph.
-    _check_size_and_memory(experiment_config, train_split, image_shape, _Say(role.is_chief))
-    _check_images(experiment_config, splits, _Say(role.is_chief))
+    say = _Say(role.is_chief)
+    _check_size_and_memory(experiment_config, train_split, image_shape, say)
+    _check_images(experiment_config, splits, say)
     with strategy.scope():
         learner.compile(optimizer=factory.build_optimizer(experiment_config.optimizer))
         # mixed_float16: compile wrapped it in a LossScaleOptimizer, whose
@@ -451,7 +459,7 @@ def prepare(experiment_config):
                                                experiment_config.trainer.keep_checkpoints),
         summaries=summaries.RunSummaries(runtime.model_dir, enabled=role.is_chief,
                                          mgaug_strategy=experiment_config.model.mgaug.strategy),
-        evaluator=evaluation.EpisodeEvaluator(learner, strategy))
+        evaluator=evaluation.EpisodeEvaluator(learner, strategy), model_dir_problem=problem)
 
 
 def train(experiment):
@@ -551,7 +559,7 @@ def run(experiment_config):
     lock = None
     # A read-only model_dir (evaluated or exported elsewhere) gets no lock:
     # nothing is written into it.
-    if experiment.role.is_chief and files.write_problem(runtime.model_dir) is None:
+    if experiment.role.is_chief and experiment.model_dir_problem is None:
         # A second live run in the same model_dir would overwrite this one's
         # checkpoints and double its TensorBoard curves.
         try:
@@ -607,7 +615,7 @@ def run_and_report(experiment_config):
     except (data.CorruptDataError, data.DataNotFoundError) as error:
         # Raised inside the input pipeline mid-run (a file the pre-flight
         # check could not catch, or one changed since).
-        latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
+        latest, _ = _latest_step(model_dir)
         kept = (f"The last checkpoint, {latest}, is intact; rerun the same command to resume "
                 "from it." if latest else "No checkpoint had been written yet.")
         _fail(f"{error} Replace or remove the file (--verify_images lists every unreadable "
@@ -628,8 +636,8 @@ def run_and_report(experiment_config):
 
 def _disk_full_message(path, model_dir):
     """One line for a write that failed on a full disk: the file, and what is intact."""
-    latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
-    kept = (f"The last complete checkpoint, {latest} (step {latest.rsplit('-', 1)[-1]}), is "
+    latest, step = _latest_step(model_dir)
+    kept = (f"The last complete checkpoint, {latest} (step {step}), is "
             "intact: free space on that disk and rerun the same command to resume from it."
             if latest else "No checkpoint had been written yet: free space on that disk and "
             "rerun the same command.")
@@ -665,8 +673,7 @@ def _parse_flags(argv):
 
 
 def _main(experiment_config):
-    """absl's main: the run of the config `_parse_flags` checked."""
-    load_libraries()
+    """absl's main: the run of the config `_parse_flags` checked (which loaded the libraries)."""
     # absl's own --verbosity (not a config field): TensorFlow's INFO lines
     # would bury the progress bar unless the user asked for them.
     if not flags.FLAGS["verbosity"].present:
