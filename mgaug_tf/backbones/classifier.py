@@ -6,8 +6,7 @@ import keras
 import tensorflow as tf
 
 from mgaug_tf import choices, functional
-from mgaug_tf.backbones.pooling import check_n_way
-from mgaug_tf.checks import check_flatten_head
+from mgaug_tf.checks import check_flatten_head, check_n_way
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.interpolation import resize_align_corners
 

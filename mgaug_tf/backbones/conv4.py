@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from mgaug_tf.backbones import piecewise, sliced
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, batch_normalize, check_fused
-from mgaug_tf.backbones.pooling import check_input_size, check_integer, feature_pooling
+from mgaug_tf.backbones.pooling import check_input_size, feature_pooling
+from mgaug_tf.checks import check_integer
 
 
 @keras.saving.register_keras_serializable(package="mgaug_tf")

@@ -3,10 +3,8 @@
 import keras
 
 from mgaug_tf import choices
-# The integer checks live with the other TensorFlow-free checks; re-exported for the
-# backbones and learners that import them from here.
-from mgaug_tf.checks import (check_integer, check_n_way,  # pylint: disable=unused-import
-                             check_positive_integers, is_integer)
+# Re-exported only for resnet10.py, which still imports it from here.
+from mgaug_tf.checks import check_positive_integers  # pylint: disable=unused-import
 from mgaug_tf.errors import ArgumentError
 
 POOLINGS = choices.POOLINGS

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from mgaug_tf.backbones import piecewise
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
-from mgaug_tf.backbones.pooling import check_input_size, check_positive_integers, feature_pooling
+from mgaug_tf.backbones.pooling import check_input_size, feature_pooling
+from mgaug_tf.checks import check_positive_integers
 from mgaug_tf.errors import ArgumentError
 
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
 from mgaug_tf import choices, functional, runtime
-from mgaug_tf.backbones.pooling import check_n_way
+from mgaug_tf.checks import check_n_way
 from mgaug_tf.errors import ArgumentError
 
 if TYPE_CHECKING:
