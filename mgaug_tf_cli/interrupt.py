@@ -35,8 +35,9 @@ import threading
 EXIT_INTERRUPTED = 130  # docs/cli.md: 128 + SIGINT, as shells report it
 GRACE_SECONDS = 3.0
 
-_exit_lock = threading.Lock()
-_claimed_by = []  # the thread ident that took `_exit_lock`, once taken
+# Re-entrant: a thread that claimed the exit may claim it again; any other thread
+# (the watchdog's acquire with a timeout) blocks while it is held.
+_exit_lock = threading.RLock()
 _installed = []  # a watchdog is watching (claims matter only then)
 
 
@@ -50,10 +51,9 @@ def claim_exit():
     nothing while no watchdog is installed (a program's functions called
     from a test or a notebook).
     """
-    if not _installed or _claimed_by and _claimed_by[0] == threading.get_ident():
+    if not _installed:
         return
     _exit_lock.acquire()  # pylint: disable=consider-using-with  # held until the process ends
-    _claimed_by.append(threading.get_ident())
 
 
 class InterruptWatchdog:
