@@ -296,10 +296,7 @@ def preprocess_uint8(images, preprocessing):
         float32 `[N, H, W, C]` (`preprocessing.image_shape`).
     """
     images = convert_channels(images, preprocessing.channels)
-    images = resize_like_pil(images, preprocessing.reader_size)
-    if preprocessing.invert:
-        images = 255 - images
-    return _evaluation_stage(images, preprocessing)
+    return _evaluation_stage(_reader_stage(images, preprocessing), preprocessing)
 
 
 def preprocess_encoded(encoded, preprocessing):
@@ -308,12 +305,17 @@ def preprocess_encoded(encoded, preprocessing):
 
     def read(one):
         image = decode_like_pil(one, preprocessing.channels)
-        image = resize_like_pil(image[None], preprocessing.reader_size)[0]
-        return 255 - image if preprocessing.invert else image
+        return _reader_stage(image[None], preprocessing)[0]
 
     images = tf.map_fn(read, encoded, fn_output_signature=tf.TensorSpec(
         [height, width, preprocessing.channels], tf.uint8))
     return _evaluation_stage(images, preprocessing)
+
+
+def _reader_stage(images, preprocessing):
+    """The data reader's stage on uint8 `[N, h, w, C]`: its resize, then its inversion."""
+    images = resize_like_pil(images, preprocessing.reader_size)
+    return 255 - images if preprocessing.invert else images
 
 
 def _evaluation_stage(images, preprocessing):
