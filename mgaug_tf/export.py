@@ -438,29 +438,24 @@ class FewShotInference(tf.Module):
             return preprocess_uint8(_shape_checks([(name, images, ["count", "h", "w", "c"])])[0],
                                     preprocessing)
 
-        # Any shape in every signature: `_shape_checks` names a wrong one (see there).
-        @tf.function(autograph=False, input_signature=[
-            tf.TensorSpec(None, tf.string, name="support_images"),
-            tf.TensorSpec(None, tf.int32, name="support_labels"),
-            tf.TensorSpec(None, tf.string, name="query_images")])
-        def few_shot_encoded(support_images, support_labels, query_images):
-            return classify(encoded("support_images", support_images),
-                            labels_checked(support_labels), encoded("query_images", query_images))
+        def few_shot(name, dtype, prepare):
+            """The few-shot `tf.function` `name` taking `dtype` images, made ready by `prepare`."""
+            def one(support_images, support_labels, query_images):
+                return classify(prepare("support_images", support_images),
+                                labels_checked(support_labels),
+                                prepare("query_images", query_images))
+            one.__name__ = name  # the traced function's name in the SavedModel
+            # Any shape in every signature: `_shape_checks` names a wrong one (see there).
+            return tf.function(one, autograph=False, input_signature=[
+                tf.TensorSpec(None, dtype, name="support_images"),
+                tf.TensorSpec(None, tf.int32, name="support_labels"),
+                tf.TensorSpec(None, dtype, name="query_images")])
 
-        @tf.function(autograph=False, input_signature=[
-            tf.TensorSpec(None, tf.uint8, name="support_images"),
-            tf.TensorSpec(None, tf.int32, name="support_labels"),
-            tf.TensorSpec(None, tf.uint8, name="query_images")])
-        def few_shot_uint8(support_images, support_labels, query_images):
-            return classify(uint8("support_images", support_images),
-                            labels_checked(support_labels), uint8("query_images", query_images))
-
-        @tf.function(autograph=False, input_signature=[
-            tf.TensorSpec(None, tf.float32, name="support_images"),
-            tf.TensorSpec(None, tf.int32, name="support_labels"),
-            tf.TensorSpec(None, tf.float32, name="query_images")])
-        def few_shot_preprocessed(support_images, support_labels, query_images):
-            return classify(support_images, labels_checked(support_labels), query_images)
+        few_shot_encoded = few_shot("few_shot_encoded", tf.string, encoded)
+        few_shot_uint8 = few_shot("few_shot_uint8", tf.uint8, uint8)
+        # Already the learner's input: `classify` checks its shape.
+        few_shot_preprocessed = few_shot("few_shot_preprocessed", tf.float32,
+                                         lambda name, images: images)
 
         @tf.function(autograph=False, input_signature=[
             tf.TensorSpec(None, tf.string, name="images")])
