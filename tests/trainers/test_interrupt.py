@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from mgaug_tf_cli import interrupt
-from tests.trainers.conftest import REPO, cli_env, wait_for
+from tests.trainers.conftest import GLYPHS, REPO, cli_env, wait_for
 
 # The watchdog's grace plus the time to print and exit on a loaded machine.
 EXIT_BOUND_S = interrupt.GRACE_SECONDS + 4.0
@@ -170,10 +170,8 @@ def test_ctrl_c_during_the_first_meta_step_ends_the_run_within_seconds(tmp_path,
 def test_an_interrupted_run_names_its_last_intact_checkpoint_and_resumes_from_it(tmp_path):
     """SIGINT while checkpoints are written every step: the one named is complete."""
     model_dir = tmp_path / "run"
-    args = ["--dataset=glyphs", "--image_size=16", "--filters=4", "--n_way=3", "--k_query=2",
-            "--meta_batch_size=2", "--inner_steps=1", "--train_steps=100000",
-            "--checkpoint_every=1", "--eval_every=100000", "--mode=train",
-            f"--model_dir={model_dir}"]
+    args = [*GLYPHS, "--train_steps=100000", "--checkpoint_every=1", "--eval_every=100000",
+            "--mode=train", f"--model_dir={model_dir}"]
     process, _, err = _start(args, tmp_path, "checkpoints")
     try:
         wait_for(lambda: tf.train.latest_checkpoint(str(model_dir)) is not None
