@@ -48,6 +48,7 @@ import os
 import tensorflow as tf
 
 from mgaug_tf.data import preprocess as preprocess_lib
+from mgaug_tf.data import sources
 from mgaug_tf.training import files
 
 SIGNATURE_KEY = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY  # = ENCODED_KEY
@@ -153,7 +154,7 @@ class InputPreprocessing:
             "decode": "as Pillow: PNG, JPEG (accurate integer IDCT), GIF (first frame), BMP, "
                       "WebP; alpha dropped",
             "reader": {"channels": self.channels, "channel_conversion": "pillow",
-                       "size": list(self.reader_size), "resize": "pil_bilinear",
+                       "size": list(self.reader_size), "resize": sources.RESIZE_RULE,
                        "invert": self.invert},
             "scale": "x / 255",
             "evaluation": {"size": list(self.image_size),

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 # Decoded images are kept in memory when the whole split costs less than this.
 DEFAULT_CACHE_LIMIT_BYTES = 512 * 2**20
+# The name of `resize_image`'s rule in a source's `preprocessing` (and an export's metadata).
+RESIZE_RULE = "pil_bilinear"
 
 
 def resize_image(image, size):
@@ -111,7 +113,7 @@ class ImageSource:
         rule inside a SavedModel.
         """
         height, width, channels = (int(size) for size in self.image_shape)
-        return {"channels": channels, "size": [height, width], "resize": "pil_bilinear",
+        return {"channels": channels, "size": [height, width], "resize": RESIZE_RULE,
                 "invert": bool(self.invert)}
 
     def __len__(self):

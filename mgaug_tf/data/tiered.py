@@ -209,5 +209,5 @@ DATASET = Dataset(
     ),
     options={"image_size": None, "cache_decoded": None},
     summary="tieredImageNet, 351/97/160 classes (Ren et al. PNG pickles or MetaOptNet npz)",
-    native_size=84,
+    native_size=NATIVE_SIZE,
 )
