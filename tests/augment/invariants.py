@@ -7,6 +7,12 @@ from mgaug_tf import functional, inner_loop
 from mgaug_tf.learners.base import cross_entropy
 
 
+def copy_weights(source, target):
+    """Assigns `source`'s variables to `target`'s, in order (two learners of one architecture)."""
+    for variable_from, variable_to in zip(source.variables, target.variables):
+        variable_to.assign(variable_from)
+
+
 def assert_pruned_entries_stay_frozen(learner, task, inner_steps, inner_lr=0.1):
     """Asserts that every pruned entry gets zero inner-loop update and zero meta-gradient.
 

@@ -27,11 +27,6 @@ def make_learner(kind, augmentation=None, seed=0, pooling="flatten", dtype="floa
     return learner
 
 
-def copy_weights(source, target):
-    for variable_from, variable_to in zip(source.variables, target.variables):
-        variable_to.assign(variable_from)
-
-
 @pytest.fixture(scope="module")
 def batch():
     return make_episode_batch(0, tasks=2, n_way=3, k_shot=2, k_query=2, size=16)
@@ -46,7 +41,7 @@ def test_full_keep_range_gives_k_plus_one_times_the_plain_gradient(kind, strateg
     plain = make_learner(kind, dtype="float64")
     augmented = make_learner(kind, mg.MGAug(strategy, num_subnets=3, keep_range=(1.0, 1.0)),
                              dtype="float64")
-    copy_weights(plain, augmented)
+    invariants.copy_weights(plain, augmented)
     _, plain_gradients = plain.compute_meta_gradients(batch)
     _, augmented_gradients = augmented.compute_meta_gradients(batch)
     for got, want in zip(augmented_gradients, plain_gradients):
@@ -118,7 +113,7 @@ def test_mean_reduction_divides_by_k_plus_one(batch):
     plain = make_learner("maml")
     mean = make_learner("maml", mg.MGAug("catfish", num_subnets=3, keep_range=(1.0, 1.0),
                                          reduction="mean"))
-    copy_weights(plain, mean)
+    invariants.copy_weights(plain, mean)
     _, want = plain.compute_meta_gradients(batch)
     _, got = mean.compute_meta_gradients(batch)
     for g, w in zip(got, want):

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import mgaug_tf as mg
 from mgaug_tf import factory
+from mgaug_tf.backbones import resnet10
 from mgaug_tf.backbones.resnet10 import ResNet10
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf_cli import flags as run_flags
@@ -123,17 +124,29 @@ def test_float32_gradients_at_an_even_size_with_few_channels_equal_the_float64_t
         np.testing.assert_allclose(gradient, want[name], rtol=1e-3, atol=1e-4, err_msg=name)
 
 
-def test_keras_same_padding_would_not_match_on_even_inputs():
-    """The twin is sensitive to the padding: Keras's "same" on a stride-2 layer is another network."""
+@pytest.mark.parametrize("layer, padding, shape", [("stem", 3, (2, 64, 64, 3)),
+                                                    ("block1", 1, (2, 16, 16, 4))])
+def test_strided_layers_pad_as_pytorch_not_as_keras_same_on_even_inputs(layer, padding, shape):
+    """The backbone's own stride-2 convolutions equal PyTorch's symmetric padding.
+
+    Keras's "same" pads an even input bottom-right only: another network,
+    which the explicit padding must not be.
+    """
     backbone = small_resnet10()
     backbone.build((None, 64, 64, 3))
-    weights = weights_by_name(backbone)
-    images = tf.random.stateless_normal([2, 64, 64, 3], seed=[3, 4], dtype=tf.float64)
-    torch_style = tf.nn.conv2d(images, weights["stem_conv/kernel"], 2,
-                               [[0, 0], [3, 3], [3, 3], [0, 0]])
-    keras_same = tf.nn.conv2d(images, weights["stem_conv/kernel"], 2, "SAME")
-    assert torch_style.shape == keras_same.shape == (2, 32, 32, 4)
-    assert np.abs(torch_style.numpy() - keras_same.numpy()).max() > 0.1
+    if layer == "stem":
+        conv, conv_padding = backbone.stem_conv, backbone.stem_padding
+    else:
+        conv, conv_padding = backbone.blocks[1].conv1, backbone.blocks[1].padding1
+    images = tf.random.stateless_normal(shape, seed=[3, 4], dtype=tf.float64)
+    got = resnet10._apply(conv, conv_padding, images)  # pylint: disable=protected-access
+    kernel = conv.kernel
+    torch_style = tf.nn.conv2d(images, kernel, 2, [[0, 0], [padding, padding],
+                                                   [padding, padding], [0, 0]])
+    keras_same = tf.nn.conv2d(images, kernel, 2, "SAME")
+    assert got.shape == torch_style.shape == keras_same.shape
+    np.testing.assert_allclose(got, torch_style, rtol=1e-12, atol=1e-12)
+    assert np.abs(got.numpy() - keras_same.numpy()).max() > 0.1
 
 
 # ------------------------------------------------------------- shapes, pool

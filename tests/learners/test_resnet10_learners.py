@@ -60,11 +60,6 @@ def layer_name(variable):
     return re.sub(r"^.*res_net10[^/]*/", "", variable.path).rsplit("/", 1)[0]
 
 
-def copy_weights(source, target):
-    for variable_from, variable_to in zip(source.variables, target.variables):
-        variable_to.assign(variable_from)
-
-
 # ------------------------------------------------ finite differences (float64)
 # The meta-loss is piecewise smooth (ReLU and max-pool winners flip); a step
 # of 1e-6 along a random direction of all weights straddled such a flip here
@@ -98,7 +93,7 @@ def test_keep_ratio_one_gives_the_plain_meta_gradient(kind):
     plain = make_learner(kind, final_pool="global", size=33)
     augmented = make_learner(kind, mg.MGAug("catfish", num_subnets=2, keep_range=(1.0, 1.0),
                                             reduction="mean"), final_pool="global", size=33)
-    copy_weights(plain, augmented)
+    invariants.copy_weights(plain, augmented)
     _, want = plain.compute_meta_gradients(batch)
     _, got = augmented.compute_meta_gradients(batch)
     for g, w in zip(got, want):
