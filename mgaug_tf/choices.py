@@ -3,7 +3,7 @@
 `mgaug_tf.config` validates a setting against these before anything imports
 TensorFlow (a program parses and checks its flags first); the modules that
 implement each choice re-export the tuple under the name they always had
-(`pooling.POOLINGS`, `mgaug.REDUCTIONS`, ...).
+(`pooling.POOLINGS`, `mgaug.RESIZE_METHODS`, ...).
 """
 
 # Feature pooling of a backbone (`backbones.pooling`).

@@ -20,21 +20,17 @@ from mgaug_tf import functional
 from mgaug_tf import interpolation
 from mgaug_tf.augment import masks as masks_lib
 from mgaug_tf.augment import strategies as strategies_lib
-from mgaug_tf.backbones import classifier as classifier_lib
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import accuracy, sequential_loop, unscale
 
 if TYPE_CHECKING:
     from mgaug_tf.learners.base import MetaLearner
 
-REDUCTIONS = choices.MGAUG_REDUCTIONS
-WIDTH_EXECUTIONS = choices.WIDTH_EXECUTIONS
 # "auto" runs sliced only when no keep ratio exceeds this: slicing paid only
 # for narrow sub-networks where it was measured (docs/performance.md,
 # "Sliced random_width sub-networks").
 SLICED_AUTO_MAX_KEEP = 0.5
 RESIZE_METHODS = choices.RESIZE_METHODS
-FLATTEN_HEADS = classifier_lib.FLATTEN_HEADS
 # The reference code's keep-ratio caps under `parity`.
 PARITY_CAP = 0.999
 PARITY_CAP_PROTONET = 0.99
@@ -222,10 +218,6 @@ class MGAug:
         self.parity = bool(parity)
         self.seed = int(seed)
 
-    def _check_resolutions(self, image_size):
-        """Refuses resolutions above `image_size`: sub-networks only downscale."""
-        checks.check_resolutions(self.resolutions, image_size)
-
     def check_learner(self, learner: "MetaLearner") -> MGAugSettings:
         """What this augmentation resolves for `learner`, or an error if it cannot serve it.
 
@@ -373,7 +365,7 @@ class MGAug:
         Raises:
             mgaug_tf.errors.ArgumentError: A resolution exceeds the image size.
         """
-        self._check_resolutions(min(image_shape[0], image_shape[1]))
+        checks.check_resolutions(self.resolutions, min(image_shape[0], image_shape[1]))
 
     def resolution_probabilities(self) -> dict[int, float]:
         """`{size: probability}` of one sub-network's resolution draw (uniform)."""
