@@ -24,10 +24,6 @@ from mgaug_tf.backbones.classifier import FewShotClassifier
 from mgaug_tf.learners.base import MetaLearner
 from mgaug_tf.learners.gradient import GradientLearner
 
-IMAGE_SIZE = checks.IMAGE_SIZE
-_MGAUG_PATHS = checks.MGAUG_PATHS
-_fields_of = checks.fields_of
-
 
 def _registered(lookup, name, path):
     """`lookup(name)` from the registry; an unknown name names its config field."""
@@ -41,13 +37,12 @@ def _model_argument_paths(backbone_config):
     """`{constructor argument: (config paths)}` for every constructor `build_learner` calls."""
     _, backbone_fields = _registered(registry.backbone_builder, backbone_config.name,
                                      "model.backbone.name")
-    paths = dict(_MGAUG_PATHS)
-    paths.update({argument: (f"model.learner.{argument}",)
-                  for argument in checks.LEARNER_ARGUMENTS})
+    paths = dict(checks.MGAUG_PATHS)
+    paths.update(checks.LEARNER_PATHS)
     paths.update({"filters": ("model.backbone.filters",), "pooling": ("model.backbone.pooling",),
                   "dtype": ("model.backbone.dtype",),
                   "fused_batch_norm": ("model.backbone.fused_batch_norm",),
-                  "input_shape": (IMAGE_SIZE,)})
+                  "input_shape": (checks.IMAGE_SIZE,)})
     paths.update({argument: (f"model.backbone.{field}",)
                   for argument, field in backbone_fields.items()})
     return paths
@@ -65,7 +60,7 @@ def build_backbone(backbone_config: config_lib.BackboneConfig) -> keras.Model:
     kwargs = {"dtype": backbone_config.dtype}
     if backbone_config.pooling is not None:
         kwargs["pooling"] = backbone_config.pooling
-    with _fields_of(_model_argument_paths(backbone_config)):
+    with checks.fields_of(_model_argument_paths(backbone_config)):
         return builder(backbone_config, **kwargs)
 
 
@@ -84,7 +79,7 @@ def build_augmentation(mgaug_config: config_lib.MGAugConfig, image_size: Optiona
     """
     if not mgaug_config.enabled:
         return None
-    with _fields_of(_MGAUG_PATHS):
+    with checks.fields_of(checks.MGAUG_PATHS):
         return MGAug(**checks.mgaug_arguments(mgaug_config, image_size), seed=seed)
 
 
@@ -121,7 +116,7 @@ def build_learner(model_config: config_lib.ModelConfig,
                                 "model.learner.name")
     common = {"bn_mode": learner_config.bn_mode, "task_reduction": learner_config.task_reduction,
               "augmentation": augmentation}
-    with _fields_of(_model_argument_paths(model_config.backbone)):
+    with checks.fields_of(_model_argument_paths(model_config.backbone)):
         if issubclass(learner_class, GradientLearner):
             network = FewShotClassifier(backbone, learner_config.n_way)
             learner = learner_class(network, learner_config.n_way,
