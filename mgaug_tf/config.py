@@ -33,19 +33,18 @@ NO_MGAUG = "none"
 NO_FLATTEN_HEAD = "none"
 
 
-def _field(default, flag, doc, *, choices=None, fixed=False, lower_bound=None,
-           upper_bound=None):
+def _field(default, flag, doc, *, choices=None, fixed=False, lower_bound=None):
     """A config field with its flag, one-line doc and (for enums) allowed names.
 
     `fixed`: the value defines the model or its training episodes, so a run
     resumed in the same model_dir must keep it; other values (learning
     rates, step counts, evaluation settings) may change between restarts.
-    `lower_bound`/`upper_bound` are part of the value's type (a count is a
-    positive integer) and checked when the flag is parsed.
+    `lower_bound` is part of the value's type (a count is a positive
+    integer) and checked when the flag is parsed.
     """
     return dataclasses.field(default=default, metadata={
         "flag": flag, "doc": doc, "choices": choices, "fixed": fixed,
-        "lower_bound": lower_bound, "upper_bound": upper_bound})
+        "lower_bound": lower_bound})
 
 
 class _Section:
@@ -405,7 +404,6 @@ class FieldSpec:
     choices: Optional[tuple]
     fixed: bool
     lower_bound: object
-    upper_bound: object
 
     @property
     def section(self):
@@ -438,8 +436,7 @@ def field_specs(cls=ExperimentConfig, prefix=""):
         meta = item.metadata
         specs.append(FieldSpec(path=path, flag=meta["flag"], doc=meta["doc"], type=kind,
                                default=item.default, choices=meta["choices"],
-                               fixed=meta["fixed"], lower_bound=meta["lower_bound"],
-                               upper_bound=meta["upper_bound"]))
+                               fixed=meta["fixed"], lower_bound=meta["lower_bound"]))
     return specs
 
 

@@ -77,11 +77,9 @@ def define_flags(flag_values=flags.FLAGS, check_dataset_name=True):
             flags.DEFINE_enum(spec.flag, spec.default, list(spec.choices), spec.doc,
                               flag_values=flag_values)
         elif kind is int:
-            flags.DEFINE_integer(*args, lower_bound=spec.lower_bound,
-                                 upper_bound=spec.upper_bound, flag_values=flag_values)
+            flags.DEFINE_integer(*args, lower_bound=spec.lower_bound, flag_values=flag_values)
         elif kind is float:
-            flags.DEFINE_float(*args, lower_bound=spec.lower_bound, upper_bound=spec.upper_bound,
-                               flag_values=flag_values)
+            flags.DEFINE_float(*args, lower_bound=spec.lower_bound, flag_values=flag_values)
         elif spec.is_list:
             flags.DEFINE_list(spec.flag, [str(value) for value in spec.default], spec.doc,
                               flag_values=flag_values)
