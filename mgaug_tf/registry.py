@@ -27,13 +27,16 @@ from mgaug_tf.learners.maml import FOMAML, MAML
 from mgaug_tf.learners.meta_sgd import MetaSGD
 from mgaug_tf.learners.protonet import ProtoNet
 
+# `BackboneConfig.fused_batch_norm` -> the backbones' `fused_batch_norm` argument.
+_FUSED_BATCH_NORM = {"auto": "auto", "on": True, "off": False}
+
 
 def _conv4(config, **kwargs):
     _refuse_final_pool(config, "conv4")
     if len(config.filters) != 1:
         raise ArgumentError("filters", config.filters, "takes one value for conv4 (the filters "
                             "of every convolution)", owner="conv4")
-    fused = {"auto": "auto", "on": True, "off": False}[config.fused_batch_norm]
+    fused = _FUSED_BATCH_NORM[config.fused_batch_norm]
     return Conv4(filters=config.filters[0], fused_batch_norm=fused, **kwargs)
 
 
@@ -62,7 +65,7 @@ def _resnet10(config, **kwargs):
                             "choose its pool with final_pool", owner="resnet10")
     if len(widths) == 1:  # one base width w: the reference's (64, 128, 256, 512) at w = 64
         widths = tuple(widths[0] * scale for scale in (1, 2, 4, 8))
-    fused = {"auto": "auto", "on": True, "off": False}[config.fused_batch_norm]
+    fused = _FUSED_BATCH_NORM[config.fused_batch_norm]
     if config.final_pool is not None:
         kwargs["final_pool"] = config.final_pool
     return ResNet10(widths=widths, fused_batch_norm=fused, **kwargs)
