@@ -74,6 +74,19 @@ def check_keep_ratio(name, value, owner=None):
         raise ArgumentError(name, value, "must be a keep ratio in (0, 1]", owner=owner)
 
 
+def check_keep_bounds(keep_min, keep_max, owner=None):
+    """Refuses keep ratios `keep_min`, `keep_max` outside (0, 1] or with keep_min > keep_max.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming `keep_min` or `keep_max`.
+    """
+    check_keep_ratio("keep_min", keep_min, owner)
+    check_keep_ratio("keep_max", keep_max, owner)
+    if keep_min > keep_max:
+        raise ArgumentError("keep_max", keep_max,
+                            f"must be at least keep_min ({keep_min})", owner=owner)
+
+
 # ------------------------------------------------------------ constructors
 def check_keep_range(keep_range, owner):
     """Refuses a `keep_range` other than `(keep_min, keep_max)` in (0, 1], keep_min <= keep_max.
@@ -83,10 +96,8 @@ def check_keep_range(keep_range, owner):
     """
     try:
         keep_min, keep_max = keep_range
-        check_keep_ratio("keep_min", keep_min, owner)
-        check_keep_ratio("keep_max", keep_max, owner)
-        if keep_min > keep_max:
-            raise ValueError(keep_range)
+        # `ArgumentError` is a `ValueError`: its words give way to keep_range's below.
+        check_keep_bounds(keep_min, keep_max, owner)
     except (TypeError, ValueError) as error:
         raise ArgumentError("keep_range", keep_range,
                             "must be (keep_min, keep_max), keep ratios in (0, 1] with "
@@ -215,6 +226,8 @@ MGAUG_PATHS["image_size"] = (IMAGE_SIZE,)
 GRADIENT_LEARNERS = ("maml", "fomaml", "anil", "metasgd")
 LEARNER_ARGUMENTS = ("n_way", "inner_lr", "inner_steps", "eval_inner_steps", "bn_mode",
                      "task_reduction", "recompute")
+# A learner's constructor arguments -> the `ExperimentConfig` paths they come from.
+LEARNER_PATHS = {argument: (f"model.learner.{argument}",) for argument in LEARNER_ARGUMENTS}
 
 
 @contextlib.contextmanager
@@ -259,8 +272,7 @@ def check_config(experiment_config):
             check_mgaug_arguments(**mgaug_arguments(model.mgaug,
                                                     experiment_config.data.image_size))
     learner = model.learner
-    with fields_of({argument: (f"model.learner.{argument}",)
-                    for argument in LEARNER_ARGUMENTS}):
+    with fields_of(LEARNER_PATHS):
         check_n_way(learner.n_way, owner=learner.name)
         if learner.name in GRADIENT_LEARNERS:
             check_inner_loop(learner.inner_lr, learner.inner_steps, learner.eval_inner_steps,

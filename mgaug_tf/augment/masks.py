@@ -17,8 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mgaug_tf.checks import check_keep_ratio
-from mgaug_tf.errors import ArgumentError
+from mgaug_tf.checks import check_keep_bounds, check_keep_ratio
 
 
 def prunable_weights(network, include_dense=False):
@@ -87,11 +86,7 @@ class ReferenceKeepRatios(KeepRatioSampler):
 
     def __init__(self, keep_min=0.8, keep_max=1.0, cap=None):
         owner = "ReferenceKeepRatios"
-        check_keep_ratio("keep_min", keep_min, owner)
-        check_keep_ratio("keep_max", keep_max, owner)
-        if keep_min > keep_max:
-            raise ArgumentError("keep_max", keep_max,
-                                f"must be at least keep_min ({keep_min})", owner=owner)
+        check_keep_bounds(keep_min, keep_max, owner)
         if cap is not None:
             check_keep_ratio("cap", cap, owner)
         self.keep_min, self.keep_max, self.cap = float(keep_min), float(keep_max), cap
