@@ -3,8 +3,6 @@
 import keras
 
 from mgaug_tf import choices
-# Re-exported only for resnet10.py, which still imports it from here.
-from mgaug_tf.checks import check_positive_integers  # pylint: disable=unused-import
 from mgaug_tf.errors import ArgumentError
 
 POOLINGS = choices.POOLINGS
