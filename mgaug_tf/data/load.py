@@ -2,13 +2,17 @@
 
 from pathlib import Path
 
-from mgaug_tf.data import builtin, cifar, cub, mini, omniglot, tfds_source, tiered
+from mgaug_tf.data import builtin, cifar, cub, mini, omniglot, sinusoid, tfds_source, tiered
 from mgaug_tf.data.errors import DataNotFoundError
-from mgaug_tf.data.formats import canonical_split, list_dir
+from mgaug_tf.data.formats import Dataset, canonical_split, list_dir
 
+# The sinusoid regression tasks: generated, no files, no classes (`data.sinusoid`).
+SINUSOID = Dataset(name=sinusoid.NAME, aliases=(), formats=(), options={},
+                   summary="built-in regression tasks y = A sin(x - phase) of Finn et al. "
+                           "(2017), no files", needs_data_dir=False)
 DATASETS = {dataset.name: dataset for dataset in (
     tiered.DATASET, mini.DATASET, omniglot.DATASET, cub.DATASET, cifar.CIFAR_FS,
-    cifar.FC100, builtin.DATASET)}
+    cifar.FC100, builtin.DATASET, SINUSOID)}
 
 
 def _key(name):
@@ -28,7 +32,7 @@ def available_datasets():
 
     Example:
         >>> sorted(mgaug_tf.data.available_datasets())
-        ['cifar_fs', 'cub', 'fc100', 'glyphs', 'miniimagenet', 'omniglot', 'tieredimagenet']
+        ['cifar_fs', 'cub', 'fc100', 'glyphs', 'miniimagenet', 'omniglot', 'sinusoid', 'tieredimagenet']
     """
     return {name: dataset.summary for name, dataset in DATASETS.items()}
 
@@ -60,6 +64,18 @@ def native_image_size(name):
     return get_dataset(name).native_size
 
 
+def dataset_objective(name):
+    """`"regression"` for the sinusoid tasks, `"classification"` for every other dataset.
+
+    Raises:
+        ValueError: An unknown name.
+    """
+    check_dataset_name(name)
+    if not tfds_source.is_tfds_name(name) and get_dataset(name) is SINUSOID:
+        return sinusoid.SinusoidTasks.objective
+    return "classification"
+
+
 def check_dataset_name(name):
     """Raises `ValueError` (listing the names) unless `load` accepts `name`.
 
@@ -85,7 +101,9 @@ def load(name, data_dir=None, split="train", **options):
             generated dataset that needs no `data_dir`). Or, prepared by
             TensorFlow Datasets: `"tfds:omniglot"`, `"tfds:cifar_fs"`,
             `"tfds:fc100"`, `"tfds:cub"`, `"tfds:mini_imagenet"`,
-            `"tfds:tiered_imagenet"`.
+            `"tfds:tiered_imagenet"`. `"sinusoid"` gives the regression task
+            family of `mgaug_tf.data.sinusoid` (a `SinusoidTasks`, not a
+            `FewShotSplit`; no data_dir, no options).
         data_dir: The folder holding the dataset's files; for `tfds:` names
             the TFDS data_dir (None: `$TFDS_DATA_DIR` or
             `~/tensorflow_datasets`).
@@ -128,6 +146,8 @@ def load(name, data_dir=None, split="train", **options):
         if data_dir not in (None, ""):
             raise ValueError(f"{dataset.name} is generated and reads no files; pass "
                              f"data_dir=None (got {data_dir!r}).")
+        if dataset is SINUSOID:
+            return sinusoid.load_tasks(split)
         return builtin.load_glyphs(split, **options)
     if data_dir in (None, ""):
         raise DataNotFoundError(f"{dataset.name} needs data_dir, the folder holding its files; "

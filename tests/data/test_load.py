@@ -7,7 +7,8 @@ from mgaug_tf.data import DataNotFoundError, available_datasets, load
 
 def test_available_datasets():
     assert sorted(available_datasets()) == ["cifar_fs", "cub", "fc100", "glyphs",
-                                            "miniimagenet", "omniglot", "tieredimagenet"]
+                                            "miniimagenet", "omniglot", "sinusoid",
+                                            "tieredimagenet"]
 
 
 def test_missing_data_dir_is_named(tmp_path):
