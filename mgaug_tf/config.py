@@ -200,7 +200,7 @@ class BackboneConfig(_Section):
     """The feature extractor (`mgaug_tf.factory.build_backbone`)."""
 
     name: str = _field("conv4", "backbone", "Backbone network: a name in `mgaug_tf.registry` "
-                       "(conv4, resnet12, resnet10, or one added with `register_backbone`).",
+                       "(conv4, resnet12, resnet10, mlp, or one added with `register_backbone`).",
                        fixed=True)
     filters: tuple[int, ...] = _field(
         (32,), "filters", "conv4: filters per convolution (one value); resnet12: four stage "
@@ -226,6 +226,10 @@ class BackboneConfig(_Section):
         "of the last map, any image size) or reference (the reference code's AvgPool2d(5): the "
         "top-left 5 x 5 of the 7 x 7 map at 224 px; images of 129 to 288 px).",
         choices=choices.FINAL_POOLS, fixed=True)
+    hidden_units: tuple[int, ...] = _field(
+        (), "hidden_units", "mlp: widths of its hidden Dense + ReLU layers, e.g. 40,40 (the "
+        "default: Finn et al.'s sinusoid network); the other backbones take none.",
+        fixed=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,6 +298,10 @@ class MGAugConfig(_Section):
         "(convolutions on the kept channels only, about r^2 of the FLOPs), masked (full "
         "width, channel masks multiplied in; the same function) or auto (sliced where it "
         "applies and pays). A resumed run may change it.", choices=choices.WIDTH_EXECUTIONS)
+    include_dense: bool = _field(
+        False, "mgaug_include_dense", "random_param, catfish, snip: prune Dense kernels too "
+        "(default: convolution kernels only). An MLP (--backbone=mlp) has only Dense "
+        "kernels, so MGAug on it needs this.", fixed=True)
 
     @property
     def enabled(self):

@@ -21,6 +21,7 @@ from mgaug_tf import config as config_lib
 from mgaug_tf import checks, registry
 from mgaug_tf.augment.mgaug import MGAug
 from mgaug_tf.backbones.classifier import FewShotClassifier
+from mgaug_tf.backbones.mlp import FewShotRegressor
 from mgaug_tf.learners.base import MetaLearner
 from mgaug_tf.learners.gradient import GradientLearner
 
@@ -42,7 +43,10 @@ def _model_argument_paths(backbone_config):
     paths.update({"filters": ("model.backbone.filters",), "pooling": ("model.backbone.pooling",),
                   "dtype": ("model.backbone.dtype",),
                   "fused_batch_norm": ("model.backbone.fused_batch_norm",),
-                  "input_shape": (checks.IMAGE_SIZE,)})
+                  "input_shape": (checks.IMAGE_SIZE,),
+                  "include_dense": ("model.mgaug.include_dense",),
+                  # The objective follows the dataset; the learner may not take it.
+                  "objective": ("data.dataset", "model.learner.name")})
     paths.update({argument: (f"model.backbone.{field}",)
                   for argument, field in backbone_fields.items()})
     return paths
@@ -79,26 +83,40 @@ def build_augmentation(mgaug_config: config_lib.MGAugConfig, image_size: Optiona
     """
     if not mgaug_config.enabled:
         return None
-    with checks.fields_of(checks.MGAUG_PATHS):
-        return MGAug(**checks.mgaug_arguments(mgaug_config, image_size), seed=seed)
+    with checks.fields_of(dict(checks.MGAUG_PATHS,
+                               include_dense=("model.mgaug.include_dense",))):
+        return MGAug(**checks.mgaug_arguments(mgaug_config, image_size),
+                     include_dense=mgaug_config.include_dense, seed=seed)
 
 
 def build_learner(model_config: config_lib.ModelConfig,
                   image_shape: Optional[Sequence[int]] = None,
-                  seed: int = 0) -> MetaLearner:
-    """The learner a `ModelConfig` describes, built for images of `image_shape`.
+                  seed: int = 0, objective: str = "classification",
+                  output_size: int = 1) -> MetaLearner:
+    """The learner a `ModelConfig` describes, built for examples of `image_shape`.
 
     Gradient-based learners get the backbone with a linear head
-    (`FewShotClassifier`); metric learners (ProtoNet) the backbone alone.
+    (`FewShotClassifier` of `n_way` logits, or for regression
+    `FewShotRegressor` of `output_size` values); metric learners (ProtoNet)
+    the backbone alone.
 
     Args:
         model_config: A `config.ModelConfig`.
-        image_shape: `(height, width, channels)` of the full network's input
-            (`DataConfig.image_size`, or the dataset's own size), or None to
-            return the learner unbuilt (Keras builds it on first use); the
-            constructors' checks run either way.
+        image_shape: The shape of one example: `(height, width, channels)`
+            of the full network's input images (`DataConfig.image_size`, or
+            the dataset's own size), or any other shape (`(1,)` for the
+            sinusoid tasks); or None to return the learner unbuilt (Keras
+            builds it on first use); the constructors' checks run either way.
+            MGAug checks its resolutions against the image size of a 3-axis
+            shape only.
         seed: Base seed of MGAug's draws (`TrainerConfig.seed`); the weights'
             initialisation follows Keras's global seed.
+        objective: `"classification"` or `"regression"` (mean squared
+            error; `n_way` is not used: the learner gets `n_way=None`). The
+            program derives it from the dataset
+            (`mgaug_tf.data.load.dataset_objective`).
+        output_size: Regression: values predicted per example (the targets'
+            last axis).
 
     Returns:
         A `mgaug_tf.MetaLearner`, built when `image_shape` is given, not compiled.
@@ -109,17 +127,23 @@ def build_learner(model_config: config_lib.ModelConfig,
             (e.g. `model.mgaug.keep_min`).
     """
     backbone = build_backbone(model_config.backbone)
-    augmentation = build_augmentation(model_config.mgaug,
-                                      None if image_shape is None else image_shape[0], seed=seed)
+    image_size = (image_shape[0] if image_shape is not None and len(image_shape) == 3
+                  else None)
+    augmentation = build_augmentation(model_config.mgaug, image_size, seed=seed)
     learner_config = model_config.learner
     learner_class = _registered(registry.learner_class, learner_config.name,
                                 "model.learner.name")
+    regression = objective == "regression"
+    n_way = None if regression else learner_config.n_way
     common = {"bn_mode": learner_config.bn_mode, "task_reduction": learner_config.task_reduction,
               "augmentation": augmentation}
+    if objective != "classification":  # so that learners without the argument keep working
+        common["objective"] = objective
     with checks.fields_of(_model_argument_paths(model_config.backbone)):
         if issubclass(learner_class, GradientLearner):
-            network = FewShotClassifier(backbone, learner_config.n_way)
-            learner = learner_class(network, learner_config.n_way,
+            network = (FewShotRegressor(backbone, output_size) if regression
+                       else FewShotClassifier(backbone, n_way))
+            learner = learner_class(network, n_way,
                                     inner_lr=learner_config.inner_lr,
                                     inner_steps=learner_config.inner_steps,
                                     eval_inner_steps=learner_config.eval_inner_steps,
@@ -130,7 +154,7 @@ def build_learner(model_config: config_lib.ModelConfig,
                     ("model.learner.recompute",),
                     f"recompute applies to the gradient-based learners ({learner_config.name} "
                     "has no inner loop).")
-            learner = learner_class(backbone, learner_config.n_way, **common)
+            learner = learner_class(backbone, n_way, **common)
         if image_shape is not None:
             learner.build(tuple(image_shape))
     return learner

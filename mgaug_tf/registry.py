@@ -7,8 +7,8 @@ builds a config that names them; `mgaug-train --backbone=NAME` accepts any
 name registered by the time the config is built (a program that registers
 its own names and then calls `mgaug_tf_cli.train.main()`).
 
-A backbone is a Keras model that maps images `[B, H, W, C]` to features
-`[B, D]`. The learners run it on fast weights with `stateless_call`, so its
+A backbone is a Keras model that maps examples (images `[B, H, W, C]`, or
+any `[B, ...]` for `mlp`) to features `[B, D]`. The learners run it on fast weights with `stateless_call`, so its
 forward pass must read its weights through its layers (a model built from
 Keras layers does); batch norm should be `MetaBatchNormalization`, since
 Keras's own gives wrong second-order meta-gradients.
@@ -18,8 +18,10 @@ meta-gradients.
 
 import keras
 
+from mgaug_tf.config import BackboneConfig
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.backbones.conv4 import Conv4
+from mgaug_tf.backbones.mlp import FINN_HIDDEN_UNITS, MLP
 from mgaug_tf.backbones.resnet10 import ResNet10
 from mgaug_tf.backbones.resnet12 import ResNet12
 from mgaug_tf.learners.anil import ANIL
@@ -27,12 +29,14 @@ from mgaug_tf.learners.maml import FOMAML, MAML
 from mgaug_tf.learners.meta_sgd import MetaSGD
 from mgaug_tf.learners.protonet import ProtoNet
 
+_DEFAULT_FILTERS = BackboneConfig().filters
 # `BackboneConfig.fused_batch_norm` -> the backbones' `fused_batch_norm` argument.
 _FUSED_BATCH_NORM = {"auto": "auto", "on": True, "off": False}
 
 
 def _conv4(config, **kwargs):
     _refuse_final_pool(config, "conv4")
+    _refuse_hidden_units(config, "conv4")
     if len(config.filters) != 1:
         raise ArgumentError("filters", config.filters, "takes one value for conv4 (the filters "
                             "of every convolution)", owner="conv4")
@@ -42,6 +46,7 @@ def _conv4(config, **kwargs):
 
 def _resnet12(config, **kwargs):
     _refuse_final_pool(config, "resnet12")
+    _refuse_hidden_units(config, "resnet12")
     widths = config.filters
     if len(widths) not in (1, 4):
         raise ArgumentError("filters", widths, "takes one base width w, giving (w, 2.5w, 5w, "
@@ -55,6 +60,7 @@ def _resnet12(config, **kwargs):
 
 
 def _resnet10(config, **kwargs):
+    _refuse_hidden_units(config, "resnet10")
     widths = config.filters
     if len(widths) not in (1, 4):
         raise ArgumentError("filters", widths, "takes one base width w, giving (w, 2w, 4w, 8w), "
@@ -71,6 +77,28 @@ def _resnet10(config, **kwargs):
     return ResNet10(widths=widths, fused_batch_norm=fused, **kwargs)
 
 
+def _mlp(config, **kwargs):
+    # The convolutional backbones' options mean nothing to Dense layers: refused,
+    # never ignored (filters by comparison with its default, the value not given).
+    _refuse_final_pool(config, "mlp")
+    if config.filters != _DEFAULT_FILTERS:
+        raise ArgumentError("filters", config.filters, "is the convolutional backbones' "
+                            "option; mlp takes its layer widths from hidden_units", owner="mlp")
+    if "pooling" in kwargs:
+        raise ArgumentError("pooling", kwargs["pooling"], "does not apply to mlp, which "
+                            "flattens its input", owner="mlp")
+    if config.fused_batch_norm != "auto":
+        raise ArgumentError("fused_batch_norm", config.fused_batch_norm, "does not apply to "
+                            "mlp, which has no batch norm; it takes 'auto'", owner="mlp")
+    return MLP(hidden_units=config.hidden_units or FINN_HIDDEN_UNITS, **kwargs)
+
+
+def _refuse_hidden_units(config, owner):
+    if config.hidden_units:
+        raise ArgumentError("hidden_units", config.hidden_units, f"is mlp's option; {owner} "
+                            "takes its widths from filters", owner=owner)
+
+
 def _refuse_final_pool(config, owner):
     if config.final_pool is not None:
         raise ArgumentError("final_pool", config.final_pool, f"is resnet10's option; {owner} "
@@ -80,7 +108,8 @@ def _refuse_final_pool(config, owner):
 # name -> (builder(BackboneConfig, **kwargs) -> backbone, {constructor argument: config field})
 _BACKBONES = {"conv4": (_conv4, {"final_pool": "final_pool"}),
               "resnet12": (_resnet12, {"widths": "filters", "final_pool": "final_pool"}),
-              "resnet10": (_resnet10, {"widths": "filters", "final_pool": "final_pool"})}
+              "resnet10": (_resnet10, {"widths": "filters", "final_pool": "final_pool"}),
+              "mlp": (_mlp, {"hidden_units": "hidden_units", "final_pool": "final_pool"})}
 _LEARNERS = {"maml": MAML, "fomaml": FOMAML, "anil": ANIL, "metasgd": MetaSGD,
              "protonet": ProtoNet}
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
