@@ -179,6 +179,14 @@ class DataConfig(_Section):
         False, "verify_images", "Before any work, decode every image of the chosen splits (in "
         "parallel, with a progress bar) and list every undecodable one; it takes longer the "
         "more images a split has.")
+    split_file: Optional[str] = _field(
+        None, "split_file", "--dataset=folder or arrays with one folder of classes (or one "
+        "data.npz): a JSON file {\"train\": [...], \"val\": [...], \"test\": [...]} of class "
+        "names, a CSV file of class,split rows, or a folder holding CloserLook's base.json, "
+        "val.json, novel.json (docs/data.md).", fixed=True)
+    channels: Optional[int] = _field(
+        None, "channels", "--dataset=folder: convert every image to 3 (RGB, the default) or 1 "
+        "(grey) channels.", fixed=True)
 
 
 @dataclasses.dataclass(frozen=True)

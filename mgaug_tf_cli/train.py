@@ -156,6 +156,9 @@ def _load_split(experiment_config, split_field):
     config = experiment_config.data
     name = getattr(config, split_field)
     options = {"image_size": config.image_size} if config.image_size else {}
+    # Options of the user's own data (folder, arrays); other readers refuse them by name.
+    options.update((option, getattr(config, option)) for option in ("split_file", "channels")
+                   if getattr(config, option) is not None)
     limit = split_field == "train_split" and config.max_train_classes
     try:
         split = data.load(config.dataset, config.data_dir, name, **options)
@@ -192,11 +195,18 @@ def _check_episodes(experiment_config, split, split_field):
         experiment_config.episodes.eval_k_query is not None) else "k_query"
     needed = k_shot + k_query
     eligible = int((split.class_sizes >= needed).sum())
+    short = data.episodes.short_classes(split, needed)
+    if split.strict_class_sizes and short:
+        raise ConfigError(
+            f"--k_shot + --{query_flag} = {k_shot} + {k_query} = {needed} examples per "
+            f"class, but {split.num_classes - eligible} classes of {where} have fewer: {short}. "
+            f"Add examples to them, remove them from the split, or lower --k_shot or "
+            f"--{query_flag}.")
     if eligible < n_way:
         raise ConfigError(
             f"--k_shot + --{query_flag} = {k_shot} + {k_query} = {needed} images per "
             f"class, but only {eligible} classes of {where} have that many (the largest has "
-            f"{int(split.class_sizes.max())}); --n_way={n_way} needs {n_way}.")
+            f"{int(split.class_sizes.max())}; short: {short}); --n_way={n_way} needs {n_way}.")
 
 
 def _check_images(experiment_config, splits, say):
@@ -442,6 +452,8 @@ def prepare(experiment_config):
         learner = build_learner(experiment_config, image_shape)
     # After the learner has refused sizes it cannot take; before any graph.
     say = _Say(role.is_chief)
+    if train_split.conversion:  # the user's own images, of any size and mode
+        say(f"Data: {train_split.conversion}.")
     _check_size_and_memory(experiment_config, train_split, image_shape, say)
     _check_images(experiment_config, splits, say)
     with strategy.scope():

@@ -37,21 +37,51 @@ def _output_size(image_size, split):
     return tuple(int(s) for s in sizes)
 
 
+# Short classes named in a message, at most; the rest are counted.
+SHORT_CLASSES_SHOWN = 10
+
+
+def short_classes(split, needed):
+    """The classes with fewer than `needed` examples, as text for an error, or "".
+
+    Returns:
+        E.g. `"'cat' (3), 'dog' (0)"`: class names with their example counts,
+        at most `SHORT_CLASSES_SHOWN`, then `"and N more"`.
+    """
+    sizes = split.class_sizes
+    short = np.flatnonzero(sizes < needed)
+    shown = ", ".join(f"{split.class_names[i]!r} ({int(sizes[i])})"
+                      for i in short[:SHORT_CLASSES_SHOWN])
+    if len(short) > SHORT_CLASSES_SHOWN:
+        shown += f" and {len(short) - SHORT_CLASSES_SHOWN} more"
+    return shown
+
+
 def eligible_classes(split, n_way, k_shot, k_query):
-    """Indices of the classes with at least `k_shot + k_query` images.
+    """Indices of the classes with at least `k_shot + k_query` examples.
 
     Raises:
-        ValueError: Fewer than `n_way` such classes (naming the setting).
+        ValueError: Fewer than `n_way` such classes (naming the setting and the
+            short classes); or, for a split with `strict_class_sizes` (the
+            user's own `folder` and `arrays` data), any short class at all,
+            named with its count.
     """
     sizes = split.class_sizes
     needed = k_shot + k_query
     eligible = np.flatnonzero(sizes >= needed)
+    where = f"{split.dataset} {split.split}"
+    if split.strict_class_sizes and len(eligible) < split.num_classes:
+        raise ValueError(
+            f"{split.num_classes - len(eligible)} classes of {where} have fewer than k_shot + "
+            f"k_query = {k_shot} + {k_query} = {needed} examples: {short_classes(split, needed)}."
+            " Add examples to them, remove them from the split, or lower k_shot or k_query.")
     if len(eligible) < n_way:
         raise ValueError(
-            f"{split.dataset} {split.split} has {len(eligible)} classes with at least "
+            f"{where} has {len(eligible)} classes with at least "
             f"k_shot + k_query = {k_shot} + {k_query} = {needed} images (of "
-            f"{split.num_classes} classes; the largest has {int(sizes.max(initial=0))}), but "
-            f"n_way={n_way} needs {n_way}. Lower n_way, k_shot or k_query.")
+            f"{split.num_classes} classes; the largest has {int(sizes.max(initial=0))}; short: "
+            f"{short_classes(split, needed)}), but n_way={n_way} needs {n_way}. Lower n_way, "
+            "k_shot or k_query.")
     return eligible
 
 
@@ -91,6 +121,21 @@ def make_episode_sampler(split, n_way, k_shot, k_query, seed):
     return sample
 
 
+def _check_no_image_settings(split, image_size, augment, normalize):
+    """Image settings make no sense for a non-image split: refuse them by name."""
+    where = (f"{split.dataset} {split.split} holds non-image examples of shape "
+             f"{split.example_shape}")
+    if image_size is not None:
+        raise ValueError(f"image_size={image_size!r}, but {where}; pass image_size=None.")
+    if not (augment is None or augment is False
+            or (isinstance(augment, str) and augment == "auto")):
+        raise ValueError(f"augment={augment!r}, but {where}, which are never augmented; pass "
+                         "augment=None (or \"auto\").")
+    if normalize is not None:
+        raise ValueError(f"normalize={normalize!r}, but {where}, which are fed unchanged; "
+                         "normalise the arrays yourself and pass normalize=None.")
+
+
 def episode_dataset(split, n_way, k_shot, k_query, meta_batch_size, image_size=None, *,
                     training=True, augment="auto", normalize=None, seed=0, num_episodes=None,
                     input_context=None, num_parallel_calls=tf.data.AUTOTUNE,
@@ -105,6 +150,11 @@ def episode_dataset(split, n_way, k_shot, k_query, meta_batch_size, image_size=N
     [0, 1], augmented when training, then normalised if asked. Support and
     query images are grouped by label (label 0 first).
 
+    A non-image split (`split.is_image` False, e.g. `load("arrays", ...)`)
+    gives `[B, N*K, *example_shape]` and `[B, N*Q, *example_shape]` float32
+    examples with their values unchanged (no scaling, resizing, augmentation
+    or normalisation), from the same sampler.
+
     Args:
         split: A `FewShotSplit` from `mgaug_tf.data.load`.
         n_way: N, classes per episode.
@@ -113,7 +163,7 @@ def episode_dataset(split, n_way, k_shot, k_query, meta_batch_size, image_size=N
         meta_batch_size: B, episodes per element (across all replicas when
             `input_context` is given).
         image_size: Output size, int or `(height, width)`; default the
-            split's image size.
+            split's image size. Must be None for a non-image split.
         training: True: an endless stream (unless `num_episodes`) with
             augmentation. False: exactly `num_episodes` episodes, evaluation
             preprocessing; the last batch may be smaller.
@@ -121,7 +171,9 @@ def episode_dataset(split, n_way, k_shot, k_query, meta_batch_size, image_size=N
             glyphs), None/False, True, a dict of options or `AugmentOptions`.
             Pass the same value to the training and evaluation datasets: with
             random resized crops, evaluation resizes by 1.15 and centre-crops.
-        normalize: None, `"imagenet"`, or `(mean, std)` per channel.
+            A non-image split takes only `"auto"` (off), None or False.
+        normalize: None, `"imagenet"`, or `(mean, std)` per channel (images
+            only).
         seed: Episode `i` of a seed is always the same episode (also under
             any number of replicas), so evaluation episodes repeat across runs.
         num_episodes: Number of episodes (required when `training=False`).
@@ -138,7 +190,10 @@ def episode_dataset(split, n_way, k_shot, k_query, meta_batch_size, image_size=N
 
     Raises:
         ValueError: A bad setting, naming it; notably when the split has fewer
-            than `n_way` classes with `k_shot + k_query` images.
+            than `n_way` classes with `k_shot + k_query` images (or, for the
+            user's own `folder`/`arrays` data, any class has fewer), or image
+            settings (`image_size`, `augment`, `normalize`) for a non-image
+            split.
 
     Example:
         >>> split = mgaug_tf.data.load("glyphs", split="train")
@@ -154,7 +209,9 @@ def episode_dataset(split, n_way, k_shot, k_query, meta_batch_size, image_size=N
     k_shot = _positive_int(k_shot, "k_shot")
     k_query = _positive_int(k_query, "k_query")
     meta_batch_size = _positive_int(meta_batch_size, "meta_batch_size")
-    size = _output_size(image_size, split)
+    if not split.is_image:
+        _check_no_image_settings(split, image_size, augment, normalize)
+    size = _output_size(image_size, split) if split.is_image else None
     if num_episodes is not None:
         num_episodes = _positive_int(num_episodes, "num_episodes")
     elif not training:
@@ -163,8 +220,8 @@ def episode_dataset(split, n_way, k_shot, k_query, meta_batch_size, image_size=N
     if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an int; got {seed!r}.")
     augment = resolve_augment(augment, split.default_augment)
-    channels = split.image_shape[2]
-    normalization = resolve_normalize(normalize, channels)
+    normalization = (resolve_normalize(normalize, split.image_shape[2]) if split.is_image
+                     else None)
 
     pipelines, pipeline_id, batch_size = 1, 0, meta_batch_size
     if input_context is not None:
@@ -177,16 +234,19 @@ def episode_dataset(split, n_way, k_shot, k_query, meta_batch_size, image_size=N
                                   input_context.input_pipeline_id)
 
     sample = make_episode_sampler(split, n_way, k_shot, k_query, int(seed))
-    height, width, _ = split.image_shape
     count = n_way * (k_shot + k_query)
     support_labels = tf.repeat(tf.range(n_way, dtype=tf.int32), k_shot)
     query_labels = tf.repeat(tf.range(n_way, dtype=tf.int32), k_query)
 
     def make_episode(episode_id):
         items, augment_seed = sample(episode_id)
-        images = tf.numpy_function(split.load_items, [items], tf.uint8, stateful=False)
-        images.set_shape([count, height, width, channels])
-        images = preprocess(images, size, training, augment, normalization, augment_seed)
+        if split.is_image:
+            images = tf.numpy_function(split.load_items, [items], tf.uint8, stateful=False)
+            images.set_shape((count,) + split.image_shape)
+            images = preprocess(images, size, training, augment, normalization, augment_seed)
+        else:
+            images = tf.numpy_function(split.load_items, [items], tf.float32, stateful=False)
+            images.set_shape((count,) + split.example_shape)
         return (images[:n_way * k_shot], support_labels, images[n_way * k_shot:],
                 query_labels)
 

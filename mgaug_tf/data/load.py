@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from mgaug_tf.data import builtin, cifar, cub, mini, omniglot, sinusoid, tfds_source, tiered
+from mgaug_tf.data import (builtin, cifar, cub, folder, mini, omniglot, sinusoid, tfds_source,
+                           tiered)
 from mgaug_tf.data.errors import DataNotFoundError
 from mgaug_tf.data.formats import Dataset, canonical_split, list_dir
 
@@ -12,7 +13,7 @@ SINUSOID = Dataset(name=sinusoid.NAME, aliases=(), formats=(), options={},
                            "(2017), no files", needs_data_dir=False)
 DATASETS = {dataset.name: dataset for dataset in (
     tiered.DATASET, mini.DATASET, omniglot.DATASET, cub.DATASET, cifar.CIFAR_FS,
-    cifar.FC100, builtin.DATASET, SINUSOID)}
+    cifar.FC100, builtin.DATASET, SINUSOID, folder.DATASET)}
 
 
 def _key(name):

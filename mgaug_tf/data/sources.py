@@ -101,6 +101,12 @@ class ImageSource:
 
     image_shape = None  # (height, width, channels)
     invert = False  # whether pixels are inverted (255 - x) after resizing
+    is_image = True
+
+    @property
+    def example_shape(self):
+        """The shape of one item as `load` returns it (images: `image_shape`)."""
+        return self.image_shape
 
     @property
     def preprocessing(self):
@@ -181,6 +187,42 @@ class ArraySource(ImageSource):
             images = np.stack([resize_image(image, self._size) for image in images]) \
                 if len(images) else images.reshape((0,) + self.image_shape)
         return np.ascontiguousarray(images)
+
+
+class ExampleSource(ImageSource):
+    """Non-image examples held in a numeric array `[N, ...]`, read as float32.
+
+    `load` indexes the array with the episode's item ids only (a memory map
+    stays on disk except for the rows read) and casts them to float32; the
+    values are not rescaled.
+
+    Args:
+        array: Numeric (bool, int or float) `[N, *example_shape]`, in memory
+            or memory-mapped.
+    """
+
+    is_image = False
+    image_shape = None
+    preprocessing = None
+
+    def __init__(self, array):
+        self._array = array
+
+    @property
+    def example_shape(self):
+        return tuple(int(size) for size in self._array.shape[1:])
+
+    def __len__(self):
+        return len(self._array)
+
+    def load(self, items):
+        """float32 `[len(items), *example_shape]`: rows `items` of the array."""
+        items = np.asarray(items, np.int64)
+        # Sorted reads keep a memory map's disk access sequential.
+        order = np.argsort(items, kind="stable")
+        examples = np.empty((len(items),) + self.example_shape, np.float32)
+        examples[order] = self._array[items[order]]
+        return examples
 
 
 class EncodedSource(ImageSource):

@@ -1,21 +1,26 @@
-"""`FewShotSplit`: the classes of one split and a way to read their images."""
+"""`FewShotSplit`: the classes of one split and a way to read their examples (images or arrays)."""
 
 import numpy as np
 
 from mgaug_tf.data.errors import CorruptDataError
-from mgaug_tf.data.sources import ArraySource
+from mgaug_tf.data.sources import ArraySource, ExampleSource
 
 
 class FewShotSplit:
-    """The classes of one dataset split and their images.
+    """The classes of one dataset split and their examples (images or any array).
 
     Attributes:
         dataset: Canonical dataset name, e.g. `"miniimagenet"`.
         split: `"train"`, `"val"` or `"test"`.
         class_names: One name per class (a WordNet id, `Alphabet/characterNN`...).
         num_classes: `len(class_names)`.
+        is_image: Whether the examples are uint8 images (every reader but
+            `arrays` and `from_examples`); non-image examples are float32
+            arrays, fed to the learner unchanged.
+        example_shape: The shape of one example: `image_shape` for images,
+            e.g. `(128,)` or `(50, 3)` for arrays.
         image_shape: `(height, width, channels)` of every image (RGB: 3,
-            Omniglot and glyphs: 1).
+            Omniglot and glyphs: 1); None for non-image examples.
         category_labels: int array `[num_classes]`, the category (tieredImageNet
             category, Omniglot alphabet, CIFAR-100 superclass) of each class,
             or `None` when the format has none.
@@ -26,6 +31,12 @@ class FewShotSplit:
         default_augment: Whether `episode_dataset(augment="auto")` augments
             training episodes (natural images yes, strokes no).
         description: The files and format the split was read from.
+        strict_class_sizes: True for the user's own data (`folder`,
+            `arrays`): a class with fewer than `k_shot + k_query` examples is
+            an error rather than a class episodes never draw.
+        conversion: How files of any size and mode become this split's
+            images, as one sentence for a log (None when the dataset has one
+            known format).
 
     Example:
         >>> split = mgaug_tf.data.load("miniimagenet", "/data/mini", "val")
@@ -34,7 +45,8 @@ class FewShotSplit:
     """
 
     def __init__(self, dataset, split, class_names, class_items, source, category_labels=None,
-                 category_names=None, default_augment=True, description="", class_groups=None):
+                 category_names=None, default_augment=True, description="", class_groups=None,
+                 strict_class_sizes=False, conversion=None):
         if len(class_names) != len(class_items):
             raise ValueError(f"{len(class_names)} class names for {len(class_items)} classes.")
         self.dataset = dataset
@@ -43,7 +55,11 @@ class FewShotSplit:
         self.num_classes = len(self.class_names)
         self._class_items = [np.asarray(items, np.int64) for items in class_items]
         self._source = source
-        self.image_shape = tuple(source.image_shape)
+        self.is_image = bool(source.is_image)
+        self.example_shape = tuple(source.example_shape)
+        self.image_shape = self.example_shape if self.is_image else None
+        self.strict_class_sizes = bool(strict_class_sizes)
+        self.conversion = conversion
         self.category_labels = (None if category_labels is None
                                 else np.asarray(category_labels, np.int64))
         self.category_names = None if category_names is None else tuple(category_names)
@@ -81,6 +97,36 @@ class FewShotSplit:
             class_names = [str(value) for value in label_values]
         return cls(dataset, split, class_names, class_items, ArraySource(images),
                    default_augment=default_augment, description="in-memory arrays")
+
+    @classmethod
+    def from_examples(cls, examples, labels, class_names=None, dataset="arrays", split="train"):
+        """Builds a split of non-image examples from in-memory arrays.
+
+        Args:
+            examples: Numeric (bool, int or float) `[N, ...]` with at least
+                one axis per example (vectors `[N, D]`, sequences `[N, T, D]`,
+                spectrograms...); read as float32, values unchanged.
+            labels: `[N]` int or string labels; classes are numbered in the
+                labels' sorted order.
+            class_names: Optional names, one per distinct label (sorted
+                order; default: `str(label)`).
+            dataset, split: Names used in messages.
+
+        Raises:
+            ValueError: `examples` or `labels` of the wrong kind or length.
+
+        Example:
+            >>> split = FewShotSplit.from_examples(np.zeros((40, 16)), np.repeat(["a", "b"], 20))
+            >>> split.example_shape, split.is_image, split.class_names
+            ((16,), False, ('a', 'b'))
+        """
+        examples = check_examples(examples, "examples")
+        label_values, class_items = group_labels(labels, len(examples), "labels")
+        if class_names is None:
+            class_names = [str(value) for value in label_values]
+        return cls(dataset, split, class_names, class_items, ExampleSource(examples),
+                   default_augment=False, description="in-memory arrays",
+                   strict_class_sizes=True)
 
     @property
     def num_source_classes(self):
@@ -124,15 +170,16 @@ class FewShotSplit:
             category_names=self.category_names, default_augment=self.default_augment,
             description=f"{self.description}; {int(count)} of {len(groups)} source classes "
                         f"(seed {int(seed)})",
-            class_groups=self.class_groups[keep])
+            class_groups=self.class_groups[keep], strict_class_sizes=self.strict_class_sizes,
+            conversion=self.conversion)
 
     def num_images(self, class_index):
-        """Number of images of class `class_index`."""
+        """Number of images (examples) of class `class_index`."""
         return len(self._class_items[self._check_index(class_index)])
 
     @property
     def class_sizes(self):
-        """int array `[num_classes]`: the number of images of each class."""
+        """int array `[num_classes]`: the number of images (examples) of each class."""
         return np.asarray([len(items) for items in self._class_items], np.int64)
 
     def images(self, class_index):
@@ -143,12 +190,23 @@ class FewShotSplit:
 
         Returns:
             uint8 array `[num_images(class_index), H, W, C]`, RGB (C=3) or
-            grayscale (C=1), before augmentation and normalisation.
+            grayscale (C=1), before augmentation and normalisation. For a
+            non-image split, its float32 examples (as `examples`).
         """
         return self._source.load(self._class_items[self._check_index(class_index)])
 
+    def examples(self, class_index):
+        """All examples of one class, exactly as the episode pipeline reads them.
+
+        Returns:
+            `[num_images(class_index), *example_shape]`: uint8 images, or
+            float32 arrays for a non-image split.
+        """
+        return self.images(class_index)
+
     def load_items(self, items):
-        """uint8 images `[len(items), H, W, C]` for flat item ids (see `item_table`)."""
+        """Examples `[len(items), *example_shape]` for flat item ids (see `item_table`):
+        uint8 images, or float32 for a non-image split."""
         return self._source.load(items)
 
     @property
@@ -156,7 +214,8 @@ class FewShotSplit:
         """How the reader turns a file into this split's uint8 pixels (JSON-ready dict).
 
         See `mgaug_tf.data.sources.ImageSource.preprocessing`; exported
-        SavedModels apply the same rule to raw images.
+        SavedModels apply the same rule to raw images. None for a non-image
+        split (its arrays are fed unchanged).
         """
         return self._source.preprocessing
 
@@ -206,9 +265,12 @@ class FewShotSplit:
 
     def __repr__(self):
         sizes = self.class_sizes
+        shape = (f"image_shape={self.image_shape}" if self.is_image
+                 else f"example_shape={self.example_shape}")
         return (f"FewShotSplit({self.dataset!r}, split={self.split!r}, "
-                f"num_classes={self.num_classes}, images={int(sizes.sum())}, "
-                f"image_shape={self.image_shape}, from={self.description!r})")
+                f"num_classes={self.num_classes}, "
+                f"{'images' if self.is_image else 'examples'}={int(sizes.sum())}, "
+                f"{shape}, from={self.description!r})")
 
 
 def group_by_label(labels, num_images, what):
@@ -240,3 +302,68 @@ def group_by_label(labels, num_images, what):
     order = np.argsort(labels, kind="stable")
     label_values, starts = np.unique(labels[order], return_index=True)
     return label_values, np.split(order, starts[1:])
+
+
+def check_examples(examples, what):
+    """Checks non-image examples: a numeric array `[N, ...]` with a feature axis.
+
+    Args:
+        examples: The array (a memory map stays one: nothing is copied).
+        what: The array or file, named in the error.
+
+    Returns:
+        `examples` as a numpy array.
+
+    Raises:
+        CorruptDataError: Not numeric (bool, int, float), or fewer than 2 axes.
+    """
+    examples = examples if isinstance(examples, np.ndarray) else np.asarray(examples)
+    if examples.dtype.kind not in "biuf":
+        raise CorruptDataError(f"{what} must be a numeric array (bool, int or float); got "
+                               f"dtype {examples.dtype}.")
+    if examples.ndim < 2:
+        raise CorruptDataError(
+            f"{what} must be [N, ...] with at least one axis per example (vectors [N, D], "
+            f"sequences [N, T, D], ...); got shape {examples.shape}. For one number per "
+            "example, reshape to [N, 1].")
+    return examples
+
+
+def group_labels(labels, num_examples, what):
+    """Groups item ids by int or string label (`group_by_label` for strings too).
+
+    Args:
+        labels: `[N]` (or `[N, 1]`) int, or str/bytes labels.
+        num_examples: The number of examples the labels must describe.
+        what: The labels' array or file, named in the error.
+
+    Returns:
+        `(label_values, class_items)`, as `group_by_label`: sorted distinct
+        labels (strings for text labels) and the item ids of each.
+
+    Raises:
+        CorruptDataError: Wrong length or shape, or labels neither integers
+            nor strings.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise CorruptDataError(f"{what} must be [N] labels; got shape {labels.shape}.")
+    if labels.dtype.kind == "S":
+        labels = np.char.decode(labels, "utf-8")
+    elif labels.dtype.kind == "O":
+        if not all(isinstance(label, (str, bytes)) for label in labels):
+            raise CorruptDataError(f"{what}: an object array of labels must hold only "
+                                   "strings.")
+        labels = np.asarray([label.decode("utf-8") if isinstance(label, bytes) else label
+                             for label in labels], str)
+    if labels.dtype.kind in "iu" or labels.dtype.kind == "U":
+        if labels.dtype.kind == "U":
+            # group_by_label takes integers: number the strings in sorted order.
+            names, codes = np.unique(labels, return_inverse=True)
+            values, class_items = group_by_label(codes, num_examples, what)
+            return names[values], class_items
+        return group_by_label(labels, num_examples, what)
+    raise CorruptDataError(f"{what}: labels must be integers or strings; got dtype "
+                           f"{labels.dtype}. Convert them, e.g. y.astype(int).")

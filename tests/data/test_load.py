@@ -6,7 +6,7 @@ from mgaug_tf.data import DataNotFoundError, available_datasets, load
 
 
 def test_available_datasets():
-    assert sorted(available_datasets()) == ["cifar_fs", "cub", "fc100", "glyphs",
+    assert sorted(available_datasets()) == ["cifar_fs", "cub", "fc100", "folder", "glyphs",
                                             "miniimagenet", "omniglot", "sinusoid",
                                             "tieredimagenet"]
 
