@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from mgaug_tf import data
 from mgaug_tf.data import errors as data_errors
+from mgaug_tf.data import sinusoid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,9 @@ class EpisodeSpec:
     """What the episodes of one split look like (all of `episode_dataset` but the position).
 
     Attributes:
-        split: A `mgaug_tf.data.FewShotSplit`.
+        split: A `mgaug_tf.data.FewShotSplit`, or a task family
+            (`mgaug_tf.data.sinusoid.SinusoidTasks`: K support and Q query
+            points per task, `n_way`, `image_size` and `augment` unused).
         n_way, k_shot, k_query: Classes, support and query images per class.
         image_size: Output size (int) or None for the split's own.
         augment: `episode_dataset`'s `augment` argument.
@@ -48,6 +51,29 @@ class EpisodeSpec:
     image_size: Any = None
     augment: Any = "auto"
     seed: int = 0
+
+
+def _task_family_batches(spec, meta_batch_size, worker, worker_tasks, replicas, first_step,
+                         training, num_steps):
+    """`meta_batches` of a task family: meta-batch s holds tasks s*B .. s*B + B - 1.
+
+    A task is a function of its id alone, so this worker's block of each
+    meta-batch is drawn directly by id (no per-slot pipelines to position).
+    """
+    first = first_step * meta_batch_size + worker * worker_tasks
+    steps = (tf.data.Dataset.counter(first_step) if training
+             else tf.data.Dataset.range(first_step, first_step + num_steps))
+    ids = steps.map(lambda step: (step - first_step) * meta_batch_size + first
+                    + tf.range(worker_tasks, dtype=tf.int64)).unbatch()
+    episodes = ids.map(lambda task_id: spec.split.episode(task_id, spec.k_shot, spec.k_query,
+                                                          spec.seed),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = episodes.batch(meta_batch_size // replicas, drop_remainder=True)
+    batches = batches.map(lambda support_x, support_y, query_x, query_y:
+                          ((support_x, support_y, query_x), query_y))
+    if not training:
+        batches = batches.repeat()  # endless, as below
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _task_slot(spec, first_episode, stride, training, end):
@@ -98,6 +124,9 @@ def meta_batches(spec, meta_batch_size, input_context=None, first_step=0, traini
     if not training and num_steps is None:
         raise ValueError("Evaluation episodes need num_steps.")
     worker_tasks = meta_batch_size // workers
+    if isinstance(spec.split, sinusoid.SinusoidTasks):
+        return _task_family_batches(spec, meta_batch_size, worker, worker_tasks, replicas,
+                                    first_step, training, num_steps)
     first = first_step * meta_batch_size + worker * worker_tasks
     end = None if training else (first_step + num_steps) * meta_batch_size
     slots = [_task_slot(spec, first + slot, meta_batch_size, training, end)
