@@ -3,7 +3,9 @@
 Public API:
     `load(name, data_dir, split, **options) -> FewShotSplit`: one split of
         tieredImageNet, miniImageNet, Omniglot, CUB, CIFAR-FS, FC100 (format
-        detected from the files) or the built-in `glyphs`.
+        detected from the files), the built-in `glyphs`, or your own data:
+        `folder` (images in class folders) and `arrays` (non-image examples
+        in `.npz` files, fed to the learner as float32 unchanged).
     `episode_dataset(split, n_way, k_shot, k_query, meta_batch_size, ...)`:
         a `tf.data.Dataset` of episode batches
         `((support_images, support_labels, query_images), query_labels)`.

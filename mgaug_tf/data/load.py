@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from mgaug_tf.data import (builtin, cifar, cub, folder, mini, omniglot, sinusoid, tfds_source,
-                           tiered)
+from mgaug_tf.data import (arrays, builtin, cifar, cub, folder, mini, omniglot, sinusoid,
+                           tfds_source, tiered)
 from mgaug_tf.data.errors import DataNotFoundError
 from mgaug_tf.data.formats import Dataset, canonical_split, list_dir
 
@@ -13,7 +13,7 @@ SINUSOID = Dataset(name=sinusoid.NAME, aliases=(), formats=(), options={},
                            "(2017), no files", needs_data_dir=False)
 DATASETS = {dataset.name: dataset for dataset in (
     tiered.DATASET, mini.DATASET, omniglot.DATASET, cub.DATASET, cifar.CIFAR_FS,
-    cifar.FC100, builtin.DATASET, SINUSOID, folder.DATASET)}
+    cifar.FC100, builtin.DATASET, SINUSOID, folder.DATASET, arrays.DATASET)}
 
 
 def _key(name):
@@ -33,7 +33,8 @@ def available_datasets():
 
     Example:
         >>> sorted(mgaug_tf.data.available_datasets())
-        ['cifar_fs', 'cub', 'fc100', 'glyphs', 'miniimagenet', 'omniglot', 'sinusoid', 'tieredimagenet']
+        ['arrays', 'cifar_fs', 'cub', 'fc100', 'folder', 'glyphs', 'miniimagenet', 'omniglot',
+         'sinusoid', 'tieredimagenet']
     """
     return {name: dataset.summary for name, dataset in DATASETS.items()}
 
@@ -104,7 +105,10 @@ def load(name, data_dir=None, split="train", **options):
             `"tfds:fc100"`, `"tfds:cub"`, `"tfds:mini_imagenet"`,
             `"tfds:tiered_imagenet"`. `"sinusoid"` gives the regression task
             family of `mgaug_tf.data.sinusoid` (a `SinusoidTasks`, not a
-            `FewShotSplit`; no data_dir, no options).
+            `FewShotSplit`; no data_dir, no options). Your own data:
+            `"folder"` (images in class folders) and `"arrays"` (non-image
+            examples in `.npz` files), see `mgaug_tf.data.folder` and
+            `mgaug_tf.data.arrays`.
         data_dir: The folder holding the dataset's files; for `tfds:` names
             the TFDS data_dir (None: `$TFDS_DATA_DIR` or
             `~/tensorflow_datasets`).
@@ -116,7 +120,11 @@ def load(name, data_dir=None, split="train", **options):
             it). Omniglot: `split_scheme` (`"vinyals"` or
             `"background_evaluation"`), `rotations` (None: 4 rotations for
             Vinyals; True/False; or a list of degrees). Glyphs: `seed`,
-            `images_per_class`, `num_classes` (train, val, test).
+            `images_per_class`, `num_classes` (train, val, test). Folder:
+            `image_size` (default 84), `channels` (3: RGB, default; 1:
+            grey), `split_file` (JSON, CSV or CloserLook folder naming each
+            split's classes), `cache_decoded`. Arrays: `split_file` only (no
+            `image_size`: the examples are not images).
 
     Returns:
         A `FewShotSplit`: `class_names`, `num_classes`, `images(i)`,
@@ -124,8 +132,11 @@ def load(name, data_dir=None, split="train", **options):
 
     Raises:
         DataNotFoundError: `data_dir` is missing, or holds no known layout
-            (the message lists the files each format needs).
-        CorruptDataError: A file is truncated, corrupt or inconsistent.
+            (the message lists the files each format needs); a split file
+            names classes `data_dir` lacks (named).
+        CorruptDataError: A file is truncated, corrupt or inconsistent;
+            folder: files that are not images, empty class folders (all
+            named in one error); a split file of the wrong form.
         ValueError: Unknown dataset name, split or option.
 
     Example:

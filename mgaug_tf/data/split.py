@@ -350,6 +350,9 @@ def group_labels(labels, num_examples, what):
         labels = labels[:, 0]
     if labels.ndim != 1:
         raise CorruptDataError(f"{what} must be [N] labels; got shape {labels.shape}.")
+    if len(labels) != num_examples:
+        raise CorruptDataError(f"{what} has {len(labels)} labels for {num_examples} examples; "
+                               "each example needs one label.")
     if labels.dtype.kind == "S":
         labels = np.char.decode(labels, "utf-8")
     elif labels.dtype.kind == "O":

@@ -6,8 +6,8 @@ from mgaug_tf.data import DataNotFoundError, available_datasets, load
 
 
 def test_available_datasets():
-    assert sorted(available_datasets()) == ["cifar_fs", "cub", "fc100", "folder", "glyphs",
-                                            "miniimagenet", "omniglot", "sinusoid",
+    assert sorted(available_datasets()) == ["arrays", "cifar_fs", "cub", "fc100", "folder",
+                                            "glyphs", "miniimagenet", "omniglot", "sinusoid",
                                             "tieredimagenet"]
 
 
