@@ -179,6 +179,16 @@ class DataConfig(_Section):
         False, "verify_images", "Before any work, decode every image of the chosen splits (in "
         "parallel, with a progress bar) and list every undecodable one; it takes longer the "
         "more images a split has.")
+    test_dataset: Optional[str] = _field(
+        None, "test_dataset", "Cross-domain testing: the final evaluation (--mode=eval, "
+        "train_and_eval) runs on this dataset's --eval_split instead of --dataset's (any "
+        "--dataset name), its images read at the training image size and converted to the "
+        "training channels (grey -> RGB repeats, RGB -> grey is Pillow's luma); results in "
+        "eval_<split>_<test_dataset>.json. Validation stays on --dataset.")
+    test_data_dir: Optional[str] = _field(
+        None, "test_data_dir", "Folder holding --test_dataset's files (as --data_dir holds "
+        "--dataset's); not used by glyphs.")
+
     split_file: Optional[str] = _field(
         None, "split_file", "--dataset=folder or arrays with one folder of classes (or one "
         "data.npz): a JSON file {\"train\": [...], \"val\": [...], \"test\": [...]} of class "

@@ -12,6 +12,7 @@ docs/cli.md for the modes, configs, distribution and the SavedModel.
 from __future__ import annotations  # the dataclass names types imported later
 
 import os
+import re
 import shutil
 import sys
 import traceback
@@ -66,6 +67,7 @@ from mgaug_tf_cli import flags as run_flags
 # once instead of after TensorFlow's import.
 keras = tf = mg = data = distribute = export = factory = memory = preprocess = None
 checkpoints = evaluation = files = inputs = summaries = trainer = native_image_size = None
+get_dataset = tfds_source = with_channels = convert = None
 
 
 def load_libraries():
@@ -73,6 +75,7 @@ def load_libraries():
     # pylint: disable=global-statement,import-outside-toplevel,redefined-outer-name
     global keras, tf, mg, data, distribute, export, factory, memory, preprocess
     global checkpoints, evaluation, files, inputs, summaries, trainer, native_image_size
+    global get_dataset, tfds_source, with_channels, convert
     if tf is not None:
         return
     with quiet.native_stderr():
@@ -81,7 +84,9 @@ def load_libraries():
 
         import mgaug_tf as mg
         from mgaug_tf import data, distribute, export, factory, memory
-        from mgaug_tf.data.load import native_image_size
+        from mgaug_tf.data import convert, tfds_source
+        from mgaug_tf.data.convert import with_channels
+        from mgaug_tf.data.load import get_dataset, native_image_size
         from mgaug_tf.data import preprocess
         from mgaug_tf.training import checkpoints, evaluation, files, inputs, summaries, trainer
         # Finds the devices (cuInit) now, while the noise of a machine without
@@ -182,9 +187,12 @@ def _k_query(experiment_config, split_field):
     return episodes.k_query
 
 
-def _check_episodes(experiment_config, split, split_field):
-    """n_way classes with k_shot + k_query images each must exist in the split."""
-    where = f"{split.dataset} {split.split} (--{split_field})"
+def _check_episodes(experiment_config, split, split_field, flags_text=None):
+    """n_way classes with k_shot + k_query images each must exist in the split.
+
+    `flags_text` names the flags that chose the split (default: --<split_field>).
+    """
+    where = f"{split.dataset} {split.split} ({flags_text or f'--{split_field}'})"
     n_way = experiment_config.model.learner.n_way
     k_shot = experiment_config.episodes.k_shot
     if n_way > split.num_classes:
@@ -219,10 +227,11 @@ def _check_images(experiment_config, splits, say):
     if not (config.check_image_files or config.verify_images):
         return
     problems, checked = [], set()
-    for split_field, split in splits.items():
-        if getattr(config, split_field) in checked:
+    for split in splits.values():
+        # The same split may serve two roles (--eval_split=val).
+        if (split.dataset, split.split) in checked:
             continue
-        checked.add(getattr(config, split_field))
+        checked.add((split.dataset, split.split))
         progress = None
         if config.verify_images:
             total = int(split.class_sizes.sum())
@@ -239,6 +248,111 @@ def _check_images(experiment_config, splits, say):
             f"{len(problems)} image(s) of the chosen splits cannot be read ({how}):\n  "
             + "\n  ".join(problems) + "\nReplace or remove these files (and their entries in "
             "the split's list) and rerun.")
+
+
+# ----------------------------------------------------------------- cross-domain testing
+def _check_test_dataset(experiment_config):
+    """--test_dataset and --test_data_dir, before any data is read (cheap).
+
+    Raises:
+        ConfigError: An unknown --test_dataset, one that holds no images, one
+            that reads files but has no --test_data_dir, a generated one given
+            a --test_data_dir, or a --test_data_dir without --test_dataset.
+    """
+    config = experiment_config.data
+    name, folder = config.test_dataset, config.test_data_dir
+    if not name:
+        if folder:
+            raise ConfigError(f"--test_data_dir={folder} is given without --test_dataset, the "
+                              "dataset whose files it holds.")
+        return
+    if tfds_source.is_tfds_name(name):
+        try:
+            tfds_source.get_dataset(name)
+        except ValueError as error:
+            raise ConfigError(f"--test_dataset={name}: {error}") from None
+        return  # the TFDS data_dir defaults as for --dataset
+    try:
+        dataset = get_dataset(name)
+    except ValueError as error:
+        raise ConfigError(f"--test_dataset={name}: {error}") from None
+    if "image_size" not in dataset.options:
+        raise ConfigError(f"--test_dataset={name}: cross-domain testing reads the test images "
+                          f"at the training image size, and {dataset.name} holds no images.")
+    if dataset.needs_data_dir and not folder:
+        raise ConfigError(f"--test_dataset={name} needs --test_data_dir, the folder holding "
+                          f"its files (docs/data.md lists the layouts).")
+    if not dataset.needs_data_dir and folder:
+        raise ConfigError(f"--test_data_dir={folder}: --test_dataset={name} is generated and "
+                          "reads no files; leave --test_data_dir unset.")
+
+
+def _test_flags(experiment_config):
+    config = experiment_config.data
+    return f"--test_dataset={config.test_dataset} --eval_split={config.eval_split}"
+
+
+def _load_test_split(experiment_config, train_split, image_shape):
+    """--test_dataset's --eval_split read at the training size and converted to its channels.
+
+    The reader resizes its own files to the training image size (as its
+    `image_size` option does for training on it); `with_channels` then converts
+    grey to RGB or RGB to grey by the readers' Pillow rule.
+
+    Returns:
+        `(split, record)`: the converted `FewShotSplit` and the JSON-ready
+        record of the conversion written with the results.
+
+    Raises:
+        ConfigError: Missing or unreadable files, a split without n_way
+            classes of k_shot + eval queries images, or a training dataset
+            that holds no images.
+    """
+    config = experiment_config.data
+    if not getattr(train_split, "is_image", True):
+        raise ConfigError(f"--test_dataset={config.test_dataset}: cross-domain testing "
+                          f"converts images, and --dataset={config.dataset} holds no images.")
+    try:
+        native = data.load(config.test_dataset, config.test_data_dir or None, config.eval_split,
+                           image_size=image_shape[0])
+    except data.DataNotFoundError as error:
+        raise ConfigError(f"--test_data_dir={config.test_data_dir}: {error}") from None
+    except (data.CorruptDataError, ValueError) as error:
+        raise ConfigError(f"{_test_flags(experiment_config)}: {error}") from None
+    split = with_channels(native, image_shape[2])
+    _check_episodes(experiment_config, split, "eval_split", _test_flags(experiment_config))
+    channels = {(1, 3): "grey -> RGB (the grey level repeated)",
+                (3, 1): "RGB -> grey (Pillow's ITU-R 601-2 luma)"}.get(
+                    (native.image_shape[2], image_shape[2]), "unchanged")
+    record = {
+        "train_dataset": train_split.dataset, "test_dataset": split.dataset,
+        "test_data_dir": config.test_data_dir or None, "split": split.split,
+        # The dataset's own size (None: it varies), and the channels its reader gives.
+        "native": {"size": native_image_size(config.test_dataset),
+                   "channels": native.image_shape[2]},
+        "converted": {"size": list(image_shape[:2]), "channels": image_shape[2]},
+        "resize": f"{split.dataset}'s reader at image_size={image_shape[0]}",
+        "channel_conversion": channels,
+        "channel_rule": convert.CHANNEL_RULE if channels != "unchanged" else None}
+    return split, record
+
+
+def _conversion_text(record):
+    """The log line of a cross-domain evaluation's data and conversion."""
+    size = record["native"]["size"]
+    native = (f"{size}x{size}" if size else "any size") + f"x{record['native']['channels']}"
+    converted = "x".join(map(str, record["converted"]["size"] + [record["converted"]["channels"]]))
+    where = f", --test_data_dir={record['test_data_dir']}" if record["test_data_dir"] else ""
+    return (f"Cross-domain test: {record['test_dataset']} {record['split']} (--test_dataset"
+            f"{where}), trained on {record['train_dataset']}: {native} images -> {converted} "
+            f"(resized by {record['resize']}; channels {record['channel_conversion']}).")
+
+
+def _result_name(split, record):
+    """eval_<split>.json, or eval_<split>_<test dataset>.json for a cross-domain test."""
+    if record is None:
+        return f"eval_{split.split}.json"
+    return f"eval_{split.split}_{re.sub(r'[^A-Za-z0-9_.-]', '_', split.dataset)}.json"
 
 
 # An image size this many times the data's own only upsamples, at a quadratic cost.
@@ -371,13 +485,28 @@ class Experiment:
     evaluator: evaluation.EpisodeEvaluator
     # `files.write_problem(model_dir)` as `prepare` found it: None when writable.
     model_dir_problem: str | None = None
+    # The conversion record of a --test_dataset evaluation (`_load_test_split`), else None.
+    cross_domain: dict | None = None
 
     def spec(self, split_field, seed):
         """The `EpisodeSpec` of a split named by its `DataConfig` field."""
+        augment = self.augment
+        if split_field == "eval_split" and self.cross_domain is not None:
+            # The model's own evaluation preprocessing: "auto" follows the
+            # training dataset (Omniglot: none), not the test dataset.
+            augment = preprocess.resolve_augment(augment,
+                                                 self.splits["train_split"].default_augment)
         return inputs.EpisodeSpec(self.splits[split_field], self.config.model.learner.n_way,
                                   self.config.episodes.k_shot,
-                                  _k_query(self.config, split_field), self.image_shape[0],
-                                  self.augment, seed)
+                                  _k_query(self.config, split_field),
+                                  self._image_size(split_field),
+                                  augment, seed)
+
+    def _image_size(self, split_field):
+        """The episodes' image size, or None for examples that are not images."""
+        is_image = getattr(self.splits[split_field], "is_image", True)
+        return self.image_shape[0] if is_image else None
+
 
     def say(self, text):
         """Prints on the chief only (every worker runs the same code)."""
@@ -434,8 +563,10 @@ def prepare(experiment_config):
     except config_lib.ConfigFieldError as error:
         raise _field_error(error, experiment_config) from None
     build_learner(experiment_config, None)
+    _check_test_dataset(experiment_config)
+    cross_domain = evaluating and bool(experiment_config.data.test_dataset)
     split_fields = ["train_split"] + (["val_split"] if training else []) + (
-        ["eval_split"] if evaluating else [])
+        ["eval_split"] if evaluating and not cross_domain else [])
     splits = {}
     for split_field in split_fields:
         splits[split_field] = _load_split(experiment_config, split_field)
@@ -443,6 +574,10 @@ def prepare(experiment_config):
     train_split = splits["train_split"]
     size = experiment_config.data.image_size or train_split.image_shape[0]
     image_shape = (size, size, train_split.image_shape[2])
+    record = None
+    if cross_domain:  # the final evaluation's split, from --test_dataset
+        splits["eval_split"], record = _load_test_split(experiment_config, train_split,
+                                                        image_shape)
 
     if experiment_config.trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -471,7 +606,8 @@ def prepare(experiment_config):
                                                experiment_config.trainer.keep_checkpoints),
         summaries=summaries.RunSummaries(runtime.model_dir, enabled=role.is_chief,
                                          mgaug_strategy=experiment_config.model.mgaug.strategy),
-        evaluator=evaluation.EpisodeEvaluator(learner, strategy), model_dir_problem=problem)
+        evaluator=evaluation.EpisodeEvaluator(learner, strategy), model_dir_problem=problem,
+        cross_domain=record)
 
 
 def train(experiment):
@@ -504,11 +640,14 @@ def evaluate(experiment, checkpoint_path):
     experiment_config = experiment.config
     settings = experiment_config.trainer
     split = experiment.splits["eval_split"]
-    experiment.say(f"Evaluating {checkpoint_path} on {settings.eval_episodes} {split.split} "
+    record = experiment.cross_domain
+    what = split.split if record is None else f"{split.dataset} {split.split} (cross-domain)"
+    experiment.say(f"Evaluating {checkpoint_path} on {settings.eval_episodes} {what} "
                    "episodes")
     result = experiment.evaluator(experiment.spec("eval_split", settings.eval_seed),
                                   settings.eval_episodes)
-    experiment.say(result.summary())
+    experiment.say(result.summary() if record is None
+                   else f"{split.dataset} {result.summary()}")
     if not experiment.role.is_chief:
         return
     problem = files.write_problem(experiment_config.runtime.model_dir)
@@ -518,15 +657,19 @@ def evaluate(experiment, checkpoint_path):
         return
     step = int(experiment.checkpoints.step.numpy())
     learner_config = experiment_config.model.learner
-    path = os.path.join(experiment_config.runtime.model_dir, f"eval_{split.split}.json")
+    name = _result_name(split, record)
+    path = os.path.join(experiment_config.runtime.model_dir, name)
     files.write_json(path, result.to_json(
         checkpoint=checkpoint_path, step=step, dataset=split.dataset,
         bn_mode=learner_config.bn_mode, learner=learner_config.name, n_way=learner_config.n_way,
         k_shot=experiment_config.episodes.k_shot,
         k_query=_k_query(experiment_config, "eval_split"),
         eval_inner_steps=getattr(experiment.learner, "eval_inner_steps", None),
-        eval_seed=settings.eval_seed, config=run_flags.flag_dict(experiment_config)))
-    experiment.summaries.evaluation(step, result)
+        eval_seed=settings.eval_seed, config=run_flags.flag_dict(experiment_config),
+        **({} if record is None else {"cross_domain": record})))
+    # A cross-domain result gets its own TensorBoard tag (test_<dataset>/accuracy).
+    experiment.summaries.evaluation(step, result if record is None else dataclasses.replace(
+        result, split=name[len("eval_"):-len(".json")]))
     experiment.summaries.flush()
     experiment.say(f"Results: {path}")
 
@@ -589,6 +732,8 @@ def run(experiment_config):
             f"{'x'.join(map(str, experiment.image_shape))}), MGAug {model.mgaug.strategy}, "
             f"{experiment.strategy.num_replicas_in_sync} replica(s) on "
             f"{experiment.role.num_workers} worker(s), model_dir {runtime.model_dir}")
+        if experiment.cross_domain is not None:
+            experiment.say(_conversion_text(experiment.cross_domain))
         if _training(experiment_config):
             train(experiment)
             distribute.barrier(experiment.strategy)  # the chief's last saves are complete
@@ -679,8 +824,11 @@ def _parse_flags(argv):
     load_libraries()  # the dataset table needs TensorFlow
     try:
         run_flags.check_dataset(experiment_config.data.dataset)
+        _check_test_dataset(experiment_config)
     except flags.ValidationError as error:
         _fail(str(error))
+    except ConfigError as error:
+        _fail(str(error), error=error)
     return experiment_config
 
 

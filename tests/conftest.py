@@ -1,6 +1,7 @@
 """Shared test configuration and helpers."""
 
 import os
+import tarfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -69,6 +70,18 @@ def omniglot_dir(shared_data):
     if not (path / "images_background.zip").is_file():
         pytest.skip(f"{path}/images_background.zip is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def mini_subset_dir(shared_data, tmp_path_factory):
+    """The 2,000-image miniImageNet subset (Ravi layout), extracted once per session."""
+    archive = shared_data / "miniimagenet" / "miniimagenet_subset20.tar"
+    if not archive.is_file():
+        pytest.skip(f"{archive} is absent")
+    target = tmp_path_factory.mktemp("miniimagenet")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
 
 
 @pytest.fixture

@@ -1,23 +1,8 @@
 """Fixtures for the data tests: tiny identifiable splits (the shared real data: tests/conftest.py)."""
 
-import tarfile
-
 import numpy as np
-import pytest
 
 from mgaug_tf.data import FewShotSplit
-
-
-@pytest.fixture(scope="session")
-def mini_subset_dir(shared_data, tmp_path_factory):
-    """The 2,000-image miniImageNet subset (Ravi layout), extracted once per session."""
-    archive = shared_data / "miniimagenet" / "miniimagenet_subset20.tar"
-    if not archive.is_file():
-        pytest.skip(f"{archive} is absent")
-    target = tmp_path_factory.mktemp("miniimagenet")
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
-    return target
 
 
 def identifiable_split(num_classes=6, images_per_class=8, size=8, sizes=None):

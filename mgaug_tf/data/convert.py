@@ -1,0 +1,115 @@
+"""A split read with another channel count: cross-domain testing.
+
+A model meta-trained on grey Omniglot characters takes `[H, W, 1]` images;
+tested on miniImageNet, the photographs must become grey, and a model
+trained on miniImageNet needs Omniglot's strokes as RGB. `with_channels`
+converts a split's images as they are loaded; its size is the reader's own
+business (`mgaug_tf.data.load(..., image_size=...)`), so each dataset is
+resized the way its reader resizes it.
+
+Example:
+    >>> from mgaug_tf.data.convert import with_channels
+    >>> mini = mgaug_tf.data.load("miniimagenet", "/data/mini", "test", image_size=28)
+    >>> with_channels(mini, 1).images(0).shape
+    (600, 28, 28, 1)
+"""
+
+import numpy as np
+from PIL import Image
+
+from mgaug_tf.data.sources import ImageSource
+from mgaug_tf.data.split import FewShotSplit
+
+# Pillow's convert() rule (the readers decode with it): grey -> RGB repeats the
+# channel; RGB -> grey is the ITU-R 601-2 luma (19595 R + 38470 G + 7471 B + 32768) >> 16.
+CHANNEL_RULE = "pillow_convert"
+_MODES = {1: "L", 3: "RGB"}
+
+
+def convert_image_channels(images, channels):
+    """uint8 `[N, H, W, c]` (c 1 or 3) -> uint8 `[N, H, W, channels]`, by Pillow's `convert`.
+
+    The rule the readers apply when they decode a file into their channel
+    count (`mgaug_tf.data.sources.decode_image`): grey -> RGB repeats the
+    grey level; RGB -> grey is ITU-R 601-2 luma in Pillow's fixed point,
+    `(19595 R + 38470 G + 7471 B + 32768) >> 16` (also
+    `mgaug_tf.export.convert_channels`, its twin in a SavedModel's graph).
+
+    Raises:
+        ValueError: `channels` or the images' channel count is not 1 or 3.
+    """
+    images = np.asarray(images)
+    if channels not in _MODES or images.ndim != 4 or images.shape[-1] not in _MODES:
+        raise ValueError(f"channels must be 1 or 3 and images uint8 [N, H, W, 1 or 3]; got "
+                         f"channels={channels!r}, images of shape {images.shape}.")
+    if images.shape[-1] == channels:
+        return images
+    source_mode, target_mode = _MODES[images.shape[-1]], _MODES[channels]
+    converted = np.empty(images.shape[:3] + (channels,), np.uint8)
+    for index, image in enumerate(images):
+        pil = Image.fromarray(image[..., 0] if source_mode == "L" else image, source_mode)
+        converted[index] = np.asarray(pil.convert(target_mode)).reshape(converted.shape[1:])
+    return converted
+
+
+class ChannelSource(ImageSource):
+    """The images of `base` (an `ImageSource`) with their channels converted as loaded.
+
+    Conversion follows the reader's own stages (decode, resize, inversion):
+    `convert_image_channels` on the uint8 images `base` loads.
+    """
+
+    def __init__(self, base, channels):
+        self._base = base
+        self._channels = channels
+        self.image_shape = tuple(base.image_shape[:2]) + (channels,)
+        self.invert = base.invert
+
+    @property
+    def preprocessing(self):
+        """The base source's rule, then `{"convert_channels": {"from", "to", "rule"}}`."""
+        return dict(self._base.preprocessing, convert_channels={
+            "from": int(self._base.image_shape[2]), "to": self._channels,
+            "rule": CHANNEL_RULE})
+
+    def __len__(self):
+        return len(self._base)
+
+    def load(self, items):
+        return convert_image_channels(self._base.load(items), self._channels)
+
+    def check(self, items, decode=False, workers=None, progress=None):
+        return self._base.check(items, decode, workers, progress)
+
+
+def with_channels(split, channels):
+    """`split` with its images converted to `channels` as they are loaded.
+
+    Args:
+        split: A `FewShotSplit` of images (from `mgaug_tf.data.load`).
+        channels: 1 (grey) or 3 (RGB).
+
+    Returns:
+        `split` itself when it already has `channels`; otherwise a
+        `FewShotSplit` with the same classes, items, categories and groups,
+        whose `images()` and episodes are `convert_image_channels` of the
+        original pixels, and whose `preprocessing` records the conversion.
+
+    Raises:
+        ValueError: `channels` is not 1 or 3.
+    """
+    if channels not in _MODES:
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}.")
+    native = split.image_shape[2]
+    if native == channels:
+        return split
+    items, offsets = split.item_table()
+    # The split's own source (same package): loading and checking stay the reader's.
+    source = ChannelSource(split._source, channels)  # pylint: disable=protected-access
+    return FewShotSplit(
+        split.dataset, split.split, split.class_names, np.split(items, offsets[1:]), source,
+        category_labels=split.category_labels, category_names=split.category_names,
+        default_augment=split.default_augment,
+        description=f"{split.description}; {_MODES[native]} converted to {_MODES[channels]} "
+                    "(Pillow's convert)",
+        class_groups=split.class_groups)
