@@ -41,6 +41,7 @@ def _model_argument_paths(backbone_config):
     paths = dict(checks.MGAUG_PATHS)
     paths.update(checks.LEARNER_PATHS)
     paths.update({"filters": ("model.backbone.filters",), "pooling": ("model.backbone.pooling",),
+                  "hidden_units": ("model.backbone.hidden_units",),
                   "dtype": ("model.backbone.dtype",),
                   "fused_batch_norm": ("model.backbone.fused_batch_norm",),
                   "input_shape": (checks.IMAGE_SIZE,),
