@@ -47,6 +47,28 @@ def check_n_way(n_way, owner, minimum=2):
     return check_integer("n_way", n_way, owner, minimum=minimum)
 
 
+def check_objective(objective, n_way, owner):
+    """A learner's `objective` and the `n_way` it implies.
+
+    Classification needs `n_way`, an integer >= 2 (`check_n_way`);
+    regression has no classes, so `n_way` must be None.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming `objective` (not one of
+            `choices.OBJECTIVES`) or `n_way`.
+    """
+    if not isinstance(objective, str) or objective not in choices.OBJECTIVES:
+        raise ArgumentError("objective", objective, f"must be one of {choices.OBJECTIVES}",
+                            owner=owner)
+    if objective == "regression":
+        if n_way is not None:
+            raise ArgumentError("n_way", n_way,
+                                "must be None with objective='regression' (the targets are "
+                                "real values, not classes)", owner=owner)
+        return None
+    return check_n_way(n_way, owner)
+
+
 def check_positive_integers(argument, values, owner):
     """Returns `values` if it is a non-empty list or tuple of integers >= 1.
 

@@ -15,6 +15,9 @@ FINAL_POOLS = ("global", "reference")
 BN_MODES = ("transductive", "inductive")
 # How a meta-batch's task meta-gradients combine (`learners.base`).
 TASK_REDUCTIONS = ("sum", "mean")
+# What a learner's tasks ask for (`learners.base`): class labels (cross-entropy)
+# or real-valued targets (mean squared error).
+OBJECTIVES = ("classification", "regression")
 # MGAug's pruning strategies (`augment.strategies.STRATEGIES` maps them to functions).
 MGAUG_STRATEGIES = ("random_width", "random_param", "catfish", "snip")
 # How MGAug combines the sub-networks' meta-gradients (`augment.mgaug`).

@@ -8,6 +8,123 @@ with masks, never a copy of the model.
 import keras
 import tensorflow as tf
 
+from mgaug_tf.errors import ArgumentError
+
+# Layers whose output is random in training: the learners call the network
+# with training=True in the inner loop and (bn_mode="transductive") at test,
+# and `stateless_call` does not advance their seed, so every call would drop
+# the same units, silently, at evaluation too.
+_RANDOM_LAYERS = (keras.layers.Dropout, keras.layers.SpatialDropout1D,
+                  keras.layers.SpatialDropout2D, keras.layers.SpatialDropout3D,
+                  keras.layers.GaussianNoise, keras.layers.GaussianDropout,
+                  keras.layers.AlphaDropout)
+_RECURRENT = (keras.layers.LSTM, keras.layers.GRU)
+
+
+def _gpu_visible():
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _non_keras_attributes(layer):
+    """Names of `layer`'s attributes that hold TensorFlow state Keras 3 does not track.
+
+    A raw `tf.Variable`, a `tf.Module` or a `tf.keras` (Keras 2) layer is not
+    in `trainable_variables`: the fast-weight path would leave it out.
+    """
+    found = []
+    for name, value in vars(layer).items():
+        values = value if isinstance(value, (list, tuple)) else (
+            list(value.values()) if isinstance(value, dict) else [value])
+        for item in values:
+            if isinstance(item, tf.Variable) or (isinstance(item, tf.Module)
+                                                and not isinstance(item, keras.layers.Layer)):
+                found.append(f"{name} ({type(item).__name__})")
+                break
+    return found
+
+
+def unsupported_layers(network, second_order=True):
+    """The layers of `network` that the fast-weight path cannot run, with the reason.
+
+    `call_with_weights` runs a Keras 3 layer on explicit weights through
+    `Layer.stateless_call`; what it cannot substitute or differentiate is
+    listed here (docs/models.md has the supported layers).
+
+    Args:
+        network: A Keras 3 layer or model (built or not: the layers that
+            exist are checked).
+        second_order: Whether meta-gradients differentiate through the inner
+            loop's gradients (MAML, ANIL, Meta-SGD; not FOMAML or ProtoNet).
+
+    Returns:
+        A list of `(layer_name, reason)`, empty when every layer is supported.
+    """
+    from mgaug_tf.backbones.batch_norm import MetaBatchNormalization  # noqa: avoid a cycle
+    problems = []
+    if not isinstance(network, keras.layers.Layer):
+        return [(getattr(network, "name", type(network).__name__),
+                 f"{type(network).__name__} is not a Keras 3 layer or model (keras.layers.Layer); "
+                 "tf.keras (Keras 2) models and tf.Modules have no stateless_call")]
+    for layer in network._flatten_layers(include_self=True, recursive=True):
+        name = f"{layer.name} ({type(layer).__name__})"
+        if isinstance(layer, keras.layers.BatchNormalization) and not isinstance(
+                layer, MetaBatchNormalization):
+            problems.append((name, "keras.layers.BatchNormalization computes its variance around "
+                             "stop_gradient(mean) on TensorFlow, so second-order "
+                             "meta-gradients through it are wrong; use "
+                             "mgaug_tf.MetaBatchNormalization (same arguments)"))
+        elif isinstance(layer, keras.layers.TFSMLayer):
+            problems.append((name, "a TFSMLayer runs a SavedModel's graph on its own variables, "
+                             "which stateless_call cannot replace with fast weights; rebuild "
+                             "the model from Keras layers"))
+        elif isinstance(layer, _RANDOM_LAYERS):
+            problems.append((name, "it is random in training, and the learners call the "
+                             "network with training=True in the inner loop (and at test with "
+                             "bn_mode='transductive') without advancing its seed: remove it"))
+        elif any(float(getattr(layer, attribute, 0) or 0) > 0
+                 for attribute in ("dropout", "recurrent_dropout")):
+            problems.append((name, "its dropout is random in training (see Dropout): build it "
+                             "with dropout=0 and recurrent_dropout=0"))
+        elif getattr(layer, "stateful", False) and isinstance(layer, keras.layers.RNN):
+            problems.append((name, "a stateful RNN keeps its state in variables across calls, "
+                             "so support and query passes (and tasks) would leak into each "
+                             "other; build it with stateful=False"))
+        elif (second_order and isinstance(layer, _RECURRENT)
+              and (layer.use_cudnn is True or (layer.use_cudnn == "auto" and _gpu_visible()))):
+            problems.append((name, "the cuDNN kernel (use_cudnn=True, or 'auto' with a GPU "
+                             "visible) has no second derivative in TensorFlow, which "
+                             "second-order meta-gradients need; build it with "
+                             "use_cudnn=False"))
+        else:
+            untracked = _non_keras_attributes(layer)
+            if untracked:
+                problems.append((name, "it holds TensorFlow state that is not a Keras 3 "
+                                 f"variable or layer ({', '.join(untracked)}), which the "
+                                 "fast-weight path would leave out; use self.add_weight and "
+                                 "Keras 3 layers"))
+    return problems
+
+
+def check_fast_weight_layers(network, owner=None, second_order=True):
+    """Refuses a network that holds a layer the fast-weight path does not support.
+
+    Called by the learners' constructors (and again by `build` for layers
+    that building creates), before any work.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming `network`, the first
+            unsupported layer (name and class) and why
+            (`unsupported_layers`).
+    """
+    problems = unsupported_layers(network, second_order=second_order)
+    if problems:
+        name, reason = problems[0]
+        more = f" ({len(problems) - 1} more unsupported layers)" if len(problems) > 1 else ""
+        raise ArgumentError(
+            "network", getattr(network, "name", network),
+            f"must hold only layers that run on fast weights (docs/models.md), but layer "
+            f"{name} cannot: {reason}{more}", owner=owner)
+
 
 class SlicedMasks(list):
     """Masks to be executed on sliced weights rather than multiplied in.

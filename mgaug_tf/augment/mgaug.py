@@ -359,13 +359,21 @@ class MGAug:
         """
         return self._sliced(learner, self._settings(learner).keep_ratio_sampler)
 
-    def on_build(self, learner: "MetaLearner", image_shape: tuple[int, int, int]) -> None:
-        """Called when the learner learns its input size `(H, W, C)`.
+    def on_build(self, learner: "MetaLearner", example_shape: tuple[int, ...]) -> None:
+        """Called when the learner learns its example shape (`(H, W, C)` for images).
 
         Raises:
-            mgaug_tf.errors.ArgumentError: A resolution exceeds the image size.
+            mgaug_tf.errors.ArgumentError: (argument `resolutions`) A
+                resolution exceeds the image size, or resolutions for
+                examples that are not images `(H, W, C)`.
         """
-        checks.check_resolutions(self.resolutions, min(image_shape[0], image_shape[1]))
+        if self.resolutions and len(example_shape) != 3:
+            raise ArgumentError(
+                "resolutions", self.resolutions,
+                f"must be None for examples of shape {tuple(example_shape)}: sub-network "
+                "resolutions resize images (H, W, C)", owner="MGAug")
+        if len(example_shape) == 3:
+            checks.check_resolutions(self.resolutions, min(example_shape[0], example_shape[1]))
 
     def resolution_probabilities(self) -> dict[int, float]:
         """`{size: probability}` of one sub-network's resolution draw (uniform)."""
@@ -374,8 +382,14 @@ class MGAug:
         return {size: self.resolutions.count(size) / len(self.resolutions)
                 for size in self.resolutions}
 
-    def metric_names(self) -> list[str]:
+    def metric_names(self, learner: "MetaLearner") -> list[str]:
+        """The names of what `task_gradients` logs for `learner`, beside `loss` and `accuracy`.
+
+        A regression learner (`learner.objective`) has no `subnet_accuracy`.
+        """
         names = ["subnet_loss", "subnet_accuracy", "full_grad_norm", "augmented_grad_norm"]
+        if learner.objective != "classification":
+            names.remove("subnet_accuracy")
         return names + [f"sparsity_{k}" for k in range(self.num_subnets)]
 
     # ------------------------------------------------------------------ draws
@@ -526,7 +540,8 @@ class MGAug:
             `(gradients, logs, new_non_trainable)`: the combined gradients
             aligned with `variables`; per-task metric values (`loss` and
             `accuracy` of the full network, `subnet_loss`, `subnet_accuracy`,
-            `full_grad_norm`, `augmented_grad_norm`, `sparsity_k`); the full
+            `full_grad_norm`, `augmented_grad_norm`, `sparsity_k`; no
+            accuracies for a regression learner); the full
             network's new batch-norm statistics (`bn_mode="inductive"`),
             else `None`.
         """
@@ -537,6 +552,7 @@ class MGAug:
         loss_dtype = tf.float64 if learner.network.compute_dtype == "float64" else tf.float32
         sliced = self.executes_sliced(learner)
         scored = self.strategy_name in strategies_lib.SCORED
+        classification = learner.objective == "classification"
         positions = {id(variable): index for index, variable in enumerate(variables)}
         network_weights = learner.network.trainable_variables
         statistics = (functional.read_values(learner.network.non_trainable_variables)
@@ -577,7 +593,9 @@ class MGAug:
                                                         loss_scale=loss_scale)
             gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
             loss = tf.cast(outcome.query_loss, loss_dtype)
-            pass_accuracy = accuracy(pass_task.query_labels, outcome.query_logits)
+            # Regression has no accuracy: a constant keeps the loop state's structure.
+            pass_accuracy = (accuracy(pass_task.query_labels, outcome.query_logits)
+                             if classification else tf.constant(0.0))
             full_gradients = _pick(is_full, gradients, full_gradients)
             if is_full is not False:
                 scores = _pick(is_full, scores_of(gradients), scores)
@@ -631,11 +649,12 @@ class MGAug:
         full_gradients, _, augmented, _, full_logs, new_statistics, arrays = final[1:]
         losses, accuracies, sparsities = (array.stack()[1:] for array in arrays)
         full, augmented = self._scale(full_gradients), self._scale(augmented)
-        logs = {"loss": full_logs[0], "accuracy": full_logs[1],
+        logs = {"loss": full_logs[0],
                 "subnet_loss": tf.reduce_mean(losses),
-                "subnet_accuracy": tf.reduce_mean(accuracies),
                 "full_grad_norm": tf.linalg.global_norm(unscale(full, loss_scale)),
                 "augmented_grad_norm": tf.linalg.global_norm(unscale(augmented, loss_scale))}
+        if classification:
+            logs.update(accuracy=full_logs[1], subnet_accuracy=tf.reduce_mean(accuracies))
         logs.update({f"sparsity_{k}": sparsities[k] for k in range(subnets)})
         return ([a + b for a, b in zip(full, augmented)], logs,
                 new_statistics if statistics_seen else None)

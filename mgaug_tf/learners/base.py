@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
 from mgaug_tf import choices, functional, runtime
-from mgaug_tf.checks import check_n_way
+from mgaug_tf.checks import check_objective
 from mgaug_tf.errors import ArgumentError
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ UNCONFIGURED_WARNING = (
     "'N nodes in a cycle' or AlreadyExistsError. Call `mgaug_tf.configure_tensorflow()` once "
     "(process-wide) before training, or run inside `with mgaug_tf.runtime.tensorflow_options():`.")
 TASK_REDUCTIONS = choices.TASK_REDUCTIONS
+OBJECTIVES = choices.OBJECTIVES
 # `shuffle`'s index among the positional arguments that `keras.Model.fit` takes after `x`.
 _FIT_SHUFFLE_INDEX = list(inspect.signature(keras.Model.fit).parameters).index("shuffle") - 2
 
@@ -44,6 +45,40 @@ def cross_entropy(labels, logits):
         logits = tf.cast(logits, tf.float32)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(labels, tf.int32), logits=logits))
+
+
+def mean_squared_error(targets, predictions):
+    """Mean squared error over every entry, in float32 at least (mixed precision).
+
+    Args:
+        targets: Real-valued targets `[M, D]` (any float dtype).
+        predictions: The network's outputs, of the same shape.
+
+    Returns:
+        A scalar: mean over all M * D entries of (predictions - targets)^2.
+
+    Raises:
+        ValueError: The shapes are known when traced and differ (no
+            broadcasting: a `[M, 1]` output against `[M]` targets would
+            silently average an M x M table).
+    """
+    if predictions.dtype in (tf.bfloat16, tf.float16):
+        predictions = tf.cast(predictions, tf.float32)
+    targets = tf.cast(targets, predictions.dtype)
+    if not tf.TensorShape(targets.shape).is_compatible_with(predictions.shape):
+        raise ValueError(f"Regression targets have shape {tuple(targets.shape)} but the network "
+                         f"predicts shape {tuple(predictions.shape)}; they must match "
+                         "([M, D] both).")
+    return tf.reduce_mean(tf.square(predictions - targets))
+
+
+def loss_for(objective):
+    """The per-task loss `loss(targets, outputs)` of an objective (`OBJECTIVES`).
+
+    `cross_entropy` for `"classification"`, `mean_squared_error` for
+    `"regression"`.
+    """
+    return {"classification": cross_entropy, "regression": mean_squared_error}[objective]
 
 
 def sequential_loop(body, state, count, unroll=False):
@@ -106,9 +141,12 @@ class MetaLearner(keras.Model):
     Args:
         network: The Keras model whose weights are meta-learned (and masked by
             MGAug): a `FewShotClassifier` for MAML-family learners, the
-            encoder for ProtoNet. Not modified: settings that a learner or
-            MGAug needs differently are passed to its calls.
-        n_way: Classes per episode, an integer >= 2.
+            encoder for ProtoNet, or any Keras 3 model of the layers listed
+            in docs/models.md (`functional.check_fast_weight_layers`). Not
+            modified: settings that a learner or MGAug needs differently are
+            passed to its calls.
+        n_way: Classes per episode, an integer >= 2 (classification); None
+            for regression.
         bn_mode: `"transductive"` (batch statistics of the current batch in
             training and at test, support and query in separate passes) or
             `"inductive"` (moving statistics at test).
@@ -117,12 +155,24 @@ class MetaLearner(keras.Model):
         augmentation: An `mgaug_tf.augment.MGAug` (or `None`); not modified,
             and may be shared between learners (`augmentation_settings`
             holds what it resolved for this one).
+        objective: `"classification"` (int labels `[S]`, outputs `[S, n_way]`
+            logits, `cross_entropy`; logs `loss` and `accuracy`) or
+            `"regression"` (float targets `[S, D]`, outputs `[S, D]`,
+            `mean_squared_error` over all entries; logs `loss`, and
+            gradient learners `loss_before`; needs `n_way=None`).
         **kwargs: Standard model arguments.
 
+    Attributes:
+        objective: As given.
+        example_shape: The shape of one input example (a tuple, e.g.
+            `(H, W, C)` for images), set by `build`; None before.
+
     Raises:
-        mgaug_tf.errors.ArgumentError: `n_way`, `bn_mode` or
-            `task_reduction` is out of its domain, or `augmentation` cannot
-            serve this learner (`MGAug.check_learner`).
+        mgaug_tf.errors.ArgumentError: `n_way`, `objective`, `bn_mode` or
+            `task_reduction` is out of its domain, the network holds a layer
+            the fast-weight path cannot run (argument `network`,
+            `functional.check_fast_weight_layers`), or `augmentation`
+            cannot serve this learner (`MGAug.check_learner`).
     """
 
     uses_inner_loop = False
@@ -135,8 +185,9 @@ class MetaLearner(keras.Model):
     # bodies: benchmarks/meta_step.py); training keeps the loops.
     unroll_loops = False
 
-    def __init__(self, network: keras.Model, n_way: int, bn_mode: str = "transductive",
-                 task_reduction: str = "sum", augmentation: Optional["MGAug"] = None,
+    def __init__(self, network: keras.Model, n_way: Optional[int] = None,
+                 bn_mode: str = "transductive", task_reduction: str = "sum",
+                 augmentation: Optional["MGAug"] = None, objective: str = "classification",
                  **kwargs: Any) -> None:
         kwargs.setdefault("dtype", network.dtype_policy)
         super().__init__(**kwargs)
@@ -146,9 +197,12 @@ class MetaLearner(keras.Model):
         if task_reduction not in TASK_REDUCTIONS:
             raise ArgumentError("task_reduction", task_reduction,
                                 f"must be one of {TASK_REDUCTIONS}", owner=owner)
-        check_n_way(n_way, owner=owner)
+        check_objective(objective, n_way, owner=owner)
+        self._check_network(network)
         self.network = network
-        self.n_way = int(n_way)
+        self.objective = objective
+        self.n_way = None if n_way is None else int(n_way)
+        self.example_shape = None
         self.bn_mode = bn_mode
         self.task_reduction = task_reduction
         self.augmentation = augmentation
@@ -161,16 +215,40 @@ class MetaLearner(keras.Model):
         for name in self._metric_names():
             self._trackers[name] = keras.metrics.Mean(name=name)
 
-    # ----------------------------------------------------------------- build
-    def build(self, input_shape: Any) -> None:
-        """Builds the network for images of `input_shape`.
+    def _check_network(self, network):
+        """Refuses a network the learner cannot run on fast weights (`ArgumentError`)."""
+        functional.check_fast_weight_layers(
+            network, owner=type(self).__name__,
+            second_order=self.uses_inner_loop and not getattr(self, "first_order", False))
 
-        Accepts an image shape `(H, W, C)` / `(None, H, W, C)` or the shapes of
-        an episode batch (as Keras passes them on the first `fit` call).
+    # ----------------------------------------------------------------- build
+    def build(self, input_shape: Any = None, *, example_shape: Any = None) -> None:
+        """Builds the network for examples of one shape.
+
+        Args:
+            input_shape: The shape of one example (`(H, W, C)` for images,
+                `(T, F)` for sequences, `(D,)` for vectors), the same with
+                leading `None` batch axes (`(None, H, W, C)`), or the shapes
+                of an episode batch (as Keras passes them on the first `fit`
+                call; the support examples' `[B, S, ...]` gives it).
+            example_shape: The shape of one example, exactly (takes
+                precedence; no axis is read as a batch axis).
+
+        Raises:
+            mgaug_tf.errors.ArgumentError: (argument `input_shape`) No
+                example shape of known sizes can be read from it; (argument
+                `network`) a layer the fast-weight path refuses
+                (`functional.check_fast_weight_layers`), found once the
+                network is built.
         """
-        image_shape = self._image_shape(input_shape)
+        if example_shape is None:
+            example_shape = self._example_shape(input_shape)
+        else:
+            example_shape = self._known_shape(example_shape, example_shape)
         if not self.network.built:  # a network may be shared between learners
-            self.network.build((None,) + image_shape)
+            self.network.build((None,) + example_shape)
+            self._check_network(self.network)  # layers created by build are seen now
+        self.example_shape = example_shape
         # Counts meta-steps; seeds MGAug's draws, so they are stateless,
         # reproducible on resume and identical across replicas.
         self.meta_step = self.add_weight(shape=(), dtype="int64", initializer="zeros",
@@ -178,29 +256,45 @@ class MetaLearner(keras.Model):
                                          aggregation="only_first_replica")
         self._build_learner_weights()
         if self.augmentation is not None:
-            self.augmentation.on_build(self, image_shape)
+            self.augmentation.on_build(self, example_shape)
         self.built = True
 
     def _build_learner_weights(self):
         """Creates the learner's own weights (Meta-SGD's learning rates)."""
 
     @staticmethod
-    def _image_shape(input_shape):
-        shape = input_shape
-        if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
-            shape = shape[0]  # (support_images, support_labels, query_images)
-        shape = tuple(tf.TensorShape(shape).as_list())
-        if len(shape) >= 3:
-            shape = shape[-3:]
-        if len(shape) != 3 or None in shape:
-            raise ArgumentError("input_shape", input_shape,
-                                "must give images of a known shape (H, W, C), or be the shapes "
-                                "of an episode batch")
+    def _known_shape(shape, given):
+        """`shape` as a tuple of ints, or `ArgumentError` naming `input_shape`."""
+        try:
+            shape = tuple(tf.TensorShape(shape).as_list())
+        except (TypeError, ValueError):
+            shape = (None,)
+        if not shape or None in shape:
+            raise ArgumentError("input_shape", given,
+                                "must give the shape of one example with known sizes (e.g. "
+                                "(H, W, C) for images, (T, F) for sequences), optionally after "
+                                "None batch axes, or be the shapes of an episode batch")
         return tuple(int(size) for size in shape)
 
-    def _ensure_built(self, images):
+    @classmethod
+    def _example_shape(cls, input_shape):
+        """The example shape `build` reads from `input_shape` (see there)."""
+        shape = input_shape
+        if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+            # (support_images, support_labels, query_images): [B, S, *example_shape].
+            return cls._known_shape(tuple(shape[0])[2:], input_shape)
+        try:
+            sizes = list(tf.TensorShape(shape).as_list())
+        except (TypeError, ValueError):
+            sizes = []
+        while sizes and sizes[0] is None:
+            sizes.pop(0)  # batch (and support) axes of unknown size
+        return cls._known_shape(sizes if sizes else None, input_shape)
+
+    def _ensure_built(self, examples, lead):
+        """Builds for `examples`' shape after its first `lead` (batch, support) axes."""
         if not self.built:
-            self.build(tuple(images.shape))
+            self.build(example_shape=tuple(examples.shape)[lead:])
 
     # ------------------------------------------------------- per-task hooks
     def _query_logits(self, weights, task, masks=None, training=True):
@@ -258,7 +352,12 @@ class MetaLearner(keras.Model):
         if weights is None:
             weights = functional.read_values(self.network.trainable_variables)
         logits, new_non_trainable = self._query_logits(weights, task, masks, training)
-        return TaskOutcome(cross_entropy(task.query_labels, logits), logits, new_non_trainable)
+        return TaskOutcome(self._objective_loss(task.query_labels, logits), logits,
+                           new_non_trainable)
+
+    def _objective_loss(self, targets, outputs):
+        """This learner's per-task loss (`loss_for(objective)`) of `outputs` against `targets`."""
+        return loss_for(self.objective)(targets, outputs)
 
     def task_gradients(self, task: episodes_lib.Task, variables: Sequence[tf.Variable],
                        masks: Optional[Sequence[tf.Tensor]] = None,
@@ -286,12 +385,12 @@ class MetaLearner(keras.Model):
             episodes_lib.split_episode_batch(data))
         assertions = episodes_lib.validate_episode(
             support_images, support_labels, query_images, query_labels, self.n_way,
-            batched=True)
+            batched=True, objective=self.objective, example_shape=self.example_shape)
         num_tasks = tf.TensorShape(support_images.shape)[0]
         if num_tasks is None:
             raise ValueError("The number of tasks per meta-batch must be static; batch the "
                              "episode dataset with drop_remainder=True.")
-        self._ensure_built(support_images[0])
+        self._ensure_built(support_images, lead=2)
         self.tasks_per_replica = int(num_tasks)
         with tf.control_dependencies(assertions):
             support_labels = tf.identity(support_labels)
@@ -320,13 +419,17 @@ class MetaLearner(keras.Model):
             outcome, gradients = self.task_gradients(task, variables, loss_scale=loss_scale)
             # The norm MGAug logs as full_grad_norm, so runs compare.
             logs = {"loss": outcome.query_loss,
-                    "accuracy": accuracy(task.query_labels, outcome.query_logits),
                     "full_grad_norm": tf.linalg.global_norm(gradients)}
+            if self.objective == "classification":
+                logs["accuracy"] = accuracy(task.query_labels, outcome.query_logits)
             new_non_trainable = outcome.new_non_trainable
         before = self._logits_before_adaptation(
             functional.read_values(self.network.trainable_variables), task)
         if before is not None:
-            logs["accuracy_before"] = accuracy(task.query_labels, before)
+            if self.objective == "classification":
+                logs["accuracy_before"] = accuracy(task.query_labels, before)
+            else:
+                logs["loss_before"] = self._objective_loss(task.query_labels, before)
         return gradients, logs, new_non_trainable
 
     def _meta_gradients_and_logs(self, data, loss_scale=None):
@@ -435,7 +538,8 @@ class MetaLearner(keras.Model):
         # creates variables on its first trace traces a second time.
         spec = getattr(data, "element_spec", None)
         if not self.built and spec is not None:
-            self.build(tf.nest.flatten(spec)[0].shape)
+            # The support examples [B, S, *example_shape] give the example shape.
+            self.build(example_shape=tuple(tf.nest.flatten(spec)[0].shape)[2:])
         if self.built and getattr(self, "optimizer", None) is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
 
@@ -486,16 +590,18 @@ class MetaLearner(keras.Model):
         return super().evaluate(x, *args, **kwargs)
 
     def _metric_names(self):
-        names = ["loss", "accuracy"]
+        classification = self.objective == "classification"
+        names = ["loss", "accuracy"] if classification else ["loss"]
         if self._has_accuracy_before():
-            names.append("accuracy_before")
+            names.append("accuracy_before" if classification else "loss_before")
         if self.augmentation is not None:
-            names += self.augmentation.metric_names()
+            names += self.augmentation.metric_names(self)
         else:
             names.append("full_grad_norm")
         return names
 
     def _has_accuracy_before(self):
+        """Whether the learner logs the unadapted network's query accuracy (or loss)."""
         return True
 
     @property
@@ -564,22 +670,28 @@ class MetaLearner(keras.Model):
     @tf.autograph.experimental.do_not_convert
     def test_step(self, data: Any) -> dict[str, Any]:
         tasks = self._split_tasks(data)
-        per_task = []
+        losses, accuracies = [], []
         for task in tasks:
             outcome = self.task_outcome(task, training=False)
-            per_task.append((outcome.query_loss,
-                             accuracy(task.query_labels, outcome.query_logits)))
-        logs = {"loss": tf.reduce_mean(tf.stack([tf.cast(loss, tf.float32)
-                                                 for loss, _ in per_task])),
-                "accuracy": tf.reduce_mean(tf.stack([acc for _, acc in per_task]))}
+            losses.append(tf.cast(outcome.query_loss, tf.float32))
+            if self.objective == "classification":
+                accuracies.append(accuracy(task.query_labels, outcome.query_logits))
+        logs = {"loss": tf.reduce_mean(tf.stack(losses))}
+        if accuracies:
+            logs["accuracy"] = tf.reduce_mean(tf.stack(accuracies))
         return self._update_trackers(logs)
 
     def call(self, inputs: Sequence[tf.Tensor], training: bool = False) -> tf.Tensor:
-        """Query logits `[B, M, N]` of a batch of episodes, adapted per task.
+        """Query outputs of a batch of episodes, adapted per task.
 
         Args:
-            inputs: `(support_images [B, N*K, H, W, C], support_labels [B, N*K],
-                query_images [B, M, H, W, C])`.
+            inputs: `(support_images [B, S, *example_shape], support_labels,
+                query_images [B, M, *example_shape])`: labels `[B, S]`
+                (classification) or targets `[B, S, D]` (regression).
+
+        Returns:
+            Logits `[B, M, N]` (classification) or predictions `[B, M, D]`
+            (regression).
         """
         support_images, support_labels, query_images = inputs
         logits = []
@@ -592,10 +704,17 @@ class MetaLearner(keras.Model):
                           query_images: Any) -> tf.Tensor:
         """Adapts to one episode's support set and returns query logits `[M, N]`.
 
+        Regression learners return predictions `[M, D]`.
+
         Args:
-            support_images: `[N*K, H, W, C]`.
-            support_labels: `[N*K]` ints in `[0, N)`.
-            query_images: `[M, H, W, C]`.
+            support_images: Examples `[S, *example_shape]` (images
+                `[N*K, H, W, C]`).
+            support_labels: `[N*K]` ints in `[0, N)` (classification), or
+                float targets `[S, D]` (regression).
+            query_images: `[M, *example_shape]`.
+
+        Raises:
+            ValueError: A malformed episode (`episodes.validate_episode`).
 
         Example:
             >>> logits = learner.adapt_and_predict(s_images, s_labels, q_images)
@@ -605,8 +724,9 @@ class MetaLearner(keras.Model):
         query_images = tf.convert_to_tensor(query_images)
         support_labels = tf.convert_to_tensor(support_labels)
         assertions = episodes_lib.validate_episode(
-            support_images, support_labels, query_images, None, self.n_way, batched=False)
-        self._ensure_built(support_images)
+            support_images, support_labels, query_images, None, self.n_way, batched=False,
+            objective=self.objective, example_shape=self.example_shape)
+        self._ensure_built(support_images, lead=1)
         with tf.control_dependencies(assertions):
             support_labels = tf.identity(support_labels)
         task = episodes_lib.Task(support_images, support_labels, query_images, None)
@@ -618,7 +738,7 @@ class MetaLearner(keras.Model):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(network=keras.saving.serialize_keras_object(self.network),
-                      n_way=self.n_way, bn_mode=self.bn_mode,
+                      n_way=self.n_way, bn_mode=self.bn_mode, objective=self.objective,
                       task_reduction=self.task_reduction,
                       augmentation=None if self.augmentation is None
                       else keras.saving.serialize_keras_object(self.augmentation))

@@ -1,4 +1,4 @@
-"""The base of gradient-based learners: adapt with THE inner loop, then classify."""
+"""The base of gradient-based learners: adapt with THE inner loop, then predict."""
 
 from typing import Any, Optional
 
@@ -8,7 +8,7 @@ import tensorflow as tf
 from mgaug_tf import inner_loop
 from mgaug_tf.checks import check_inner_loop
 from mgaug_tf.errors import ArgumentError
-from mgaug_tf.learners.base import MetaLearner, cross_entropy
+from mgaug_tf.learners.base import MetaLearner
 
 
 def check_network_width(network, width, n_way, owner):
@@ -28,9 +28,12 @@ class GradientLearner(MetaLearner):
     """A learner whose adaptation is gradient descent on the support loss.
 
     Args:
-        network: A `FewShotClassifier` (backbone + head), or any network
-            whose outputs are `n_way` logits.
-        n_way: Classes per episode: the network's output width.
+        network: A `FewShotClassifier` (backbone + head), or any Keras 3
+            network whose outputs are `n_way` logits (classification) or
+            `[S, D]` predictions (regression); docs/models.md lists the
+            layers it may hold.
+        n_way: Classes per episode: the network's output width (None for
+            `objective="regression"`).
         inner_lr: Inner-loop SGD learning rate, a positive number.
         inner_steps: Inner steps in training, an integer >= 1.
         eval_inner_steps: Inner steps at evaluation and inference, an integer
@@ -42,7 +45,7 @@ class GradientLearner(MetaLearner):
             every tensor it reads (images, masks, ANIL's features) as an
             argument of the recomputed step.
         **kwargs: See `MetaLearner` (`bn_mode`, `task_reduction`,
-            `augmentation`, ...).
+            `augmentation`, `objective`, ...).
 
     Raises:
         mgaug_tf.errors.ArgumentError: `inner_lr`, `inner_steps` or
@@ -60,7 +63,7 @@ class GradientLearner(MetaLearner):
     first_order: bool
     recompute: bool
 
-    def __init__(self, network: keras.Model, n_way: int, inner_lr: float = 0.01,
+    def __init__(self, network: keras.Model, n_way: Optional[int] = None, inner_lr: float = 0.01,
                  inner_steps: int = 5, eval_inner_steps: Optional[int] = None,
                  first_order: bool = False, recompute: bool = False, **kwargs: Any) -> None:
         owner = type(self).__name__
@@ -71,15 +74,18 @@ class GradientLearner(MetaLearner):
         self.first_order = bool(first_order)
         self.recompute = bool(recompute)
         super().__init__(network, n_way, **kwargs)
-        check_network_width(network, getattr(network, "n_way", None), self.n_way, owner)
+        if self.objective == "classification":
+            check_network_width(network, getattr(network, "n_way", None), self.n_way, owner)
 
-    def build(self, input_shape: Any) -> None:
+    def build(self, input_shape: Any = None, *, example_shape: Any = None) -> None:
         """`MetaLearner.build`, after checking that the network gives `n_way` logits."""
-        if getattr(self.network, "n_way", None) is None:
-            shape = self.network.compute_output_shape((None,) + self._image_shape(input_shape))
+        if self.objective == "classification" and getattr(self.network, "n_way", None) is None:
+            if example_shape is None:
+                example_shape = self._example_shape(input_shape)
+            shape = self.network.compute_output_shape((None,) + tuple(example_shape))
             width = tuple(shape)[-1] if shape else None
             check_network_width(self.network, width, self.n_way, type(self).__name__)
-        super().build(input_shape)
+        super().build(input_shape, example_shape=example_shape)
 
     def _inner_steps(self, training):
         return self.inner_steps if training else self.eval_inner_steps
@@ -105,7 +111,7 @@ class GradientLearner(MetaLearner):
     def _query_logits(self, weights, task, masks=None, training=True):
         def support_loss(fast_weights, images, labels, masks):
             logits, _ = self._network_call(fast_weights, images, masks, training)
-            return cross_entropy(labels, logits)
+            return self._objective_loss(labels, logits)
 
         adapted = self._adapt(weights, support_loss, training,
                               inputs=(task.support_images, task.support_labels, masks))

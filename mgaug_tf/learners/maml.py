@@ -1,6 +1,6 @@
 """MAML (second order) and FOMAML (first order)."""
 
-from typing import Any
+from typing import Any, Optional
 
 import keras
 
@@ -31,6 +31,7 @@ class MAML(GradientLearner):
 class FOMAML(MAML):
     """First-order MAML: `MAML(..., first_order=True)`."""
 
-    def __init__(self, network: keras.Model, n_way: int, **kwargs: Any) -> None:
+    def __init__(self, network: keras.Model, n_way: Optional[int] = None,
+                 **kwargs: Any) -> None:
         kwargs["first_order"] = True
         super().__init__(network, n_way, **kwargs)

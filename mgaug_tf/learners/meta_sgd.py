@@ -1,7 +1,7 @@
 """Meta-SGD: MAML with learned per-parameter inner learning rates (Li et al., 2017)."""
 
 import inspect
-from typing import Any
+from typing import Any, Optional
 
 import keras
 import tensorflow as tf
@@ -48,7 +48,8 @@ class MetaSGD(GradientLearner):
         >>> learner.inner_learning_rate_variables  # one per network weight
     """
 
-    def __init__(self, network: keras.Model, n_way: int, **kwargs: Any) -> None:
+    def __init__(self, network: keras.Model, n_way: Optional[int] = None,
+                 **kwargs: Any) -> None:
         norms = [layer for layer in network._flatten_layers(include_self=True, recursive=True)
                  if isinstance(layer, MetaBatchNormalization)]
         forced = [norm.name for norm in norms if norm.fused is True]

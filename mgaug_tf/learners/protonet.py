@@ -1,8 +1,11 @@
 """Prototypical Networks (Snell et al., 2017)."""
 
+from typing import Any, Optional
+
 import keras
 import tensorflow as tf
 
+from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners.base import MetaLearner
 
 
@@ -36,14 +39,31 @@ class ProtoNet(MetaLearner):
     (batch statistics of each in transductive mode).
 
     Args:
-        network: The encoder (e.g. `Conv4()`), mapping images to vectors.
+        network: The encoder (e.g. `Conv4()`), mapping examples to vectors.
         n_way: Classes per episode.
         **kwargs: See `MetaLearner`.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: (argument `objective`)
+            `objective="regression"`: prototypes are class means, so
+            ProtoNet classifies only. Or an argument of `MetaLearner`'s.
 
     Example:
         >>> learner = ProtoNet(Conv4(), n_way=5)
         >>> logits = learner.adapt_and_predict(s_images, s_labels, q_images)
     """
+
+    def __init__(self, network: keras.Model, n_way: Optional[int] = None,
+                 **kwargs: Any) -> None:
+        objective = kwargs.get("objective", "classification")
+        if objective == "regression":
+            raise ArgumentError(
+                "objective", objective,
+                "must be 'classification': ProtoNet classifies queries by their distance to "
+                "class prototypes (mean support embeddings per class), which has no meaning for "
+                "real-valued targets; use MAML, FOMAML, ANIL or MetaSGD for regression",
+                owner="ProtoNet")
+        super().__init__(network, n_way, **kwargs)
 
     def _has_accuracy_before(self):
         return False

@@ -147,8 +147,11 @@ def test_bad_episodes_raise_clear_value_errors(name):
         learner.compute_meta_gradients(((si, sl, qi), ql - 1))
     with pytest.raises(ValueError, match="support_images hold 6 images but support_labels hold 4"):
         learner.compute_meta_gradients(((si, sl[:, :4], qi), ql))
-    with pytest.raises(ValueError, match="rank 5"):
+    with pytest.raises(ValueError, match="must have the same rank"):
         learner.compute_meta_gradients(((si[0], sl, qi), ql))
+    learner.build((16, 16, 1))  # the learner's example shape is known: its rank too
+    with pytest.raises(ValueError, match=r"support_images .* must have rank 5 .*\(16, 16, 1\)"):
+        learner.compute_meta_gradients(((si[0], sl, qi[0]), ql))
 
 
 def _conv_ops(concrete):
