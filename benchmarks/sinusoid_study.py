@@ -188,8 +188,8 @@ def plot(results, settings, path):
     except ImportError:
         return False
     steps = np.arange(settings.max_grad_steps + 1)
-    figure, axes = plt.subplots(1, len(settings.eval_shots), figsize=(5 * len(settings.eval_shots), 3.6),
-                                sharey=True)
+    panels = len(settings.eval_shots)
+    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6), sharey=True)
     for axis, k_shot in zip(np.atleast_1d(axes), settings.eval_shots):
         for arm in ARMS:
             curve = results["arms"][arm]["curves"][str(k_shot)]

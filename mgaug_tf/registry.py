@@ -8,8 +8,8 @@ name registered by the time the config is built (a program that registers
 its own names and then calls `mgaug_tf_cli.train.main()`).
 
 A backbone is a Keras model that maps examples (images `[B, H, W, C]`, or
-any `[B, ...]` for `mlp`) to features `[B, D]`. The learners run it on fast weights with `stateless_call`, so its
-forward pass must read its weights through its layers (a model built from
+any `[B, ...]` for `mlp`) to features `[B, D]`. The learners run it on fast
+weights with `stateless_call`, so its forward pass must read its weights through its layers (a model built from
 Keras layers does); batch norm should be `MetaBatchNormalization`, since
 Keras's own gives wrong second-order meta-gradients.
 `mgaug_tf.gradient_check.FiniteDifferences` checks a new backbone's

@@ -16,7 +16,8 @@ def test_mlp_flattens_any_shape_then_dense_relu_layers():
     network = FewShotRegressor(MLP((5, 3), dtype="float64"), output_size=2)
     inputs = np.random.default_rng(0).normal(size=(4, 3, 2))  # sequences of 3 steps of 2
     outputs = network(inputs).numpy()
-    kernel0, bias0, kernel1, bias1, head, head_bias = (v.numpy() for v in network.trainable_variables)
+    kernel0, bias0, kernel1, bias1, head, head_bias = (
+        variable.numpy() for variable in network.trainable_variables)
     hidden = np.maximum(inputs.reshape(4, 6) @ kernel0 + bias0, 0)
     hidden = np.maximum(hidden @ kernel1 + bias1, 0)
     np.testing.assert_allclose(outputs, hidden @ head + head_bias, rtol=1e-12)

@@ -82,7 +82,10 @@ def test_demo_config_trains_evaluates_and_exports_well_above_chance(tmp_path):
 
 
 # ----------------------------------------------------- MGAug's released setting
-MGAUG_CONFIGS = sorted((REPO / "configs").glob("*_mgaug.cfg")) + [REPO / "configs" / "tiered.cfg"]
+# The sinusoid configs are not a released MGAug experiment (tests/trainers/test_regression_cli.py).
+MGAUG_CONFIGS = sorted(path for path in (REPO / "configs").glob("*_mgaug.cfg")
+                       if not path.name.startswith("sinusoid_"))
+MGAUG_CONFIGS.append(REPO / "configs" / "tiered.cfg")
 
 
 def test_every_mgaug_config_is_checked():
