@@ -179,6 +179,55 @@ def _load_split(experiment_config, split_field):
                           f"{error}") from None
 
 
+def _objective(experiment_config):
+    """`"regression"` for the sinusoid tasks, else `"classification"` (from --dataset)."""
+    from mgaug_tf.data.load import dataset_objective  # pylint: disable=import-outside-toplevel
+    return dataset_objective(experiment_config.data.dataset)
+
+
+def _check_regression_flags(experiment_config):
+    """Refuses the image and class options for the sinusoid tasks (points, no classes).
+
+    Raises:
+        ConfigError: --image_size, --augment=on or --max_train_classes with
+            --dataset=sinusoid.
+    """
+    config = experiment_config.data
+    if _objective(experiment_config) != "regression":
+        return
+    given = [text for text, used in (
+        (f"--image_size={config.image_size}", config.image_size is not None),
+        ("--augment=on", config.augment == "on"),
+        (f"--max_train_classes={config.max_train_classes}",
+         config.max_train_classes is not None)) if used]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: --dataset={config.dataset} has points x in "
+                          "[-5, 5], not images or classes; leave these unset (--n_way does not "
+                          "apply either: --k_shot and --k_query are the support and query "
+                          "points per task).")
+
+
+def _episode_text(experiment):
+    """The episodes of the run, for its first line: `5-way 1-shot, 28x28x1` or the regression's."""
+    config = experiment.config
+    shape = "x".join(map(str, experiment.image_shape))
+    if _objective(config) == "regression":
+        return (f"regression, {config.episodes.k_shot} support and "
+                f"{config.episodes.k_query} query points per task, examples of shape {shape}")
+    return f"{config.model.learner.n_way}-way {config.episodes.k_shot}-shot, {shape}"
+
+
+def _export_problem(experiment):
+    """Why the run cannot be exported as a SavedModel, or None."""
+    if _objective(experiment.config) == "regression":
+        return ("the SavedModel export takes image classification learners; regression runs "
+                f"(--dataset={experiment.config.data.dataset}) are not exported yet.")
+    if not getattr(experiment.splits["train_split"], "is_image", True):
+        return ("the SavedModel export takes image inputs; runs on examples that are not "
+                f"images (--dataset={experiment.config.data.dataset}) are not exported yet.")
+    return None
+
+
 def _k_query(experiment_config, split_field):
     """Query images per class of the episodes drawn from a split."""
     episodes = experiment_config.episodes
@@ -193,6 +242,8 @@ def _check_episodes(experiment_config, split, split_field, flags_text=None):
     `flags_text` names the flags that chose the split (default: --<split_field>).
     """
     where = f"{split.dataset} {split.split} ({flags_text or f'--{split_field}'})"
+    if getattr(split, "objective", "classification") == "regression":
+        return  # a task family: any number of tasks, no classes to count
     n_way = experiment_config.model.learner.n_way
     k_shot = experiment_config.episodes.k_shot
     if n_way > split.num_classes:
@@ -232,6 +283,8 @@ def _check_images(experiment_config, splits, say):
         if (split.dataset, split.split) in checked:
             continue
         checked.add((split.dataset, split.split))
+        if not getattr(split, "is_image", True):
+            continue  # arrays and sinusoid points: no image files to check
         progress = None
         if config.verify_images:
             total = int(split.class_sizes.sum())
@@ -371,6 +424,8 @@ def _check_size_and_memory(experiment_config, train_split, image_shape, say):
     Raises:
         ConfigError: The estimate (`mgaug_tf.memory`) exceeds the memory available.
     """
+    if not getattr(train_split, "is_image", True):
+        return  # no image size; the networks for such examples are small
     native = native_image_size(train_split.dataset)
     if native and image_shape[0] > UPSAMPLING_WARNING_FACTOR * native:
         say(f"Warning: --image_size={image_shape[0]} is {image_shape[0] / native:.1f} times "
@@ -442,7 +497,8 @@ def build_learner(experiment_config, image_shape):
     """
     try:
         return factory.build_learner(experiment_config.model, image_shape,
-                                     seed=experiment_config.trainer.seed)
+                                     seed=experiment_config.trainer.seed,
+                                     objective=_objective(experiment_config))
     except config_lib.ConfigFieldError as error:
         raise _field_error(error, experiment_config) from None
 
@@ -507,7 +563,6 @@ class Experiment:
         is_image = getattr(self.splits[split_field], "is_image", True)
         return self.image_shape[0] if is_image else None
 
-
     def say(self, text):
         """Prints on the chief only (every worker runs the same code)."""
         if self.role.is_chief:
@@ -563,6 +618,7 @@ def prepare(experiment_config):
     except config_lib.ConfigFieldError as error:
         raise _field_error(error, experiment_config) from None
     build_learner(experiment_config, None)
+    _check_regression_flags(experiment_config)
     _check_test_dataset(experiment_config)
     cross_domain = evaluating and bool(experiment_config.data.test_dataset)
     split_fields = ["train_split"] + (["val_split"] if training else []) + (
@@ -572,8 +628,11 @@ def prepare(experiment_config):
         splits[split_field] = _load_split(experiment_config, split_field)
         _check_episodes(experiment_config, splits[split_field], split_field)
     train_split = splits["train_split"]
-    size = experiment_config.data.image_size or train_split.image_shape[0]
-    image_shape = (size, size, train_split.image_shape[2])
+    if getattr(train_split, "is_image", True):
+        size = experiment_config.data.image_size or train_split.image_shape[0]
+        image_shape = (size, size, train_split.image_shape[2])
+    else:  # vectors, sequences, the sinusoid's points: the examples' own shape
+        image_shape = tuple(train_split.example_shape)
     record = None
     if cross_domain:  # the final evaluation's split, from --test_dataset
         splits["eval_split"], record = _load_test_split(experiment_config, train_split,
@@ -587,7 +646,8 @@ def prepare(experiment_config):
         learner = build_learner(experiment_config, image_shape)
     # After the learner has refused sizes it cannot take; before any graph.
     say = _Say(role.is_chief)
-    if train_split.conversion:  # the user's own images, of any size and mode
+    # The user's own images, of any size and mode (a task family has no files).
+    if getattr(train_split, "conversion", None):
         say(f"Data: {train_split.conversion}.")
     _check_size_and_memory(experiment_config, train_split, image_shape, say)
     _check_images(experiment_config, splits, say)
@@ -661,7 +721,8 @@ def evaluate(experiment, checkpoint_path):
     path = os.path.join(experiment_config.runtime.model_dir, name)
     files.write_json(path, result.to_json(
         checkpoint=checkpoint_path, step=step, dataset=split.dataset,
-        bn_mode=learner_config.bn_mode, learner=learner_config.name, n_way=learner_config.n_way,
+        bn_mode=learner_config.bn_mode, learner=learner_config.name,
+        n_way=None if result.regression else learner_config.n_way,
         k_shot=experiment_config.episodes.k_shot,
         k_query=_k_query(experiment_config, "eval_split"),
         eval_inner_steps=getattr(experiment.learner, "eval_inner_steps", None),
@@ -711,6 +772,8 @@ def run(experiment_config):
     _STATE["config"] = experiment_config
     experiment = prepare(experiment_config)
     _STATE["experiment"] = experiment
+    if runtime.mode == "export" and _export_problem(experiment):
+        raise ConfigError(f"--mode=export: {_export_problem(experiment)}")
     lock = None
     # A read-only model_dir (evaluated or exported elsewhere) gets no lock:
     # nothing is written into it.
@@ -728,8 +791,7 @@ def run(experiment_config):
     try:
         experiment.say(
             f"{model.learner.name} on {experiment_config.data.dataset} "
-            f"({model.learner.n_way}-way {experiment_config.episodes.k_shot}-shot, "
-            f"{'x'.join(map(str, experiment.image_shape))}), MGAug {model.mgaug.strategy}, "
+            f"({_episode_text(experiment)}), MGAug {model.mgaug.strategy}, "
             f"{experiment.strategy.num_replicas_in_sync} replica(s) on "
             f"{experiment.role.num_workers} worker(s), model_dir {runtime.model_dir}")
         if experiment.cross_domain is not None:
@@ -743,7 +805,10 @@ def run(experiment_config):
         if _evaluating(experiment_config):
             evaluate(experiment, checkpoint_path)
         if exporting and experiment.role.is_chief:
-            export_model(experiment, checkpoint_path)
+            if _export_problem(experiment) is None:
+                export_model(experiment, checkpoint_path)
+            else:
+                experiment.say(f"Not exported: {_export_problem(experiment)}")
     finally:
         if lock is not None:
             lock.release()

@@ -1,8 +1,10 @@
-"""The run's checkpoints: the latest few (to resume) and the best by validation accuracy.
+"""The run's checkpoints: the latest few (to resume) and the best by validation metric.
 
-A checkpoint holds the learner (weights, batch-norm statistics, `meta_step`
-which seeds MGAug's masks), the optimizer (slots, iteration count), the
-number of completed meta-steps and the best validation accuracy so far. The
+The validation metric is the accuracy (higher is better), or for a
+regression learner the mean squared error (lower is better). A checkpoint
+holds the learner (weights, batch-norm statistics, `meta_step` which seeds
+MGAug's masks), the optimizer (slots, iteration count), the number of
+completed meta-steps and the best validation metric so far. The
 training episodes need no saved state: meta-step s always reads episodes
 s*B .. s*B + B - 1 (`training.inputs`). Saving is atomic (TensorFlow writes
 the data, then renames the index), so a run killed at any point resumes from
@@ -57,17 +59,28 @@ class RunCheckpoints:
 
     Attributes:
         step: int64 variable, meta-steps completed.
-        best_accuracy: float64 variable, best validation accuracy (-1: none).
+        regression: Whether the learner's objective is regression (the best
+            checkpoint has the lowest validation MSE, else the highest
+            validation accuracy).
+        best_value: float64 variable, the best validation metric so far (-1
+            for accuracy, +inf for MSE: none yet); saved as `best_accuracy`
+            or `best_loss`.
+        best_accuracy: The same variable (classification only).
     """
 
     def __init__(self, model_dir, role, learner, optimizer, max_to_keep=3):
         self.model_dir = model_dir
         self.role = role
+        self.regression = getattr(learner, "objective", "classification") == "regression"
+        name = "best_loss" if self.regression else "best_accuracy"
         with tf.init_scope():  # host variables, outside any strategy or function
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.best_accuracy = tf.Variable(-1.0, dtype=tf.float64, trainable=False,
-                                             name="best_accuracy")
-        self.checkpoint = tf.train.Checkpoint(step=self.step, best_accuracy=self.best_accuracy,
+            self.best_value = tf.Variable(float("inf") if self.regression else -1.0,
+                                          dtype=tf.float64, trainable=False, name=name)
+        if not self.regression:
+            self.best_accuracy = self.best_value
+        # Classification runs keep the name their checkpoints always had.
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **{name: self.best_value},
                                               optimizer=optimizer, **_model_objects(learner))
         write_dir = model_dir if role.is_chief else os.path.join(
             model_dir, f".worker_{role.task_type}_{role.task_id}")
@@ -119,10 +132,15 @@ class RunCheckpoints:
         self._latest.save(checkpoint_number=step)
         self._drop_scratch()
 
-    def save_best(self, step, accuracy):
-        """Records a new best validation accuracy and saves it as the best checkpoint."""
+    def improves(self, value):
+        """Whether validation metric `value` beats the best so far (higher accuracy, lower MSE)."""
+        best = float(self.best_value.numpy())
+        return value < best if self.regression else value > best
+
+    def save_best(self, step, value):
+        """Records a new best validation metric and saves it as the best checkpoint."""
         self.step.assign(step)
-        self.best_accuracy.assign(accuracy)
+        self.best_value.assign(value)
         self._best.save(checkpoint_number=step)
         self._drop_scratch()
 

@@ -4,15 +4,17 @@ Train and validation share tag names (`loss`, `accuracy`) so TensorBoard
 overlays them. Tags written:
 
 * train: `loss` / `accuracy` (full network's query loss and accuracy after
-  adaptation), `accuracy_before_adaptation`, `subnet/loss`,
+  adaptation; regression: the loss is the MSE, and there is no accuracy),
+  `accuracy_before_adaptation` (regression: `loss_before_adaptation`), `subnet/loss`,
   `subnet/accuracy` (MGAug sub-networks), `meta_gradient_norm/full`,
   `meta_gradient_norm/augmented`, `sparsity/<strategy>/subnet_<k>`,
   `learning_rate/outer`, `learning_rate/inner` (Meta-SGD: `.../mean`,
   `.../min`, `.../max` and a histogram), `perf/step_time_s`,
   `perf/tasks_per_s`, and the hyper-parameters (HParams plugin and a
   `flags` text summary).
-* val: `loss`, `accuracy`, `accuracy_ci95`.
-* eval: `accuracy`, `accuracy_ci95` (tagged per split) of final evaluations.
+* val: `loss`, `accuracy`, `accuracy_ci95` (regression: `loss`, `loss_ci95`).
+* eval: `accuracy`, `accuracy_ci95` (regression: `mse`, `mse_ci95`), tagged
+  per split, of final evaluations.
 """
 
 import os
@@ -26,6 +28,7 @@ TRAIN_TAGS = {
     "loss": "loss",
     "accuracy": "accuracy",
     "accuracy_before": "accuracy_before_adaptation",
+    "loss_before": "loss_before_adaptation",
     "subnet_loss": "subnet/loss",
     "subnet_accuracy": "subnet/accuracy",
     "full_grad_norm": "meta_gradient_norm/full",
@@ -105,13 +108,17 @@ class RunSummaries:
 
     def validation(self, step, result):
         """Writes an `EvaluationResult` of the validation split."""
+        if result.regression:
+            self._scalars("val", step, {"loss": result.mean_loss, "loss_ci95": result.ci95})
+            return
         self._scalars("val", step, {"loss": result.mean_loss, "accuracy": result.mean_accuracy,
                                     "accuracy_ci95": result.ci95})
 
     def evaluation(self, step, result):
         """Writes a final `EvaluationResult` (per split)."""
-        self._scalars("eval", step, {f"{result.split}/accuracy": result.mean_accuracy,
-                                     f"{result.split}/accuracy_ci95": result.ci95})
+        name = result.metric_name
+        self._scalars("eval", step, {f"{result.split}/{name}": result.metric,
+                                     f"{result.split}/{name}_ci95": result.ci95})
 
     def flush(self):
         for writer in self._writers.values():

@@ -47,7 +47,7 @@ class Progress:
             interactive = bool(getattr(sys.stdout, "isatty", lambda: False)())
             self._bar = keras.utils.Progbar(steps, interval=0.5 if interactive else 30.0,
                                             stateful_metrics=["loss", "accuracy",
-                                                              "subnet_loss"])
+                                                              "loss_before", "subnet_loss"])
         self._open_line = False
 
     def update(self, done, values):
@@ -143,7 +143,8 @@ class MetaTrainer:
             its optimizer.
         summaries: `summaries.RunSummaries`.
         validator: Optional callable returning an `EvaluationResult` of the
-            validation split (best checkpoint by its mean accuracy).
+            validation split (best checkpoint by its mean accuracy, or for a
+            regression learner its lowest mean squared error).
         eval_every: Validation interval in meta-steps.
         checkpoint_every: Checkpoint interval in meta-steps (a checkpoint is
             also written after the last step).
@@ -233,9 +234,9 @@ class MetaTrainer:
             if step > started + 1:  # the first step after a start includes tracing
                 timings.add({"perf/step_time_s": seconds,
                              "perf/tasks_per_s": self.meta_batch_size / seconds})
-            shown = {"loss": logs["loss"], "accuracy": logs["accuracy"]}
-            if "subnet_loss" in logs:
-                shown["subnet_loss"] = logs["subnet_loss"]
+            # Regression learners log no accuracy; they log loss_before instead.
+            shown = {name: logs[name] for name in ("loss", "accuracy", "loss_before",
+                                                   "subnet_loss") if name in logs}
             progress.update(step - started, shown)
             if step % self.summary_every == 0 or step == train_steps:
                 last_logs = averages.pop()
@@ -268,10 +269,10 @@ class MetaTrainer:
             self._validated = True
         result = self.validator()
         self.summaries.validation(step, result)
-        improved = result.mean_accuracy > float(self.checkpoints.best_accuracy.numpy())
+        improved = self.checkpoints.improves(result.metric)
         if improved:
             self._check_weights(step)
-            self.checkpoints.save_best(step, result.mean_accuracy)
+            self.checkpoints.save_best(step, result.metric)
         progress.message(f"step {step}: validation {result.summary()}"
                          + (" (best so far)" if improved else "")
                          + (f", {result.seconds:.1f} s" if result.seconds else ""))
