@@ -74,6 +74,12 @@ class RunResult:
 
     @property
     def dataset(self):
+        """The dataset evaluated; `train → test (HxWxC)` for a cross-domain test."""
+        cross = self.evaluation.get("cross_domain")
+        if cross:
+            converted = cross["converted"]
+            shape = "x".join(str(size) for size in converted["size"] + [converted["channels"]])
+            return f"{cross['train_dataset']} → {cross['test_dataset']} ({shape})"
         return self.evaluation.get("dataset") or self.config.get("dataset", "?")
 
     @property
@@ -361,7 +367,9 @@ def cli(argv=None):
     parser.add_argument("--output", required=True, help="the Markdown file to write")
     parser.add_argument("--plots_dir", required=True, help="folder for the PNG plots")
     parser.add_argument("--split", default=None,
-                        help="read eval_<split>.json (default: eval_test.json or the only one)")
+                        help="read eval_<split>.json (default: eval_test.json or the only one); "
+                        "a cross-domain test (--test_dataset) is test_<dataset>, e.g. "
+                        "test_miniimagenet")
     parser.add_argument("--title", default="Results", help="heading of a new output file")
     args = parser.parse_args(argv)
     try:

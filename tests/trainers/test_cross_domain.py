@@ -20,7 +20,7 @@ from mgaug_tf.data import episodes, preprocess
 from mgaug_tf.data.convert import convert_image_channels, with_channels
 from mgaug_tf.training import inputs
 from mgaug_tf_cli import flags as run_flags
-from mgaug_tf_cli import train
+from mgaug_tf_cli import report, train
 from tests.data.writers import write_ravi_mini
 from tests.trainers.conftest import RUN, run_cli
 
@@ -145,6 +145,12 @@ def test_glyph_run_tested_on_rgb_jpegs_converted_to_its_grey_16_px(glyph_run, rg
         "resize": "miniimagenet's reader at image_size=16",
         "channel_conversion": "RGB -> grey (Pillow's ITU-R 601-2 luma)",
         "channel_rule": "pillow_convert"}
+
+    # mgaug-report shows it: the only evaluation by default, or by --split=test_<dataset>.
+    assert report.find_evaluation_json(str(model_dir)) == str(
+        model_dir / "eval_test_miniimagenet.json")
+    row = report.markdown_table([report.load_run(str(model_dir), "test_miniimagenet")])
+    assert "| model | glyphs → miniimagenet (16x16x1) | 3-way 1-shot | protonet |" in row
 
     # The in-domain evaluation writes its own file; a cross-domain one leaves it alone
     # and repeats its own numbers.
