@@ -148,7 +148,8 @@ class DataConfig(_Section):
         "glyphs", "dataset", "Dataset name: tieredimagenet, miniimagenet, omniglot, cub, "
         "cifar_fs, fc100, or glyphs (built-in, needs no files); or tfds:NAME (omniglot, "
         "cifar_fs, fc100, cub, mini_imagenet, tiered_imagenet) to read data prepared by "
-        "TensorFlow Datasets, offline.", fixed=True)
+        "TensorFlow Datasets, offline; or your own data: folder (images in class folders) or "
+        "arrays (examples of any shape in .npz files).", fixed=True)
     data_dir: Optional[str] = _field(
         None, "data_dir", "Folder holding the dataset's files (see docs/data.md); not used by "
         "glyphs. For tfds:NAME, the TFDS data_dir (default: $TFDS_DATA_DIR or "
