@@ -133,3 +133,26 @@ def test_image_settings_are_refused_for_non_image_splits():
         episode_dataset(split, 2, 1, 1, 1, normalize="imagenet")
     with pytest.raises(ValueError, match=r"Unknown option\(s\) \['image_size'\] for arrays"):
         load("arrays", "/nowhere", "train", image_size=28)
+
+
+class _RecordingArray(np.ndarray):
+    """An array that records every index it is read with."""
+
+    reads = []
+
+    def __getitem__(self, key):
+        _RecordingArray.reads.append(key)
+        return super().__getitem__(key)
+
+
+def test_an_episode_reads_only_its_rows():
+    x = _rows(200, (16,), seed=4).view(_RecordingArray)
+    split = FewShotSplit.from_examples(x, np.repeat(np.arange(10), 20))
+    _RecordingArray.reads.clear()
+    batches = episode_dataset(split, n_way=2, k_shot=1, k_query=2, meta_batch_size=1,
+                              training=False, num_episodes=3)
+    for (support, _, query), _ in batches:
+        pass
+    assert len(_RecordingArray.reads) == 3  # one indexed read per episode
+    for key in _RecordingArray.reads:
+        assert isinstance(key, np.ndarray) and key.dtype == np.int64 and key.shape == (6,)
