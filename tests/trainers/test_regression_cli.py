@@ -45,6 +45,15 @@ def test_sinusoid_run_reports_mse_and_keeps_the_lowest_validation_mse(run_main):
     assert "accuracy" not in train_tags
     assert not (model_dir / "export").exists()  # not exported: said, not failed
 
+    # mgaug-report gives regression runs their own table, in MSE.
+    output = model_dir.parent / "report.md"
+    assert report.cli(["--model_dirs", str(model_dir), "--output", str(output),
+                       "--plots_dir", str(model_dir.parent / "plots")]) == 0
+    text = output.read_text()
+    assert (f"| model | sinusoid | 5 | maml | none | {best_step} | 3 | {mse.mean():.4f} "
+            f"| ± {result['ci95']:.4f} | 12 |") in text
+    assert "accuracy (%)" not in text and not (model_dir.parent / "plots").exists()
+
     code, err, _ = run_main(*SINUSOID, "--mode=export", model_dir=model_dir)
     assert code == 2
     assert ("--mode=export: the SavedModel export takes image classification learners; "
