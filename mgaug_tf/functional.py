@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from mgaug_tf.errors import ArgumentError
 
-# Layers whose output is random in training: the learners call the network
+# Layers whose output is random in training (at a rate above 0): the learners call the network
 # with training=True in the inner loop and (bn_mode="transductive") at test,
 # and `stateless_call` does not advance their seed, so every call would drop
 # the same units, silently, at evaluation too.
@@ -77,7 +77,8 @@ def unsupported_layers(network, second_order=True):
             problems.append((name, "a TFSMLayer runs a SavedModel's graph on its own variables, "
                              "which stateless_call cannot replace with fast weights; rebuild "
                              "the model from Keras layers"))
-        elif isinstance(layer, _RANDOM_LAYERS):
+        elif isinstance(layer, _RANDOM_LAYERS) and float(
+                getattr(layer, "rate", 0) or getattr(layer, "stddev", 0) or 0) > 0:
             problems.append((name, "it is random in training, and the learners call the "
                              "network with training=True in the inner loop (and at test with "
                              "bn_mode='transductive') without advancing its seed: remove it"))

@@ -16,17 +16,65 @@ schedules), `strip` (bake masks into a copy of the weights, like TF-MOT's
 import keras
 import numpy as np
 import tensorflow as tf
+# The base class of Keras 3's Conv1D/2D/3D (not exported).
+from keras.src.layers.convolutional.base_conv import BaseConv
 
 from mgaug_tf.checks import check_keep_bounds, check_keep_ratio
+
+
+# Convolutions of any rank (Conv1D, Conv2D, Conv3D), whose kernels end in the
+# output channels. Transposed, depthwise and separable convolutions count as
+# other kernels (`include_dense`).
+_CONVOLUTIONS = (BaseConv,)
+# Layer attributes that hold a kernel (a weight matrix or tensor, not a bias,
+# scale or statistic): dense and einsum kernels, recurrent cells' input and
+# recurrent kernels, embedding tables, depthwise/separable kernels.
+KERNEL_ATTRIBUTES = ("kernel", "recurrent_kernel", "embeddings", "depthwise_kernel",
+                     "pointwise_kernel")
+
+
+def is_convolution(layer):
+    """Whether `layer` is a Keras Conv1D, Conv2D or Conv3D (or a subclass)."""
+    return isinstance(layer, _CONVOLUTIONS)
+
+
+def prunable_kernels(network, include_dense=False):
+    """`{id(variable): layer}` for the kernels MGAug may mask, each with its layer.
+
+    Args:
+        network: A Keras model (its existing layers are read).
+        include_dense: See `prunable_weights`.
+    """
+    owners = {}
+    for layer in network._flatten_layers(include_self=True, recursive=True):
+        convolution = is_convolution(layer)
+        if not (convolution or include_dense):
+            continue
+        # A recurrent layer's kernels live on its cell; the layer is named for them.
+        holders = [layer] + ([layer.cell] if isinstance(layer, keras.layers.RNN) else [])
+        for holder in holders:
+            for attribute in KERNEL_ATTRIBUTES if include_dense else ("kernel",):
+                variable = getattr(holder, attribute, None)
+                if isinstance(variable, keras.Variable) and variable.trainable:
+                    owners.setdefault(id(variable), layer)
+    return owners
 
 
 def prunable_weights(network, include_dense=False):
     """Which of `network.trainable_variables` may be masked.
 
+    By default the kernels of convolutions of any rank (Conv1D, Conv2D,
+    Conv3D): the reference code masks convolution kernels only,
+    not batch norm, biases or the head. With `include_dense`, every other
+    kernel too: Dense and EinsumDense (MultiHeadAttention's projections)
+    kernels, LSTM/GRU/SimpleRNN `kernel` and `recurrent_kernel`, Embedding
+    `embeddings`, transposed, depthwise and pointwise convolution kernels
+    (`KERNEL_ATTRIBUTES`).
+    Biases, normalisation scales and offsets are never masked.
+
     Args:
         network: A built Keras model.
-        include_dense: Also mask dense kernels (the reference code masks
-            convolution kernels only: not batch norm, biases or the head).
+        include_dense: Also mask the non-convolution kernels.
 
     Returns:
         A list of bools aligned with `network.trainable_variables`.
@@ -34,11 +82,7 @@ def prunable_weights(network, include_dense=False):
     Example:
         >>> prunable_weights(FewShotClassifier(Conv4(), 5))  # the 4 conv kernels
     """
-    kinds = (keras.layers.Conv2D, keras.layers.Dense) if include_dense else (keras.layers.Conv2D,)
-    prunable_ids = set()
-    for layer in network._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, kinds) and getattr(layer, "kernel", None) is not None:
-            prunable_ids.add(id(layer.kernel))
+    prunable_ids = prunable_kernels(network, include_dense)
     return [id(variable) in prunable_ids for variable in network.trainable_variables]
 
 

@@ -162,7 +162,12 @@ class MGAug:
         image_size: Optional input size in pixels, to check `resolutions` at
             construction (otherwise they are checked when the learner is
             built).
-        include_dense: Also prune dense kernels (default: convolutions only).
+        include_dense: Also prune every kernel that is not a convolution's:
+            Dense, EinsumDense (MultiHeadAttention), LSTM/GRU/SimpleRNN kernel
+            and recurrent kernel, Embedding (`masks.prunable_weights`;
+            default: Conv1D/2D/3D kernels only). `random_width` prunes
+            output units of Dense and convolution kernels only and refuses
+            a network with other prunable kernels, naming the layer.
         keep_ratio_sampler: Overrides `keep_range` (e.g.
             `ConstantKeepRatio(0.9)`).
         parity: Reproduce the reference code's quirks: prune k - 1 entries
@@ -240,7 +245,9 @@ class MGAug:
                 backbone whose features are averaged (`pooling == "avg"`,
                 e.g. `ResNet10`: no flatten head to apply it to; parity's
                 implied "reference" is accepted); `width_execution="sliced"`
-                where slicing cannot apply.
+                where slicing cannot apply; nothing to prune, or a kernel
+                `random_width` cannot prune (`_check_prunable`; checked
+                here if the network is built, else by `on_build`).
         """
         from mgaug_tf.learners.protonet import ProtoNet  # pylint: disable=import-outside-toplevel
         network = learner.network
@@ -271,7 +278,48 @@ class MGAug:
             sampler = masks_lib.ReferenceKeepRatios(sampler.keep_min, sampler.keep_max, cap=cap)
         if self.width_execution == "sliced":
             self._sliced(learner, sampler)  # raises where slicing cannot apply
+        if network.built:  # else checked by on_build, once the weights exist
+            self._check_prunable(network)
         return MGAugSettings(flatten_head=flatten_head, keep_ratio_sampler=sampler)
+
+    def _check_prunable(self, network):
+        """Refuses a network with nothing to prune, or kernels the strategy cannot prune.
+
+        Raises:
+            mgaug_tf.errors.ArgumentError: (argument `include_dense`) No
+                convolution kernel and `include_dense=False`; (argument
+                `network`) no kernel at all; (argument `strategy`)
+                `random_width` and a prunable kernel that is not a Dense or
+                convolution kernel (LSTM/GRU gates, attention, embeddings),
+                naming its layer.
+        """
+        owners = masks_lib.prunable_kernels(network, self.include_dense)
+        if not owners:
+            if not self.include_dense:
+                raise ArgumentError(
+                    "include_dense", self.include_dense,
+                    f"must be True for network {network.name!r}, which has no convolution "
+                    "kernel to prune (the default prunes Conv1D/2D/3D kernels only); "
+                    "include_dense=True prunes its Dense, recurrent, attention and embedding "
+                    "kernels", owner="MGAug")
+            raise ArgumentError("network", network.name,
+                                "must have a kernel for MGAug to prune (Dense, convolution, "
+                                "recurrent, attention or embedding); it has none",
+                                owner="MGAug")
+        if self.strategy_name == "random_width":
+            for variable in network.trainable_variables:
+                layer = owners.get(id(variable))
+                if layer is None:
+                    continue
+                unit_layer = isinstance(layer, keras.layers.Dense) or masks_lib.is_convolution(
+                    layer)
+                if not (unit_layer and variable is getattr(layer, "kernel", None)):
+                    raise ArgumentError(
+                        "strategy", self.strategy_name,
+                        f"cannot prune layer {layer.name!r} ({type(layer).__name__}): "
+                        "random_width removes output units of Dense and convolution kernels "
+                        "only; use random_param or catfish (which prune any kernel's entries), "
+                        "or include_dense=False", owner="MGAug")
 
     def _learner_flatten_head(self, learner, pooling):
         """The flatten head a MAML-family learner with a flatten head uses for `resolutions`."""
@@ -365,7 +413,8 @@ class MGAug:
         Raises:
             mgaug_tf.errors.ArgumentError: (argument `resolutions`) A
                 resolution exceeds the image size, or resolutions for
-                examples that are not images `(H, W, C)`.
+                examples that are not images `(H, W, C)`; what
+                `_check_prunable` refuses.
         """
         if self.resolutions and len(example_shape) != 3:
             raise ArgumentError(
@@ -374,6 +423,7 @@ class MGAug:
                 "resolutions resize images (H, W, C)", owner="MGAug")
         if len(example_shape) == 3:
             checks.check_resolutions(self.resolutions, min(example_shape[0], example_shape[1]))
+        self._check_prunable(learner.network)
 
     def resolution_probabilities(self) -> dict[int, float]:
         """`{size: probability}` of one sub-network's resolution draw (uniform)."""
