@@ -244,6 +244,11 @@ def _check_episodes(experiment_config, split, split_field, flags_text=None):
     where = f"{split.dataset} {split.split} ({flags_text or f'--{split_field}'})"
     if getattr(split, "objective", "classification") == "regression":
         return  # a task family: any number of tasks, no classes to count
+    if not split.is_image and experiment_config.data.augment == "on":
+        # episode_dataset refuses augmentation for such splits; said here with the flag.
+        raise ConfigError(f"--augment=on, but {where} holds non-image examples of shape "
+                          f"{split.example_shape}, which are never augmented; use --augment=auto "
+                          "or off.")
     n_way = experiment_config.model.learner.n_way
     k_shot = experiment_config.episodes.k_shot
     if n_way > split.num_classes:

@@ -59,3 +59,17 @@ def test_a_short_class_of_arrays_stops_the_cli(tmp_path):
     assert code == 2
     assert ("--k_shot + --k_query = 1 + 2 = 3 examples per class, but 1 classes of arrays train "
             "(--train_split) have fewer: 'signal3' (2).") in err
+
+
+def test_image_flags_are_refused_for_arrays_by_name(tmp_path):
+    data_dir = _write_arrays(tmp_path / "arrays", [6] * 10)
+    argv = [f"--data_dir={data_dir}", f"--split_file={data_dir / 'splits.csv'}",
+            f"--model_dir={tmp_path / 'run'}", *RUN]
+    code, _, err = _call(argv + ["--augment=on"])
+    assert code == 2
+    assert ("--augment=on, but arrays train (--train_split) holds non-image examples of shape "
+            "(10, 3), which are never augmented; use --augment=auto or off.") in err
+    code, _, err = _call(argv + ["--image_size=28"])
+    assert code == 2
+    assert ("--dataset=arrays --train_split=train: Unknown option(s) ['image_size'] for arrays; "
+            "it accepts ['split_file'].") in err
