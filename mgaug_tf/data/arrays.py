@@ -56,10 +56,10 @@ def read_npz(path):
 
 
 def _build(split, examples, class_names, class_items, description):
+    held = "memory-mapped" if isinstance(examples, np.memmap) else "in memory"
     return FewShotSplit("arrays", split, class_names, class_items, ExampleSource(examples),
                         default_augment=False, strict_class_sizes=True,
-                        description=f"{description} (x {examples.dtype} "
-                                    f"{'memory-mapped' if isinstance(examples, np.memmap) else 'in memory'})")
+                        description=f"{description} (x {examples.dtype} {held})")
 
 
 def _read_split_npz(paths, split, split_file=None):

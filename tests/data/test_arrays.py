@@ -80,7 +80,8 @@ def test_one_file_and_a_split_file(tmp_path):
     np.testing.assert_array_equal(test.examples(0), x[10:20].astype(np.float32))
     with pytest.raises(CorruptDataError) as error:
         load("arrays", tmp_path, "val", split_file=tmp_path / "splits.csv")
-    assert str(error.value) == f"split_file {tmp_path / 'splits.csv'} names no class for the 'val' split."
+    assert str(error.value) == (f"split_file {tmp_path / 'splits.csv'} names no class for the "
+                                "'val' split.")
 
 
 def test_a_split_file_naming_a_missing_label(tmp_path):
@@ -101,7 +102,8 @@ def test_a_split_file_naming_a_missing_label(tmp_path):
     (dict(y=[0, 1]), r"has no array 'x'"),
     (dict(x=np.zeros(4), y=[0, 0, 1, 1]), r"x must be \[N, ...\] with at least one axis per "
                                           r"example .*got shape \(4,\)"),
-    (dict(x=np.zeros((4, 2)), y=[0, 1]), "y has 2 labels for 4 examples; each example needs one label"),
+    (dict(x=np.zeros((4, 2)), y=[0, 1]),
+     "y has 2 labels for 4 examples; each example needs one label"),
     (dict(x=np.zeros((4, 2)), y=[0.0, 0.0, 1.0, 1.0]), "labels must be integers or strings; "
                                                        "got dtype float64"),
     (dict(x=np.array([["a"], ["b"]]), y=[0, 1]), "x must be a numeric array"),

@@ -1,4 +1,4 @@
-"""`mgaug-train --dataset=folder`: a generated image folder trains and evaluates; mistakes stop it."""
+"""`mgaug-train --dataset=folder`: a generated folder trains and evaluates; mistakes stop it."""
 
 import contextlib
 import io
