@@ -322,7 +322,9 @@ def _check_test_dataset(experiment_config):
     if not name:
         if folder:
             raise ConfigError(f"--test_data_dir={folder} is given without --test_dataset, the "
-                              "dataset whose files it holds.")
+                              "dataset whose files it holds (--mode=eval takes both from the "
+                              "run's config.json: --test_dataset= --test_data_dir= empties "
+                              "both).")
         return
     if tfds_source.is_tfds_name(name):
         try:
@@ -398,7 +400,8 @@ def _load_test_split(experiment_config, train_split, image_shape):
 def _conversion_text(record):
     """The log line of a cross-domain evaluation's data and conversion."""
     size = record["native"]["size"]
-    native = (f"{size}x{size}" if size else "any size") + f"x{record['native']['channels']}"
+    channels = record["native"]["channels"]
+    native = f"{size}x{size}x{channels}" if size else f"any-size x{channels}"
     converted = "x".join(map(str, record["converted"]["size"] + [record["converted"]["channels"]]))
     where = f", --test_data_dir={record['test_data_dir']}" if record["test_data_dir"] else ""
     return (f"Cross-domain test: {record['test_dataset']} {record['split']} (--test_dataset"
