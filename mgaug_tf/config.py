@@ -180,6 +180,14 @@ class DataConfig(_Section):
         False, "verify_images", "Before any work, decode every image of the chosen splits (in "
         "parallel, with a progress bar) and list every undecodable one; it takes longer the "
         "more images a split has.")
+    split_file: Optional[str] = _field(
+        None, "split_file", "--dataset=folder or arrays with one folder of classes (or one "
+        "data.npz): a JSON file {\"train\": [...], \"val\": [...], \"test\": [...]} of class "
+        "names, a CSV file of class,split rows, or a folder holding CloserLook's base.json, "
+        "val.json, novel.json (docs/data.md).", fixed=True)
+    channels: Optional[int] = _field(
+        None, "channels", "--dataset=folder: convert every image to 3 (RGB, the default) or 1 "
+        "(grey) channels.", fixed=True)
     test_dataset: Optional[str] = _field(
         None, "test_dataset", "Cross-domain testing: the final evaluation (--mode=eval, "
         "train_and_eval) runs on this dataset's --eval_split instead of --dataset's (any "
@@ -189,15 +197,6 @@ class DataConfig(_Section):
     test_data_dir: Optional[str] = _field(
         None, "test_data_dir", "Folder holding --test_dataset's files (as --data_dir holds "
         "--dataset's); not used by glyphs.")
-
-    split_file: Optional[str] = _field(
-        None, "split_file", "--dataset=folder or arrays with one folder of classes (or one "
-        "data.npz): a JSON file {\"train\": [...], \"val\": [...], \"test\": [...]} of class "
-        "names, a CSV file of class,split rows, or a folder holding CloserLook's base.json, "
-        "val.json, novel.json (docs/data.md).", fixed=True)
-    channels: Optional[int] = _field(
-        None, "channels", "--dataset=folder: convert every image to 3 (RGB, the default) or 1 "
-        "(grey) channels.", fixed=True)
 
 
 @dataclasses.dataclass(frozen=True)
