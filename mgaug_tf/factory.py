@@ -143,7 +143,7 @@ def build_learner(model_config: config_lib.ModelConfig,
     with checks.fields_of(_model_argument_paths(model_config.backbone)):
         if issubclass(learner_class, GradientLearner):
             network = (FewShotRegressor(backbone, output_size) if regression
-                       else FewShotClassifier(backbone, n_way))
+                       else FewShotClassifier(backbone, learner_config.n_way))
             learner = learner_class(network, n_way,
                                     inner_lr=learner_config.inner_lr,
                                     inner_steps=learner_config.inner_steps,
