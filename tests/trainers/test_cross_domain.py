@@ -223,6 +223,7 @@ def test_bad_test_settings_stop_before_any_work(run_main, tmp_path, rgb_folder, 
     assert not model_dir.exists() or not any(model_dir.glob("ckpt-*"))  # nothing trained
 
 
+@pytest.mark.slow  # a process of its own, for the check made while the flags are parsed
 def test_unknown_test_dataset_is_a_usage_error_of_the_program(tmp_path):
     cli = run_cli(RUN, [*GLYPH_RUN, f"--model_dir={tmp_path / 'model'}", "--test_dataset=nope"],
                   tmp_path, "unknown")
