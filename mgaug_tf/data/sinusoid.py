@@ -30,6 +30,7 @@ Example:
 """
 
 import math
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -111,15 +112,17 @@ class SinusoidTasks:
         phase = low + (high - low) * draws[1]
         return amplitude, phase
 
-    def task_parameters(self, task_ids, seed: int = 0):
+    def task_parameters(self, task_ids: Iterable[int], seed: int = 0
+                        ) -> tuple[np.ndarray, np.ndarray]:
         """Amplitude and phase of tasks `task_ids` (ints), as float32 numpy arrays `[T]`."""
         seed = _check_seed(seed, "SinusoidTasks.task_parameters")
         pairs = [self._parameters(self._task_keys(task_id, seed)[0])
-                 for task_id in np.asarray(task_ids, np.int64).reshape(-1)]
+                 for task_id in np.asarray(list(task_ids), np.int64).reshape(-1)]
         return (np.array([float(a) for a, _ in pairs], np.float32),
                 np.array([float(p) for _, p in pairs], np.float32))
 
-    def episode(self, task_id, k_shot: int, k_query: int, seed: int = 0):
+    def episode(self, task_id: Any, k_shot: int, k_query: int, seed: int = 0
+                ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """Task `task_id`'s support and query points (a graph function of `task_id`).
 
         Args:
@@ -147,8 +150,10 @@ def load_tasks(split: str = "train") -> SinusoidTasks:
 
 
 def task_dataset(tasks: SinusoidTasks, k_shot: int, k_query: int, meta_batch_size: int, *,
-                 training: bool = True, seed: int = 0, num_episodes=None, first_task: int = 0,
-                 input_context=None, prefetch=tf.data.AUTOTUNE) -> tf.data.Dataset:
+                 training: bool = True, seed: int = 0, num_episodes: Optional[int] = None,
+                 first_task: int = 0,
+                 input_context: Optional[tf.distribute.InputContext] = None,
+                 prefetch: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
     """A `tf.data.Dataset` of meta-batches of sinusoid tasks, in the episode batch format.
 
     Each element is `((support_x, support_y, query_x), query_y)` with shapes
