@@ -96,10 +96,13 @@ def with_channels(split, channels):
         original pixels, and whose `preprocessing` records the conversion.
 
     Raises:
-        ValueError: `channels` is not 1 or 3.
+        ValueError: `channels` is not 1 or 3, or the split holds no images.
     """
     if channels not in _MODES:
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}.")
+    if not split.is_image:
+        raise ValueError(f"with_channels converts images; {split.dataset} {split.split} holds "
+                         f"examples of shape {split.example_shape}.")
     native = split.image_shape[2]
     if native == channels:
         return split
@@ -112,4 +115,5 @@ def with_channels(split, channels):
         default_augment=split.default_augment,
         description=f"{split.description}; {_MODES[native]} converted to {_MODES[channels]} "
                     "(Pillow's convert)",
-        class_groups=split.class_groups)
+        class_groups=split.class_groups, strict_class_sizes=split.strict_class_sizes,
+        conversion=split.conversion)

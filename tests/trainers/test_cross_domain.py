@@ -183,6 +183,10 @@ def test_channel_conversion_is_pillows_rule_both_ways():
     grey = rng.integers(0, 256, (3, 5, 4, 1)).astype(np.uint8)
     np.testing.assert_array_equal(convert_image_channels(grey, 3), np.repeat(grey, 3, -1))
     assert convert_image_channels(grey, 1) is grey
+    points = data.FewShotSplit.from_examples(np.zeros((4, 3)), [0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"converts images; arrays train holds examples of "
+                                         r"shape \(3,\)"):
+        with_channels(points, 1)
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         convert_image_channels(grey, 2)
     split = data.load("glyphs", split="test", image_size=12)
@@ -196,6 +200,9 @@ def test_channel_conversion_is_pillows_rule_both_ways():
 
 @pytest.mark.parametrize("extra,message", [
     (["--test_dataset=nope"], "--test_dataset=nope: Unknown dataset 'nope'; available: "),
+    (["--test_dataset=sinusoid"], "--test_dataset=sinusoid: cross-domain testing reads the "
+                                  "test images at the training image size, and sinusoid holds "
+                                  "no images."),
     (["--test_dataset=miniimagenet"], "--test_dataset=miniimagenet needs --test_data_dir, "
                                       "the folder holding its files"),
     (["--test_dataset=glyphs", "--test_data_dir=/tmp"], "--test_data_dir=/tmp: "
@@ -209,7 +216,7 @@ def test_channel_conversion_is_pillows_rule_both_ways():
     (["--test_dataset=miniimagenet", "--test_data_dir={root}", "--n_way=5"],
      "--n_way=5 is more than the 4 classes of miniimagenet test (--test_dataset=miniimagenet "
      "--eval_split=test)."),
-], ids=["unknown", "no_dir", "dir_for_glyphs", "dir_alone", "missing_dir", "few_images",
+], ids=["unknown", "no_images", "no_dir", "dir_for_glyphs", "dir_alone", "missing_dir", "few_images",
         "few_classes"])
 def test_bad_test_settings_stop_before_any_work(run_main, tmp_path, rgb_folder, extra,
                                                 message):
@@ -221,6 +228,16 @@ def test_bad_test_settings_stop_before_any_work(run_main, tmp_path, rgb_folder, 
     assert message.format(**values) in err
     assert err.strip().count("\n") == 0  # one line, no traceback
     assert not model_dir.exists() or not any(model_dir.glob("ckpt-*"))  # nothing trained
+
+
+def test_a_run_on_points_is_not_tested_on_images(run_main):
+    code, err, model_dir = run_main("--dataset=sinusoid", "--backbone=mlp", "--learner=maml",
+                                    "--test_dataset=glyphs")
+    assert code == 2 and err.strip().endswith(
+        " error: --test_dataset=glyphs: cross-domain testing converts images, and "
+        "--dataset=sinusoid holds no images.")
+    assert err.strip().count("\n") == 0
+    assert not any(model_dir.glob("ckpt-*"))
 
 
 @pytest.mark.slow  # a process of its own, for the check made while the flags are parsed
