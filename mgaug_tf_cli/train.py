@@ -376,7 +376,10 @@ def _load_test_split(experiment_config, train_split, image_shape):
         native = data.load(config.test_dataset, config.test_data_dir or None, config.eval_split,
                            image_size=image_shape[0])
     except data.DataNotFoundError as error:
-        raise ConfigError(f"--test_data_dir={config.test_data_dir}: {error}") from None
+        # tfds: names may leave --test_data_dir unset (TensorFlow Datasets' default folder).
+        where = (f"--test_data_dir={config.test_data_dir}" if config.test_data_dir
+                 else f"--test_dataset={config.test_dataset}")
+        raise ConfigError(f"{where}: {error}") from None
     except (data.CorruptDataError, ValueError) as error:
         raise ConfigError(f"{_test_flags(experiment_config)}: {error}") from None
     split = with_channels(native, image_shape[2])
