@@ -42,8 +42,8 @@ def test_fine_tuning_curves_are_the_learners_adaptation():
 
 
 def test_maml_beats_the_pretrained_network_after_10_steps():
-    """600 meta-steps of Finn et al.'s setting against 600 pretraining steps on the same tasks."""
-    settings = study.Settings(steps=600, test_tasks=100, eval_shots=(10,))
+    """400 meta-steps of Finn et al.'s setting against 400 pretraining steps on the same tasks."""
+    settings = study.Settings(steps=400, test_tasks=100, eval_shots=(10,))
     tasks = study.test_tasks(settings)
     maml, _ = study.train_maml(settings, mgaug=False)
     pretrained, _ = study.pretrain(settings)
