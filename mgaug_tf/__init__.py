@@ -31,6 +31,7 @@ _EXPORTS = {
     "MAML": ("mgaug_tf.learners", "MAML"),
     "MGAug": ("mgaug_tf.augment", "MGAug"),
     "MetaBatchNormalization": ("mgaug_tf.backbones", "MetaBatchNormalization"),
+    "MetaLayerNormalization": ("mgaug_tf.backbones", "MetaLayerNormalization"),
     "MetaLearner": ("mgaug_tf.learners", "MetaLearner"),
     "MetaSGD": ("mgaug_tf.learners", "MetaSGD"),
     "ProtoNet": ("mgaug_tf.learners", "ProtoNet"),
@@ -55,6 +56,7 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__geta
                           saving)
     from mgaug_tf.augment import MGAug
     from mgaug_tf.backbones import Conv4, FewShotClassifier, MetaBatchNormalization, ResNet12
+    from mgaug_tf.backbones import MetaLayerNormalization
     from mgaug_tf.backbones.resnet10 import ResNet10
     from mgaug_tf.errors import ArgumentError
     from mgaug_tf.factory import build_backbone, build_learner, build_optimizer

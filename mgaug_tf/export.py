@@ -33,6 +33,17 @@ evaluation resize, centre crop and normalisation of
 `preprocess_uint8` (images [M, h, w, c] uint8) return that float32
 `[M, H, W, C]` input alone, for checks.
 
+Learners of examples that are not images, and regression learners, export
+with `preprocessing=None`: one signature, `few_shot_preprocessed` (also
+`serving_default`), taking float32 arrays of the learner's example shape:
+
+    few_shot_preprocessed (preprocessing=None):
+        support_images [S, *example_shape] float32,
+        support_labels [S] int32 in [0, N), K >= 1 per class (classification)
+                       or [S, D] float32 targets (regression),
+        query_images   [M, *example_shape] float32
+    outputs: classification as above; regression predictions [M, D] float32
+
 It needs TensorFlow only: `tf.saved_model.load(path).signatures
 ["serving_default"](...)` works in a process that never imports mgaug_tf.
 Inputs of the wrong shape are rejected by a check in the graph naming the
@@ -370,7 +381,7 @@ def _shape_checks(inputs):
 
 
 def _episode_checks(support_images, support_labels, query_images, n_way):
-    """Graph assertions with messages naming the offending input."""
+    """Graph assertions with messages naming the offending input (`n_way` None: regression)."""
     support_count = tf.shape(support_images)[0]
     checks = [
         tf.debugging.assert_equal(
@@ -379,6 +390,10 @@ def _episode_checks(support_images, support_labels, query_images, n_way):
                     "examples"),
         tf.debugging.assert_positive(
             tf.shape(query_images)[0], message="query_images must hold at least one image"),
+    ]
+    if n_way is None:
+        return checks
+    checks += [
         tf.debugging.assert_non_negative(
             support_labels, message=f"support_labels must be in [0, {n_way}) (n_way={n_way})"),
         tf.debugging.assert_less(
@@ -399,19 +414,25 @@ class FewShotInference(tf.Module):
 
     Args:
         learner: A built `MetaLearner` (outside any distribution strategy).
-        preprocessing: The run's `InputPreprocessing`; its `image_shape` is
-            the shape the learner was trained on.
+        preprocessing: The run's `InputPreprocessing`, whose `image_shape` is
+            the shape the learner was trained on; or None: only
+            `few_shot_preprocessed`, on float32 examples of
+            `learner.example_shape` (any example shape).
 
     Attributes:
         few_shot_encoded, few_shot_uint8, few_shot_preprocessed,
         preprocess_encoded, preprocess_uint8: The `tf.function`s exported as
-            the signatures of the same names (see the module docstring).
+            the signatures of the same names (see the module docstring);
+            only `few_shot_preprocessed` without `preprocessing`.
     """
 
-    def __init__(self, learner, preprocessing):
+    def __init__(self, learner, preprocessing=None):
         super().__init__(name="few_shot_inference")
         n_way = learner.n_way
-        image_shape = list(preprocessing.image_shape)
+        regression = learner.objective == "regression"
+        image_shape = list(learner.example_shape if preprocessing is None
+                           else preprocessing.image_shape)
+        self.preprocessing = preprocessing
         # Track the variables only (not the Keras objects): the SavedModel then
         # restores as plain TensorFlow, with no Python classes needed.
         self.weights = [getattr(variable, "value", variable) for variable in learner.variables]
@@ -425,11 +446,14 @@ class FewShotInference(tf.Module):
                 support_labels = tf.identity(support_labels)
             logits = tf.cast(learner.adapt_and_predict(support_images, support_labels,
                                                        query_images), tf.float32)
+            if regression:
+                return {"predictions": logits}
             return {"logits": logits, "probabilities": tf.nn.softmax(logits),
                     "predictions": tf.argmax(logits, axis=-1, output_type=tf.int32)}
 
         def labels_checked(support_labels):
-            return _shape_checks([("support_labels", support_labels, ["N*K"])])[0]
+            return _shape_checks([("support_labels", support_labels,
+                                   ["S", "D"] if regression else ["N*K"])])[0]
 
         def encoded(name, images):
             return preprocess_encoded(_shape_checks([(name, images, ["count"])])[0],
@@ -449,14 +473,18 @@ class FewShotInference(tf.Module):
             # Any shape in every signature: `_shape_checks` names a wrong one (see there).
             return tf.function(one, autograph=False, input_signature=[
                 tf.TensorSpec(None, dtype, name="support_images"),
-                tf.TensorSpec(None, tf.int32, name="support_labels"),
+                tf.TensorSpec(None, tf.float32 if regression else tf.int32,
+                              name="support_labels"),
                 tf.TensorSpec(None, dtype, name="query_images")])
+
+        # Already the learner's input: `classify` checks its shape.
+        self.few_shot_preprocessed = few_shot("few_shot_preprocessed", tf.float32,
+                                              lambda name, images: images)
+        if preprocessing is None:
+            return
 
         few_shot_encoded = few_shot("few_shot_encoded", tf.string, encoded)
         few_shot_uint8 = few_shot("few_shot_uint8", tf.uint8, uint8)
-        # Already the learner's input: `classify` checks its shape.
-        few_shot_preprocessed = few_shot("few_shot_preprocessed", tf.float32,
-                                         lambda name, images: images)
 
         @tf.function(autograph=False, input_signature=[
             tf.TensorSpec(None, tf.string, name="images")])
@@ -470,16 +498,37 @@ class FewShotInference(tf.Module):
 
         self.few_shot_encoded = few_shot_encoded
         self.few_shot_uint8 = few_shot_uint8
-        self.few_shot_preprocessed = few_shot_preprocessed
         self.preprocess_encoded = preprocess_encoded_images
         self.preprocess_uint8 = preprocess_uint8_images
 
     def signatures(self):
         """`{signature key: tf.function}` for `tf.saved_model.save`."""
+        if self.preprocessing is None:
+            return {SIGNATURE_KEY: self.few_shot_preprocessed,
+                    PREPROCESSED_KEY: self.few_shot_preprocessed}
         return {SIGNATURE_KEY: self.few_shot_encoded, ENCODED_KEY: self.few_shot_encoded,
                 UINT8_KEY: self.few_shot_uint8, PREPROCESSED_KEY: self.few_shot_preprocessed,
                 PREPROCESS_ENCODED_KEY: self.preprocess_encoded,
                 PREPROCESS_UINT8_KEY: self.preprocess_uint8}
+
+
+def _describe_array_signature(learner):
+    """The metadata of a `preprocessing=None` export's one signature."""
+    shape = ", ".join(str(size) for size in learner.example_shape)
+    examples = f"float32 [{{count}}, {shape}], preprocessed"
+    if learner.objective == "regression":
+        labels, outputs = "float32 [S, D], targets", {"predictions": "float32 [M, D]"}
+    else:
+        n_way = learner.n_way
+        labels = f"int32 [N*K] in [0, {n_way}), K >= 1 per class"
+        outputs = {"logits": f"float32 [M, {n_way}]",
+                   "probabilities": f"float32 [M, {n_way}]", "predictions": "int32 [M]"}
+    signature = {"inputs": {"support_images": examples.format(count="S"),
+                            "support_labels": labels,
+                            "query_images": examples.format(count="M")},
+                 "outputs": outputs}
+    return {PREPROCESSED_KEY: signature,
+            SIGNATURE_KEY: dict(signature, same_as=PREPROCESSED_KEY)}
 
 
 def _describe_signatures(n_way, image_shape):
@@ -505,7 +554,7 @@ def _describe_signatures(n_way, image_shape):
     return signatures
 
 
-def export_saved_model(learner, export_dir, preprocessing, metadata=None):
+def export_saved_model(learner, export_dir, preprocessing=None, metadata=None):
     """Writes `learner` as a few-shot inference SavedModel that preprocesses its inputs.
 
     Args:
@@ -515,7 +564,10 @@ def export_saved_model(learner, export_dir, preprocessing, metadata=None):
         export_dir: Output folder (files of an earlier export are overwritten;
             `mgaug-train` refuses a non-empty folder it does not own).
         preprocessing: The `InputPreprocessing` the learner was trained with
-            (`InputPreprocessing.from_split(train_split, image_size, augment)`).
+            (`InputPreprocessing.from_split(train_split, image_size, augment)`),
+            for image signatures; or None for the one signature on float32
+            arrays of `learner.example_shape` (examples that are not images,
+            or images already preprocessed).
         metadata: Optional JSON-ready dict added to
             `assets.extra/mgaug_export.json` (e.g. the checkpoint).
 
@@ -523,7 +575,9 @@ def export_saved_model(learner, export_dir, preprocessing, metadata=None):
         `export_dir`.
 
     Raises:
-        TypeError: `preprocessing` is not an `InputPreprocessing`.
+        TypeError: `preprocessing` is not None or an `InputPreprocessing`.
+        ValueError: `preprocessing=None` and the learner is not built (its
+            example shape is unknown).
 
     Example:
         >>> prep = InputPreprocessing.from_split(train_split)
@@ -534,20 +588,37 @@ def export_saved_model(learner, export_dir, preprocessing, metadata=None):
         ...     query_images=tf.constant([png_bytes, ...]))
         >>> out["predictions"]
     """
-    if not isinstance(preprocessing, InputPreprocessing):
-        raise TypeError(f"preprocessing must be an InputPreprocessing (e.g. "
+    if preprocessing is not None and not isinstance(preprocessing, InputPreprocessing):
+        raise TypeError(f"preprocessing must be None or an InputPreprocessing (e.g. "
                         f"InputPreprocessing.from_split(train_split)); got {preprocessing!r}.")
+    if preprocessing is None and getattr(learner, "example_shape", None) is None:
+        raise ValueError(f"export_saved_model(preprocessing=None) needs a built learner (its "
+                         f"example shape); build {type(learner).__name__} first, e.g. "
+                         "learner.build(example_shape).")
     module = FewShotInference(learner, preprocessing)
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
-    description = {
-        "signature": SIGNATURE_KEY,
-        "signatures": _describe_signatures(learner.n_way, preprocessing.image_shape),
-        "preprocessing": preprocessing.to_json(),
-        "n_way": learner.n_way,
-        "image_shape": list(preprocessing.image_shape),
-        "learner": type(learner).__name__,
-        "bn_mode": learner.bn_mode,
-    }
+    if preprocessing is None:
+        description = {
+            "signature": SIGNATURE_KEY,
+            "signatures": _describe_array_signature(learner),
+            "preprocessing": None,
+            "n_way": learner.n_way,
+            "example_shape": list(learner.example_shape),
+            "objective": learner.objective,
+            "learner": type(learner).__name__,
+            "bn_mode": learner.bn_mode,
+        }
+    else:
+        description = {
+            "signature": SIGNATURE_KEY,
+            "signatures": _describe_signatures(learner.n_way, preprocessing.image_shape),
+            "preprocessing": preprocessing.to_json(),
+            "n_way": learner.n_way,
+            "image_shape": list(preprocessing.image_shape),
+            "objective": learner.objective,
+            "learner": type(learner).__name__,
+            "bn_mode": learner.bn_mode,
+        }
     description.update(metadata or {})
     path = os.path.join(export_dir, METADATA_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -59,7 +59,9 @@ def unsupported_layers(network, second_order=True):
     Returns:
         A list of `(layer_name, reason)`, empty when every layer is supported.
     """
-    from mgaug_tf.backbones.batch_norm import MetaBatchNormalization  # noqa: avoid a cycle
+    # Imported here: the backbones import this module.
+    from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
+    from mgaug_tf.backbones.layer_norm import MetaLayerNormalization
     problems = []
     if not isinstance(network, keras.layers.Layer):
         return [(getattr(network, "name", type(network).__name__),
@@ -73,6 +75,17 @@ def unsupported_layers(network, second_order=True):
                              "stop_gradient(mean) on TensorFlow, so second-order "
                              "meta-gradients through it are wrong; use "
                              "mgaug_tf.MetaBatchNormalization (same arguments)"))
+        elif (second_order and isinstance(layer, keras.layers.LayerNormalization)
+              and not isinstance(layer, MetaLayerNormalization) and not layer.rms_scaling):
+            problems.append((name, "keras.layers.LayerNormalization computes its variance "
+                             "around stop_gradient(mean) on TensorFlow, so second-order "
+                             "meta-gradients through it are wrong; use "
+                             "mgaug_tf.MetaLayerNormalization (same arguments)"))
+        elif second_order and isinstance(layer, keras.layers.GroupNormalization):
+            problems.append((name, "keras.layers.GroupNormalization computes its variance "
+                             "around stop_gradient(mean) on TensorFlow, so second-order "
+                             "meta-gradients through it are wrong; use "
+                             "mgaug_tf.MetaLayerNormalization, or a first-order learner"))
         elif isinstance(layer, keras.layers.TFSMLayer):
             problems.append((name, "a TFSMLayer runs a SavedModel's graph on its own variables, "
                              "which stateless_call cannot replace with fast weights; rebuild "

@@ -146,6 +146,57 @@ def test_keras_batch_normalization_is_refused_naming_the_layer():
         mg.MAML(network, 2)
 
 
+@pytest.mark.parametrize("layer", [L.LayerNormalization(name="stock_norm"),
+                                   L.GroupNormalization(groups=1, name="stock_norm")])
+def test_keras_layer_and_group_normalization_are_refused_for_second_order(layer):
+    """Their variance is taken around stop_gradient(mean), like Keras's batch norm:
+    right first derivatives, wrong second ones."""
+    def network():
+        return keras.Sequential([keras.Input((4,)), L.Dense(3), layer, L.Dense(2)])
+
+    with pytest.raises(ArgumentError, match=r"layer stock_norm \(\w+Normalization\) cannot: "
+                                            r".*stop_gradient\(mean\).*MetaLayerNormalization"):
+        mg.MAML(network(), 2)
+    assert mg.FOMAML(network(), 2).first_order  # first derivatives are right
+
+
+def test_meta_layer_normalization_is_keras_forward_with_exact_hessian(tmp_path):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(3, 4, 2)))
+    ours = mg.MetaLayerNormalization(axis=[1, 2], dtype="float64")
+    stock = L.LayerNormalization(axis=[1, 2], dtype="float64")
+    ours.build(x.shape)
+    stock.build(x.shape)
+    for mine, theirs in zip(ours.weights, stock.weights):
+        mine.assign(rng.normal(size=mine.shape))
+        theirs.assign(mine)
+    np.testing.assert_array_equal(ours(x), stock(x))
+    direction = tf.constant(rng.normal(size=x.shape))
+
+    def gradient(inputs, layer):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(tf.sin(layer(inputs)))
+        return tape.gradient(loss, inputs)
+
+    def hessian_product(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            product = tf.reduce_sum(gradient(x, layer) * direction)
+        return tape.gradient(product, x)
+
+    numeric = (gradient(x + 1e-6 * direction, ours)
+               - gradient(x - 1e-6 * direction, ours)) / 2e-6
+    assert float(tf.norm(hessian_product(ours) - numeric) / tf.norm(numeric)) < 1e-6
+    # Keras's own is off by far more than rounding: the reason for this layer.
+    assert float(tf.norm(hessian_product(stock) - numeric) / tf.norm(numeric)) > 1e-2
+    model = keras.Sequential([keras.Input((4, 2), dtype="float64"), ours])
+    model.save(str(tmp_path / "norm.keras"))
+    loaded = mg.load_model(str(tmp_path / "norm.keras"))
+    assert type(loaded.layers[0]) is mg.MetaLayerNormalization
+    np.testing.assert_array_equal(loaded(x), ours(x))
+
+
 @pytest.mark.parametrize("layer, reason", [
     (L.LSTM(3, stateful=True, name="stateful_lstm"), r"stateful_lstm \(LSTM\) cannot: a "
                                                      r"stateful RNN.*stateful=False"),

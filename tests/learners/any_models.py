@@ -5,6 +5,8 @@ import contextlib
 import keras
 import numpy as np
 
+import mgaug_tf as mg
+
 
 @contextlib.contextmanager
 def dtype_policy(name):
@@ -56,12 +58,12 @@ def network_of(kind, n_outputs=2, seed=0, dtype="float32"):
             shape = (4,)
             inputs = keras.Input(shape, dtype=dtype)
             outputs = L.Dense(n_outputs)(L.Flatten()(L.Embedding(7, 3, name="embedding")(inputs)))
-        elif kind == "attention":  # MultiHeadAttention and LayerNormalization
+        elif kind == "attention":  # MultiHeadAttention and (Meta)LayerNormalization
             shape = (4, 3)
             inputs = keras.Input(shape, dtype=dtype)
             attended = L.MultiHeadAttention(num_heads=2, key_dim=2, name="attention")(
                 inputs, inputs)
-            hidden = L.LayerNormalization()(L.Add()([attended, inputs]))
+            hidden = mg.MetaLayerNormalization()(L.Add()([attended, inputs]))
             outputs = L.Dense(n_outputs)(L.Flatten()(hidden))
         elif kind == "shared_dense":  # one Dense layer applied twice
             shape = (3,)
