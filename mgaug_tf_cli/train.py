@@ -228,6 +228,25 @@ def _export_problem(experiment):
     return None
 
 
+# The registered backbones that take images [H, W, C] only.
+IMAGE_BACKBONES = ("conv4", "resnet12", "resnet10")
+
+
+def _check_backbone_takes(experiment_config, example_shape):
+    """Refuses an image backbone for examples that are not `[H, W, C]` images.
+
+    Raises:
+        ConfigError: Naming --backbone, --dataset and the examples' shape.
+    """
+    backbone = experiment_config.model.backbone.name
+    if backbone in IMAGE_BACKBONES and len(example_shape) != 3:
+        raise ConfigError(
+            f"--backbone={backbone} takes images [height, width, channels], but "
+            f"--dataset={experiment_config.data.dataset} has examples of shape "
+            f"{tuple(example_shape)}; use --backbone=mlp (--hidden_units), which flattens "
+            "examples of any shape, or a backbone registered for them.")
+
+
 def _k_query(experiment_config, split_field):
     """Query images per class of the episodes drawn from a split."""
     episodes = experiment_config.episodes
@@ -644,6 +663,7 @@ def prepare(experiment_config):
         image_shape = (size, size, train_split.image_shape[2])
     else:  # vectors, sequences, the sinusoid's points: the examples' own shape
         image_shape = tuple(train_split.example_shape)
+        _check_backbone_takes(experiment_config, image_shape)
     record = None
     if cross_domain:  # the final evaluation's split, from --test_dataset
         splits["eval_split"], record = _load_test_split(experiment_config, train_split,

@@ -100,3 +100,11 @@ def test_the_sinusoid_configs(monkeypatch, run_main, tmp_path):
     assert [step for step, _ in sparsity] == [1, 2]
     assert all(0.0 < value <= 0.2 + 1e-6 for _, value in sparsity)  # keep ratios 0.8-1.0
     assert json.loads((model_dir / "eval_test.json").read_text())["num_episodes"] == 2
+
+
+def test_an_image_backbone_is_refused_for_points(run_main):
+    code, err, model_dir = run_main(*[flag for flag in SINUSOID if "backbone" not in flag
+                                      and "hidden_units" not in flag], "--backbone=resnet12")
+    assert code == 2 and not model_dir.exists()
+    assert ("--backbone=resnet12 takes images [height, width, channels], but "
+            "--dataset=sinusoid has examples of shape (1,); use --backbone=mlp") in err
