@@ -189,8 +189,8 @@ def _check_regression_flags(experiment_config):
     """Refuses the image and class options for the sinusoid tasks (points, no classes).
 
     Raises:
-        ConfigError: --image_size, --augment=on or --max_train_classes with
-            --dataset=sinusoid.
+        ConfigError: --image_size, --augment=on, --max_train_classes or
+            --resolutions with --dataset=sinusoid.
     """
     config = experiment_config.data
     if _objective(experiment_config) != "regression":
@@ -199,7 +199,9 @@ def _check_regression_flags(experiment_config):
         (f"--image_size={config.image_size}", config.image_size is not None),
         ("--augment=on", config.augment == "on"),
         (f"--max_train_classes={config.max_train_classes}",
-         config.max_train_classes is not None)) if used]
+         config.max_train_classes is not None),
+        ("--resolutions=" + ",".join(map(str, experiment_config.model.mgaug.resolutions)),
+         bool(experiment_config.model.mgaug.resolutions))) if used]
     if given:
         raise ConfigError(f"{', '.join(given)}: --dataset={config.dataset} has points x in "
                           "[-5, 5], not images or classes; leave these unset (--n_way does not "
@@ -647,8 +649,8 @@ def prepare(experiment_config):
         factory.build_optimizer(experiment_config.optimizer)
     except config_lib.ConfigFieldError as error:
         raise _field_error(error, experiment_config) from None
-    build_learner(experiment_config, None)
     _check_regression_flags(experiment_config)
+    build_learner(experiment_config, None)
     _check_test_dataset(experiment_config)
     cross_domain = evaluating and bool(experiment_config.data.test_dataset)
     split_fields = ["train_split"] + (["val_split"] if training else []) + (

@@ -68,9 +68,11 @@ def test_protonet_on_sinusoid_is_one_error_naming_both_flags(run_main):
     assert not model_dir.exists()  # refused before any work
 
 
-@pytest.mark.parametrize("flag", ["--image_size=28", "--augment=on", "--max_train_classes=3"])
+@pytest.mark.parametrize("flag", ["--image_size=28", "--augment=on", "--max_train_classes=3",
+                                  "--resolutions=16"])
 def test_image_and_class_flags_are_refused_for_sinusoid(run_main, flag):
-    code, err, _ = run_main(*SINUSOID, flag)
+    mgaug = ["--mgaug=catfish", "--mgaug_flatten_head=resize_features"] if "resol" in flag else []
+    code, err, _ = run_main(*SINUSOID, *mgaug, flag)
     assert code == 2
     assert f"{flag}: --dataset=sinusoid has points x in [-5, 5], not images or classes" in err
 
