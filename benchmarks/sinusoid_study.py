@@ -174,9 +174,15 @@ def fine_tuning_curves(network, tasks, k_shot, max_steps, learning_rate):
 
 
 def summarise(curves):
-    """`{"mean": [...], "ci95": [...]}` over tasks, one entry per number of steps."""
+    """`{"mean", "ci95", "median", "max"}` over tasks, each a list with one entry per step count.
+
+    The median and the largest task MSE show when a few tasks, not all, make
+    the mean (fine-tuning that diverges on some tasks).
+    """
     return {"mean": [float(v) for v in curves.mean(axis=0)],
-            "ci95": [confidence_interval_95(curves[:, step]) for step in range(curves.shape[1])]}
+            "ci95": [confidence_interval_95(curves[:, step]) for step in range(curves.shape[1])],
+            "median": [float(v) for v in np.median(curves, axis=0)],
+            "max": [float(v) for v in curves.max(axis=0)]}
 
 
 def plot(results, settings, path):

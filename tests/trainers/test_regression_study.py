@@ -61,6 +61,7 @@ def test_summary_and_plot(tmp_path):
     curves = np.arange(12, dtype=np.float64).reshape(4, 3)
     summary = study.summarise(curves)
     assert summary["mean"] == [4.5, 5.5, 6.5]
+    assert summary["median"] == [4.5, 5.5, 6.5] and summary["max"] == [9.0, 10.0, 11.0]
     assert summary["ci95"][0] == pytest.approx(1.96 * curves[:, 0].std() / 2)
     results = {"arms": {arm: {"curves": {str(k): summary for k in settings.eval_shots}}
                         for arm in study.ARMS}}
