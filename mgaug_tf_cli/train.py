@@ -219,17 +219,6 @@ def _episode_text(experiment):
     return f"{config.model.learner.n_way}-way {config.episodes.k_shot}-shot, {shape}"
 
 
-def _export_problem(experiment):
-    """Why the run cannot be exported as a SavedModel, or None."""
-    if _objective(experiment.config) == "regression":
-        return ("the SavedModel export takes image classification learners; regression runs "
-                f"(--dataset={experiment.config.data.dataset}) are not exported yet.")
-    if not getattr(experiment.splits["train_split"], "is_image", True):
-        return ("the SavedModel export takes image inputs; runs on examples that are not "
-                f"images (--dataset={experiment.config.data.dataset}) are not exported yet.")
-    return None
-
-
 # The registered backbones that take images [H, W, C] only.
 IMAGE_BACKBONES = ("conv4", "resnet12", "resnet10")
 
@@ -779,14 +768,19 @@ def export_model(experiment, checkpoint_path):
     # depend on the training devices.
     serving_learner = build_learner(experiment.config, experiment.image_shape)
     serving_learner.set_weights(experiment.learner.get_weights())
-    eval_augment = preprocess.resolve_augment(experiment.augment,
-                                              experiment.splits["train_split"].default_augment)
-    # The episodes' own preprocessing (reader, then evaluation form), carried
-    # into the SavedModel's graph for raw images.
-    preprocessing = export.InputPreprocessing.from_split(
-        experiment.splits["train_split"], experiment.image_shape[0], experiment.augment)
+    train_split = experiment.splits["train_split"]
+    preprocessing = eval_augment = None
+    if getattr(train_split, "is_image", True):
+        eval_augment = preprocess.resolve_augment(experiment.augment,
+                                                  train_split.default_augment)
+        # The episodes' own preprocessing (reader, then evaluation form), carried
+        # into the SavedModel's graph for raw images.
+        preprocessing = export.InputPreprocessing.from_split(
+            train_split, experiment.image_shape[0], experiment.augment)
+    # Otherwise (arrays, the sinusoid's points) the one signature takes float32
+    # examples as the episodes give them (`export.export_saved_model`).
     export.export_saved_model(serving_learner, export_dir, preprocessing, metadata={
-        "checkpoint": checkpoint_path, "dataset": experiment.splits["train_split"].dataset,
+        "checkpoint": checkpoint_path, "dataset": train_split.dataset,
         "eval_augment": None if eval_augment is None else dataclasses.asdict(eval_augment)})
     experiment.say(f"SavedModel: {export_dir}")
 
@@ -805,8 +799,6 @@ def run(experiment_config):
     _STATE["config"] = experiment_config
     experiment = prepare(experiment_config)
     _STATE["experiment"] = experiment
-    if runtime.mode == "export" and _export_problem(experiment):
-        raise ConfigError(f"--mode=export: {_export_problem(experiment)}")
     lock = None
     # A read-only model_dir (evaluated or exported elsewhere) gets no lock:
     # nothing is written into it.
@@ -838,10 +830,7 @@ def run(experiment_config):
         if _evaluating(experiment_config):
             evaluate(experiment, checkpoint_path)
         if exporting and experiment.role.is_chief:
-            if _export_problem(experiment) is None:
-                export_model(experiment, checkpoint_path)
-            else:
-                experiment.say(f"Not exported: {_export_problem(experiment)}")
+            export_model(experiment, checkpoint_path)
     finally:
         if lock is not None:
             lock.release()
