@@ -1,4 +1,4 @@
-"""The sinusoid regression study of Finn et al. (2017), section 5.1, in the style of their figure 2.
+"""The sinusoid regression study of Finn et al. (2017), section 5.1: MSE against gradient steps.
 
 Three networks of one architecture (Finn et al.'s: an MLP of 2 hidden layers
 of 40 ReLU units and a linear output) are trained on the same sinusoid task
