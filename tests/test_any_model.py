@@ -13,8 +13,7 @@ from mgaug_tf.errors import ArgumentError
 from mgaug_tf.gradient_check import FiniteDifferences
 from mgaug_tf.learners.base import cross_entropy
 from tests.augment import invariants
-from tests.learners.any_models import (KINDS, L, classification_batch, dtype_policy,
-                                       network_of)
+from tests.learners.any_models import KINDS, L, classification_batch, network_of
 
 TOLERANCE = 1e-6
 # Kinds whose finite-difference check runs by default (the two); the
