@@ -4,7 +4,6 @@ import numpy as np
 import tensorflow as tf
 
 from mgaug_tf import functional, inner_loop
-from mgaug_tf.learners.base import cross_entropy
 
 
 def copy_weights(source, target):
@@ -31,7 +30,7 @@ def assert_pruned_entries_stay_frozen(learner, task, inner_steps, inner_lr=0.1):
 
     def support_loss(weights):
         logits, _ = learner._network_call(weights, task.support_images, masks)
-        return cross_entropy(task.support_labels, logits)
+        return learner._objective_loss(task.support_labels, logits)
 
     adapted = inner_loop.adapt(support_loss, theta, inner_lr, inner_steps)
     _, meta_gradients = learner.task_gradients(task, variables, masks=masks)

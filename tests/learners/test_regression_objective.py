@@ -9,6 +9,7 @@ import mgaug_tf as mg
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.episodes import Task
 from mgaug_tf.learners.base import mean_squared_error
+from tests.augment import invariants
 from tests.learners.any_models import dtype_policy
 
 
@@ -147,3 +148,13 @@ def test_get_config_round_trips_the_objective(tmp_path):
     np.testing.assert_array_equal(
         loaded.adapt_and_predict(support_x[0], support_y[0], query_x[0]),
         learner.adapt_and_predict(support_x[0], support_y[0], query_x[0]))
+
+
+def test_mgaug_pruned_entries_stay_frozen_under_the_regression_loss():
+    learner = mg.MAML(linear_network(dtype="float64"), None, objective="regression",
+                      inner_steps=2,
+                      augmentation=mg.MGAug("catfish", keep_range=(0.5, 0.5), include_dense=True))
+    learner.build((3,))
+    task = learner._split_tasks(regression_batch())[0]
+    masked = invariants.assert_pruned_entries_stay_frozen(learner, task, inner_steps=2)
+    assert [v.path for v in masked] == [learner.network.layers[-1].kernel.path]
