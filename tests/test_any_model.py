@@ -235,6 +235,15 @@ def test_untracked_tensorflow_state_is_refused():
         mg.MAML(network, 2)
 
 
+def test_a_network_that_is_not_a_keras_3_layer_is_refused():
+    class Plain(tf.Module):
+        def __call__(self, inputs):
+            return inputs
+
+    with pytest.raises(ArgumentError, match=r"MAML: `network` .* Plain is not a Keras 3 layer"):
+        mg.MAML(Plain(name="plain"), 2)
+
+
 def test_tfsm_layer_is_refused(tmp_path):
     inner = keras.Sequential([keras.Input((3,)), L.Dense(2)])
     inner.export(str(tmp_path / "saved"), verbose=False)

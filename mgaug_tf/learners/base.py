@@ -189,6 +189,7 @@ class MetaLearner(keras.Model):
                  bn_mode: str = "transductive", task_reduction: str = "sum",
                  augmentation: Optional["MGAug"] = None, objective: str = "classification",
                  **kwargs: Any) -> None:
+        self._check_network(network)  # first: a network that is no Keras layer has no dtype
         kwargs.setdefault("dtype", network.dtype_policy)
         super().__init__(**kwargs)
         owner = type(self).__name__
@@ -198,7 +199,6 @@ class MetaLearner(keras.Model):
             raise ArgumentError("task_reduction", task_reduction,
                                 f"must be one of {TASK_REDUCTIONS}", owner=owner)
         check_objective(objective, n_way, owner=owner)
-        self._check_network(network)
         self.network = network
         self.objective = objective
         self.n_way = None if n_way is None else int(n_way)
