@@ -200,7 +200,8 @@ def plot(results, settings, path):
         for arm in ARMS:
             curve = results["arms"][arm]["curves"][str(k_shot)]
             mean, ci95 = np.array(curve["mean"]), np.array(curve["ci95"])
-            axis.plot(steps, mean, marker="o", markersize=3, label=LABELS[arm])
+            label = LABELS[arm] + (f" {settings.mgaug_strategy}" if arm == "maml_mgaug" else "")
+            axis.plot(steps, mean, marker="o", markersize=3, label=label)
             axis.fill_between(steps, mean - ci95, mean + ci95, alpha=0.2)
         axis.set_title(f"K = {k_shot} points, {settings.test_tasks} test tasks")
         axis.set_xlabel("gradient steps (SGD, lr 0.01)")
