@@ -293,11 +293,14 @@ def _check_images(experiment_config, splits, say):
     if not (config.check_image_files or config.verify_images):
         return
     problems, checked = [], set()
-    for split in splits.values():
-        # The same split may serve two roles (--eval_split=val).
-        if (split.dataset, split.split) in checked:
+    for split_field, split in splits.items():
+        # The same split may serve two roles (--eval_split=val); a --test_dataset
+        # split comes from its own folder even when its names match.
+        key = (split_field == "eval_split" and bool(config.test_dataset), split.dataset,
+               split.split)
+        if key in checked:
             continue
-        checked.add((split.dataset, split.split))
+        checked.add(key)
         if not getattr(split, "is_image", True):
             continue  # arrays and sinusoid points: no image files to check
         progress = None

@@ -230,6 +230,27 @@ def test_bad_test_settings_stop_before_any_work(run_main, tmp_path, rgb_folder, 
     assert not model_dir.exists() or not any(model_dir.glob("ckpt-*"))  # nothing trained
 
 
+def test_the_test_datasets_images_are_checked_even_under_the_training_splits_names(
+        run_main, tmp_path):
+    """Trained on one copy's train split, tested on another copy's: both are checked."""
+    rng = np.random.default_rng(1)
+    for copy in ("train_copy", "test_copy"):
+        for split in ("train", "val"):
+            write_ravi_mini(tmp_path / copy, split, {
+                f"n{split}{index}": [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)] * 3
+                for index in range(3)})
+    empty = sorted((tmp_path / "test_copy" / "images").glob("ntrain1*.jpg"))[0]
+    empty.write_bytes(b"")
+    code, err, model_dir = run_main(
+        "--dataset=miniimagenet", f"--data_dir={tmp_path / 'train_copy'}", "--image_size=16",
+        "--filters=4", *PROTONET, "--eval_split=train", "--test_dataset=miniimagenet",
+        f"--test_data_dir={tmp_path / 'test_copy'}")
+    assert code == 2
+    assert "1 image(s) of the chosen splits cannot be read" in err
+    assert f"{empty}: empty (0 bytes)" in err
+    assert not any(model_dir.glob("ckpt-*"))
+
+
 def test_a_run_on_points_is_not_tested_on_images(run_main):
     code, err, model_dir = run_main("--dataset=sinusoid", "--backbone=mlp", "--learner=maml",
                                     "--test_dataset=glyphs")
