@@ -103,7 +103,8 @@ def rgb_folder(tmp_path_factory):
     """A miniImageNet-layout test split of 40 px RGB JPEGs: 4 classes of 5 images."""
     root = tmp_path_factory.mktemp("rgb_test")
     rng = np.random.default_rng(7)
-    # Smooth colour fields (random corners, bilinear): JPEG keeps them, luma differs per channel.
+    # Smooth colour fields (random corners, bilinear) survive JPEG; their three channels differ,
+    # so the luma is none of them.
     corners = rng.integers(0, 256, (4, 5, 2, 2, 3)).astype(np.uint8)
     classes = {f"n{index:08d}": [np.asarray(Image.fromarray(corner).resize((40, 40)))
                                  for corner in images] for index, images in enumerate(corners)}
@@ -216,8 +217,8 @@ def test_channel_conversion_is_pillows_rule_both_ways():
     (["--test_dataset=miniimagenet", "--test_data_dir={root}", "--n_way=5"],
      "--n_way=5 is more than the 4 classes of miniimagenet test (--test_dataset=miniimagenet "
      "--eval_split=test)."),
-], ids=["unknown", "no_images", "no_dir", "dir_for_glyphs", "dir_alone", "missing_dir", "few_images",
-        "few_classes"])
+], ids=["unknown", "no_images", "no_dir", "dir_for_glyphs", "dir_alone", "missing_dir",
+        "few_images", "few_classes"])
 def test_bad_test_settings_stop_before_any_work(run_main, tmp_path, rgb_folder, extra,
                                                 message):
     root, _ = rgb_folder
