@@ -21,8 +21,8 @@ takes every `mgaug-train` flag (`--learner`, `--backbone`, `--filters`,
 the benchmark's base configuration `BASE` (Conv4-64, 84 px, 5-way 1-shot
 15-query, 4 tasks per step, 5 inner steps, MAML, no MGAug, Adam 1e-3), and
 the learner is built from it by `mgaug_tf.factory`, as `mgaug-train` builds
-it. The benchmark's own options: `--channels` (image channels, default 3),
-`--steps` (timed steps, default 10), `--warmup` (default 2), `--cores`,
+it. The benchmark's own options: `--channels` (mgaug-train's flag, here the
+generated images' channels, default 3), `--steps` (timed steps, default 10), `--warmup` (default 2), `--cores`,
 `--measure`, `--suite`, `--select`, `--markdown`. Each record gives the tasks
 per step and the per-step minimum, median and maximum.
 
@@ -224,11 +224,12 @@ def define_options(flag_values):
         "mixed_bfloat16 (plain and fused batch norm) built in one process, their steps "
         "interleaved, so that a shared machine's load hits every variant alike.",
         flag_values=flag_values)
-    absl_flags.DEFINE_integer("channels", 3, "Image channels.", lower_bound=1,
-                              flag_values=flag_values)
 
 
 OPTIONS = ("suite", "markdown", "select", "steps", "warmup", "cores", "measure", "channels")
+# The image channels of the benchmark's generated images: mgaug-train's own
+# --channels flag (a config field, unset by default), read as this default when unset.
+DEFAULT_CHANNELS = 3
 
 
 def flag_values():
@@ -260,6 +261,8 @@ def parse(argv):
     if len(rest) > 1:
         raise absl_flags.Error(f"unexpected arguments {rest[1:]} (flags are --name=value).")
     options = types.SimpleNamespace(**{name: values[name].value for name in OPTIONS})
+    if options.channels is None:
+        options.channels = DEFAULT_CHANNELS
     return flags.config_from_flags(values, base=BASE), options
 
 

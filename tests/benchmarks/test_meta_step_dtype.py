@@ -25,7 +25,8 @@ def test_parse_applies_only_the_given_flags_on_the_benchmarks_base():
         "model.learner.name": "fomaml", "model.backbone.name": "resnet12",
         "model.backbone.filters": (64, 160, 320, 640),
         "model.backbone.fused_batch_norm": "off", "model.mgaug.resolutions": (84, 64, 48),
-        "model.learner.recompute": True})
+        "model.learner.recompute": True, "data.channels": 1})
+    # --channels is mgaug-train's flag; the benchmark's images take its value.
     assert (options.channels, options.steps) == (1, 3)
     # A child process gets back the same config from its flags.
     assert meta_step.parse(meta_step.config_flags(experiment))[0] == experiment
