@@ -121,6 +121,20 @@ class RunResult:
         return text
 
 
+def _evaluation_command(split, model_dir):
+    """The `mgaug-train --mode=eval` call that writes `model_dir`'s `eval_<split>.json`.
+
+    A split name holds no underscore (train, val, test), so `<split>_<dataset>`
+    names a cross-domain test (`mgaug-train`'s `eval_<split>_<dataset>.json`).
+    """
+    eval_split, _, dataset = split.partition("_")
+    if not dataset:
+        return f"`mgaug-train --mode=eval --eval_split={split} --model_dir={model_dir}`"
+    return (f"`mgaug-train --mode=eval --eval_split={eval_split} --test_dataset={dataset} "
+            f"--test_data_dir=<{dataset}'s files> --model_dir={model_dir}` (no --test_data_dir "
+            "for the built-in glyphs)")
+
+
 def find_evaluation_json(model_dir, split=None):
     """The path of a run's evaluation JSON.
 
@@ -141,8 +155,8 @@ def find_evaluation_json(model_dir, split=None):
     if split is not None:
         path = os.path.join(model_dir, f"eval_{split}.json")
         if not os.path.isfile(path):
-            raise ReportError(f"{path} not found: run `mgaug-train --mode=eval "
-                              f"--eval_split={split} --model_dir={model_dir}` first.")
+            raise ReportError(f"{path} not found: run {_evaluation_command(split, model_dir)} "
+                              "first.")
         return path
     candidates = sorted(glob.glob(os.path.join(model_dir, "eval_*.json")))
     preferred = os.path.join(model_dir, "eval_test.json")

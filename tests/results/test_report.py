@@ -153,3 +153,17 @@ def test_regenerating_keeps_the_text_around_the_markers(model_dirs, tmp_path):
     assert "stale table" not in text
     assert f"| {runs[0].accuracy_percent:.2f} |" in text
     assert "protonet_glyphs" not in text
+
+
+def test_a_missing_cross_domain_split_suggests_the_test_dataset_flags(tmp_path):
+    # eval_test_omniglot.json is what `--test_dataset=omniglot` writes for --eval_split=test;
+    # --eval_split=test_omniglot would be refused as no split.
+    with pytest.raises(report.ReportError) as error:
+        report.find_evaluation_json(str(tmp_path), split="test_omniglot")
+    assert str(error.value) == (
+        f"{tmp_path / 'eval_test_omniglot.json'} not found: run `mgaug-train --mode=eval "
+        "--eval_split=test --test_dataset=omniglot --test_data_dir=<omniglot's files> "
+        f"--model_dir={tmp_path}` (no --test_data_dir for the built-in glyphs) first.")
+    with pytest.raises(report.ReportError, match=r"run `mgaug-train --mode=eval "
+                                                 r"--eval_split=val --model_dir=.*` first\.$"):
+        report.find_evaluation_json(str(tmp_path), split="val")
