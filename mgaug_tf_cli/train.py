@@ -11,6 +11,7 @@ docs/cli.md for the modes, configs, distribution and the SavedModel.
 
 from __future__ import annotations  # the dataclass names types imported later
 
+import ast
 import os
 import re
 import shutil
@@ -140,20 +141,51 @@ def _check_model_dir(experiment_config):
     saved = saved_config(model_dir)
     if saved is None:
         return
+    differences = config_lib.differences(saved, experiment_config)
     changed = [f"{run_flags.flag_text(spec, before) or f'(unset) --{spec.flag}'} there, "
                f"{run_flags.flag_text(spec, now) or f'(unset) --{spec.flag}'} now "
                f"({spec.path})"
-               for spec, before, now in config_lib.differences(saved, experiment_config)]
+               for spec, before, now in differences]
     if changed:
+        # --split_file is the training data's; a new user may mean the test dataset's.
+        hint = ("; a --test_dataset's split file is --test_split_file"
+                if any(spec.path == "data.split_file" for spec, _, _ in differences) else "")
         raise ConfigError(
-            f"--model_dir={model_dir} holds checkpoints of a run with other model flags: "
-            + "; ".join(changed) + f". Resume with that run's flags "
-            f"({os.path.join(model_dir, FLAGFILE)}) or use a new --model_dir.")
+            f"--model_dir={model_dir} holds checkpoints of a run with other fixed flags (the "
+            "model and its training data): " + "; ".join(changed) + f". Resume with that "
+            f"run's flags ({os.path.join(model_dir, FLAGFILE)}) or use a new --model_dir"
+            f"{hint}.")
+
+
+# A Python literal as an `ArgumentError`'s message shows it after `argument=`.
+_LITERAL = r"True|False|None|-?[0-9][0-9.e+-]*|'[^']*'|\([^()]*\)"
 
 
 def _field_error(error, experiment_config):
-    """A constructor's refusal of config fields as a `ConfigError` naming their flags."""
-    return ConfigError(f"{run_flags.describe(error.paths, experiment_config)}: {error.message}")
+    """A constructor's refusal of config fields as a `ConfigError` naming their flags.
+
+    When the refused argument is one field, the constructor's spelling of it
+    in the message (`include_dense`, include_dense=True) becomes the flag's
+    (--mgaug_include_dense): the user sets flags, not arguments.
+    """
+    message = error.message
+    argument = getattr(error.__cause__, "argument", None)
+    if argument is not None and len(error.paths) == 1:
+        spec = config_lib.FIELDS[error.paths[0]]
+        current = config_lib.get(experiment_config, spec.path)
+
+        def flag(match):
+            if match.group(1) is None:
+                return f"--{spec.flag}"
+            value = ast.literal_eval(match.group(1))
+            # Only values of the field's type: an argument derived from it keeps its spelling.
+            if type(value) is not type(current):  # pylint: disable=unidiomatic-typecheck
+                return match.group(0)
+            return run_flags.flag_text(spec, value) or match.group(0)
+
+        message = re.sub(rf"`{re.escape(argument)}`|\b{re.escape(argument)}=({_LITERAL})",
+                         flag, message)
+    return ConfigError(f"{run_flags.describe(error.paths, experiment_config)}: {message}")
 
 
 def _load_split(experiment_config, split_field):
@@ -173,7 +205,23 @@ def _load_split(experiment_config, split_field):
         return split
     except data.DataNotFoundError as error:
         raise ConfigError(f"--data_dir={config.data_dir}: {error}") from None
+    except data.OptionError as error:
+        # The reader's words name `load`'s arguments; these flags set them.
+        if error.arguments == ("data_dir",):
+            raise ConfigError(f"--data_dir={config.data_dir}: --dataset={config.dataset} is "
+                              "generated and reads no files; leave --data_dir unset.") from None
+        given = " ".join(f"--{option}={options[option]}" for option in error.arguments)
+        them = "it" if len(error.arguments) == 1 else "them"
+        flags_of = ("image_size", "channels", "split_file")
+        takes = ", ".join(f"--{option}" for option in flags_of if option in error.accepted)
+        raise ConfigError(f"{given}: --dataset={config.dataset} does not take {them} (it takes "
+                          f"{takes or 'none of --image_size, --channels, --split_file'}); "
+                          f"leave {them} unset.") from None
     except (data.CorruptDataError, ValueError) as error:
+        from mgaug_tf.errors import ArgumentError  # pylint: disable=import-outside-toplevel
+        if isinstance(error, ArgumentError) and error.argument in options:
+            raise ConfigError(f"--{error.argument}={options[error.argument]}: {error}.") \
+                from None
         limit = f" --max_train_classes={config.max_train_classes}" if limit else ""
         raise ConfigError(f"--dataset={config.dataset} --{split_field}={name}{limit}: "
                           f"{error}") from None
@@ -271,16 +319,20 @@ def _check_episodes(experiment_config, split, split_field, flags_text=None):
     eligible = int((split.class_sizes >= needed).sum())
     short = data.episodes.short_classes(split, needed)
     if split.strict_class_sizes and short:
+        count = split.num_classes - eligible
+        have, them = ("has", "it") if count == 1 else ("have", "them")
         raise ConfigError(
             f"--k_shot + --{query_flag} = {k_shot} + {k_query} = {needed} examples per "
-            f"class, but {split.num_classes - eligible} classes of {where} have fewer: {short}. "
-            f"Add examples to them, remove them from the split, or lower --k_shot or "
-            f"--{query_flag}.")
+            f"class, but {data.errors.counted(count, 'class', 'classes')} of {where} {have} "
+            f"fewer: {short}. Add examples to {them}, remove {them} from the split, or lower "
+            f"--k_shot or --{query_flag}.")
     if eligible < n_way:
+        have = "has" if eligible == 1 else "have"
         raise ConfigError(
             f"--k_shot + --{query_flag} = {k_shot} + {k_query} = {needed} images per "
-            f"class, but only {eligible} classes of {where} have that many (the largest has "
-            f"{int(split.class_sizes.max())}; short: {short}); --n_way={n_way} needs {n_way}.")
+            f"class, but only {data.errors.counted(eligible, 'class', 'classes')} of {where} "
+            f"{have} that many (the largest has {int(split.class_sizes.max())}; short: "
+            f"{short}); --n_way={n_way} needs {n_way}.")
 
 
 def _check_images(experiment_config, splits, say):
@@ -322,28 +374,38 @@ def _check_images(experiment_config, splits, say):
 
 
 # ----------------------------------------------------------------- cross-domain testing
+# --mode=eval takes the test flags from the run's config.json, so a refusal says how to empty them.
+_EMPTY_TEST_FLAGS = ("--mode=eval takes them from the run's config.json: --test_dataset= "
+                     "--test_data_dir= --test_split_file= empties them")
+
+
 def _check_test_dataset(experiment_config):
-    """--test_dataset and --test_data_dir, before any data is read (cheap).
+    """--test_dataset, --test_data_dir and --test_split_file, before any data is read (cheap).
 
     Raises:
         ConfigError: An unknown --test_dataset, one that holds no images, one
             that reads files but has no --test_data_dir, a generated one given
-            a --test_data_dir, or a --test_data_dir without --test_dataset.
+            a --test_data_dir, a --test_split_file for a dataset that takes no
+            split file, or a --test_data_dir or --test_split_file without
+            --test_dataset.
     """
     config = experiment_config.data
     name, folder = config.test_dataset, config.test_data_dir
+    split_file = config.test_split_file
     if not name:
-        if folder:
-            raise ConfigError(f"--test_data_dir={folder} is given without --test_dataset, the "
-                              "dataset whose files it holds (--mode=eval takes both from the "
-                              "run's config.json: --test_dataset= --test_data_dir= empties "
-                              "both).")
+        given = [f"--test_data_dir={folder}"] if folder else []
+        given += [f"--test_split_file={split_file}"] if split_file else []
+        if given:
+            verb, pronoun = ("is", "it belongs") if len(given) == 1 else ("are", "they belong")
+            raise ConfigError(f"{' '.join(given)} {verb} given without --test_dataset, the "
+                              f"dataset {pronoun} to ({_EMPTY_TEST_FLAGS}).")
         return
     if tfds_source.is_tfds_name(name):
         try:
-            tfds_source.get_dataset(name)
+            dataset = tfds_source.get_dataset(name)
         except ValueError as error:
             raise ConfigError(f"--test_dataset={name}: {error}") from None
+        _check_test_split_file(name, dataset, split_file)
         return  # the TFDS data_dir defaults as for --dataset
     try:
         dataset = get_dataset(name)
@@ -358,11 +420,22 @@ def _check_test_dataset(experiment_config):
     if not dataset.needs_data_dir and folder:
         raise ConfigError(f"--test_data_dir={folder}: --test_dataset={name} is generated and "
                           "reads no files; leave --test_data_dir unset.")
+    _check_test_split_file(name, dataset, split_file)
+
+
+def _check_test_split_file(name, dataset, split_file):
+    """Refuses --test_split_file for a dataset whose reader takes no `split_file` option."""
+    if split_file and "split_file" not in dataset.options:
+        raise ConfigError(f"--test_split_file={split_file}: --test_dataset={name} takes no "
+                          f"split file (its splits are its own); leave --test_split_file "
+                          f"unset ({_EMPTY_TEST_FLAGS}).")
 
 
 def _test_flags(experiment_config):
     config = experiment_config.data
-    return f"--test_dataset={config.test_dataset} --eval_split={config.eval_split}"
+    split_file = (f" --test_split_file={config.test_split_file}" if config.test_split_file
+                  else "")
+    return f"--test_dataset={config.test_dataset}{split_file} --eval_split={config.eval_split}"
 
 
 def _load_test_split(experiment_config, train_split, image_shape):
@@ -385,14 +458,22 @@ def _load_test_split(experiment_config, train_split, image_shape):
     if not getattr(train_split, "is_image", True):
         raise ConfigError(f"--test_dataset={config.test_dataset}: cross-domain testing "
                           f"converts images, and --dataset={config.dataset} holds no images.")
+    options = {"image_size": image_shape[0]}
+    if config.test_split_file:  # the folder's classes of each split (`_check_test_dataset`)
+        options["split_file"] = config.test_split_file
     try:
         native = data.load(config.test_dataset, config.test_data_dir or None, config.eval_split,
-                           image_size=image_shape[0])
+                           **options)
     except data.DataNotFoundError as error:
         # tfds: names may leave --test_data_dir unset (TensorFlow Datasets' default folder).
         where = (f"--test_data_dir={config.test_data_dir}" if config.test_data_dir
                  else f"--test_dataset={config.test_dataset}")
-        raise ConfigError(f"{where}: {error}") from None
+        if config.test_split_file:  # the missing file may be the split file
+            where += f" --test_split_file={config.test_split_file}"
+        # The reader names its option; the test dataset's flag for it is another than --split_file.
+        flag = (" Give it as --test_split_file." if "split_file" in str(error)
+                and not config.test_split_file else "")
+        raise ConfigError(f"{where}: {error}{flag}") from None
     except (data.CorruptDataError, ValueError) as error:
         raise ConfigError(f"{_test_flags(experiment_config)}: {error}") from None
     split = with_channels(native, image_shape[2])

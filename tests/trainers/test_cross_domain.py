@@ -217,18 +217,129 @@ def test_channel_conversion_is_pillows_rule_both_ways():
     (["--test_dataset=miniimagenet", "--test_data_dir={root}", "--n_way=5"],
      "--n_way=5 is more than the 4 classes of miniimagenet test (--test_dataset=miniimagenet "
      "--eval_split=test)."),
+    (["--test_split_file=/tmp/s.json"], "--test_split_file=/tmp/s.json is given without "
+     "--test_dataset, the dataset it belongs to (--mode=eval takes them from the run's "
+     "config.json: --test_dataset= --test_data_dir= --test_split_file= empties them)."),
+    (["--test_data_dir=/tmp", "--test_split_file=/tmp/s.json"], "--test_data_dir=/tmp "
+     "--test_split_file=/tmp/s.json are given without --test_dataset, the dataset they belong"),
+    (["--test_dataset=glyphs", "--test_split_file=/tmp/s.json"], "--test_split_file=/tmp/s.json:"
+     " --test_dataset=glyphs takes no split file (its splits are its own); leave "
+     "--test_split_file unset (--mode=eval takes them from the run's config.json: "
+     "--test_dataset= --test_data_dir= --test_split_file= empties them)."),
+    (["--test_dataset=miniimagenet", "--test_data_dir={root}", "--test_split_file=/tmp/s.json"],
+     "--test_split_file=/tmp/s.json: --test_dataset=miniimagenet takes no split file"),
+    (["--test_dataset=tfds:omniglot", "--test_split_file=/tmp/s.json"],
+     "--test_split_file=/tmp/s.json: --test_dataset=tfds:omniglot takes no split file"),
+    (["--test_dataset=folder", "--test_data_dir={classes}", "--test_split_file={missing}"],
+     "--test_data_dir={classes} --test_split_file={missing}: split_file {missing} does not "
+     "exist."),
 ], ids=["unknown", "no_images", "no_dir", "dir_for_glyphs", "dir_alone", "missing_dir",
-        "few_images", "few_classes"])
-def test_bad_test_settings_stop_before_any_work(run_main, tmp_path, rgb_folder, extra,
-                                                message):
+        "few_images", "few_classes", "split_file_alone", "dir_and_split_file_alone",
+        "split_file_for_glyphs", "split_file_for_mini", "split_file_for_tfds",
+        "missing_split_file"])
+def test_bad_test_settings_stop_before_any_work(run_main, tmp_path, rgb_folder, class_folders,
+                                                extra, message):
     root, _ = rgb_folder
-    values = {"root": root, "missing": tmp_path / "nowhere"}
+    values = {"root": root, "missing": tmp_path / "nowhere", "classes": class_folders[0]}
     extra = [arg.format(**values) for arg in extra]
     code, err, model_dir = run_main(*GLYPH_RUN, "--mode=train_and_eval", *extra)
     assert code == 2
     assert message.format(**values) in err
     assert err.strip().count("\n") == 0  # one line, no traceback
     assert not model_dir.exists() or not any(model_dir.glob("ckpt-*"))  # nothing trained
+
+
+# ------------------------------------------------- a folder of classes with a split file
+SPLITS = {"train": ["ant", "bee", "cat"], "val": ["dog"], "test": ["eel", "fox", "gnu"]}
+
+
+@pytest.fixture(scope="module")
+def class_folders(tmp_path_factory):
+    """`root/<class>/` of 24 px RGB PNGs (3 each) and a JSON split file: `(root, split_file)`."""
+    base = tmp_path_factory.mktemp("class_folders")
+    root = base / "clean"
+    rng = np.random.default_rng(11)
+    for names in SPLITS.values():
+        for name in names:
+            (root / name).mkdir(parents=True)
+            for index in range(3):
+                # Smooth colour fields: every file's 16 px grey conversion is its own.
+                corners = rng.integers(0, 256, (2, 2, 3)).astype(np.uint8)
+                Image.fromarray(corners).resize((24, 24)).save(root / name / f"{index}.png")
+    split_file = base / "split.json"
+    split_file.write_text(json.dumps(SPLITS))
+    return root, split_file
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory, class_folders):
+    """A glyph run (16 px grey) trained 2 steps with the folder as its test flags.
+
+    Returns `(model_dir, flags)`: config.json holds --test_dataset=folder,
+    --test_data_dir and --test_split_file, which --mode=eval takes.
+    """
+    root, split_file = class_folders
+    model_dir = tmp_path_factory.mktemp("folder_run") / "model"
+    argv = [f"--model_dir={model_dir}", *GLYPH_RUN]
+    code, _, err = _call(argv + ["--mode=train", "--test_dataset=folder",
+                                 f"--test_data_dir={root}", f"--test_split_file={split_file}"])
+    assert code == 0, err
+    return model_dir, argv
+
+
+def test_glyph_run_tested_on_the_split_files_test_classes_of_a_folder(folder_run,
+                                                                      class_folders):
+    model_dir, argv = folder_run
+    root, split_file = class_folders
+    config = json.loads((model_dir / "config.json").read_text())["data"]
+    assert (config["test_split_file"], config["split_file"]) == (str(split_file), None)
+    cross = [*argv, "--mode=eval", "--test_dataset=folder", f"--test_data_dir={root}",
+             f"--test_split_file={split_file}"]
+    code, out, err = _call(cross)
+    assert code == 0, err
+    assert "trained on glyphs: any-size x3 images -> 16x16x1" in out
+    assert sorted(path.name for path in model_dir.glob("eval_*.json")) == [
+        "eval_test_folder.json"]
+    result = json.loads((model_dir / "eval_test_folder.json").read_text())
+    assert result["dataset"] == "folder" and result["num_episodes"] == EPISODES
+    assert result["config"]["test_split_file"] == str(split_file)
+
+    # The evaluated episodes hold the files of the split file's test classes, and only those.
+    experiment, found = _evaluated_episodes(cross)
+    assert list(experiment.splits["eval_split"].class_names) == SPLITS["test"]
+    expected = {_grey_from_file(path, 16).tobytes(): path.parent.name
+                for path in root.glob("*/*.png")}
+    assert len(expected) == 7 * 3  # every file of every class converts to its own pixels
+    assert _check_against_files(found, expected) == EPISODES * 3 * (1 + 2)
+    seen = {expected[np.round(image * 255).astype(np.uint8).tobytes()]
+            for support, query, _, _ in found for image in np.concatenate([support, query])}
+    assert seen == set(SPLITS["test"])
+
+
+@pytest.mark.parametrize("extra,message", [
+    # --split_file belongs to the training data, fixed with the checkpoints.
+    (["--test_dataset=folder", "--test_data_dir={root}", "--split_file={split_file}"],
+     "--model_dir={model_dir} holds checkpoints of a run with other fixed flags (the model and "
+     "its training data): (unset) --split_file there, --split_file={split_file} now "
+     "(data.split_file). Resume with that run's flags ({model_dir}/flags.cfg) or use a new "
+     "--model_dir; a --test_dataset's split file is --test_split_file."),
+    # The trial's other attempt: the folder's classes without their split file.
+    (["--test_dataset=folder", "--test_data_dir={root}", "--test_split_file="],
+     "--test_data_dir={root}: {root} has no test/ folder for the 'test' split; its folders ("),
+], ids=["split_file", "no_split_file"])
+def test_eval_of_a_folder_run_refuses_mixed_up_split_files(folder_run, class_folders, extra,
+                                                           message):
+    model_dir, argv = folder_run
+    root, split_file = class_folders
+    values = {"root": root, "split_file": split_file, "model_dir": model_dir}
+    before = sorted(path.name for path in model_dir.iterdir())
+    code, out, err = _call([*argv, "--mode=eval", *[arg.format(**values) for arg in extra]])
+    assert code == 2
+    assert message.format(**values) in err
+    if extra[-1] == "--test_split_file=":
+        assert err.strip().endswith("(docs/data.md). Give it as --test_split_file.")
+    assert err.strip().count("\n") == 0 and "Results:" not in out
+    assert sorted(path.name for path in model_dir.iterdir()) == before
 
 
 def test_the_test_datasets_images_are_checked_even_under_the_training_splits_names(
@@ -353,3 +464,40 @@ def test_mini_subset_run_tested_on_omniglot_in_rgb(mini_subset_dir, omniglot_dir
         pixels = np.concatenate([support, query])
         np.testing.assert_allclose(pixels, expected, rtol=0, atol=1e-6)
         assert np.abs(pixels - rgb / 255).max() > 0.1  # the centre crop is applied
+
+
+@pytest.mark.slow  # processes of their own: --mode=eval reads config.json while parsing the flags
+def test_eval_takes_the_test_flags_from_config_json_until_all_are_emptied(folder_run,
+                                                                          class_folders,
+                                                                          tmp_path):
+    model_dir, _ = folder_run
+    root, split_file = class_folders
+    eval_only = ["--mode=eval", f"--model_dir={model_dir}"]
+    (model_dir / "eval_test_folder.json").unlink(missing_ok=True)
+    (model_dir / "eval_test.json").unlink(missing_ok=True)
+    cli = run_cli(RUN, eval_only, tmp_path, "saved")
+    assert cli.process.returncode == 0, cli.stderr
+    assert ("Cross-domain test: folder test (--test_dataset, --test_data_dir="
+            f"{root}), trained on glyphs: any-size x3 images -> 16x16x1") in cli.stdout
+    saved = json.loads((model_dir / "eval_test_folder.json").read_text())
+    assert saved["config"]["test_split_file"] == str(split_file)
+    assert not (model_dir / "eval_test.json").exists()
+
+    for name, extra, message in [
+            ("dataset_emptied", ["--test_dataset="],
+             f"--test_data_dir={root} --test_split_file={split_file} are given without "
+             "--test_dataset, the dataset they belong to (--mode=eval takes them from the run's "
+             "config.json: --test_dataset= --test_data_dir= --test_split_file= empties them)."),
+            ("other_dataset", ["--test_dataset=glyphs", "--test_data_dir="],
+             f"--test_split_file={split_file}: --test_dataset=glyphs takes no split file")]:
+        cli = run_cli(RUN, [*eval_only, *extra], tmp_path, name)
+        assert cli.process.returncode == 2
+        assert message in cli.stderr.splitlines()[-1], cli.stderr
+        assert "Traceback" not in cli.stderr
+
+    cli = run_cli(RUN, [*eval_only, "--test_dataset=", "--test_data_dir=", "--test_split_file="],
+                  tmp_path, "emptied")
+    assert cli.process.returncode == 0, cli.stderr
+    assert "Cross-domain" not in cli.stdout
+    assert json.loads((model_dir / "eval_test.json").read_text())["dataset"] == "glyphs"
+    assert json.loads((model_dir / "eval_test_folder.json").read_text()) == saved
