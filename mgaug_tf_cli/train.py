@@ -11,7 +11,6 @@ docs/cli.md for the modes, configs, distribution and the SavedModel.
 
 from __future__ import annotations  # the dataclass names types imported later
 
-import ast
 import os
 import re
 import shutil
@@ -157,35 +156,9 @@ def _check_model_dir(experiment_config):
             f"{hint}.")
 
 
-# A Python literal as an `ArgumentError`'s message shows it after `argument=`.
-_LITERAL = r"True|False|None|-?[0-9][0-9.e+-]*|'[^']*'|\([^()]*\)"
-
-
 def _field_error(error, experiment_config):
-    """A constructor's refusal of config fields as a `ConfigError` naming their flags.
-
-    When the refused argument is one field, the constructor's spelling of it
-    in the message (`include_dense`, include_dense=True) becomes the flag's
-    (--mgaug_include_dense): the user sets flags, not arguments.
-    """
-    message = error.message
-    argument = getattr(error.__cause__, "argument", None)
-    if argument is not None and len(error.paths) == 1:
-        spec = config_lib.FIELDS[error.paths[0]]
-        current = config_lib.get(experiment_config, spec.path)
-
-        def flag(match):
-            if match.group(1) is None:
-                return f"--{spec.flag}"
-            value = ast.literal_eval(match.group(1))
-            # Only values of the field's type: an argument derived from it keeps its spelling.
-            if type(value) is not type(current):  # pylint: disable=unidiomatic-typecheck
-                return match.group(0)
-            return run_flags.flag_text(spec, value) or match.group(0)
-
-        message = re.sub(rf"`{re.escape(argument)}`|\b{re.escape(argument)}=({_LITERAL})",
-                         flag, message)
-    return ConfigError(f"{run_flags.describe(error.paths, experiment_config)}: {message}")
+    """A constructor's refusal of config fields as a `ConfigError` naming their flags."""
+    return ConfigError(f"{run_flags.describe(error.paths, experiment_config)}: {error.message}")
 
 
 def _load_split(experiment_config, split_field):
@@ -205,23 +178,7 @@ def _load_split(experiment_config, split_field):
         return split
     except data.DataNotFoundError as error:
         raise ConfigError(f"--data_dir={config.data_dir}: {error}") from None
-    except data.OptionError as error:
-        # The reader's words name `load`'s arguments; these flags set them.
-        if error.arguments == ("data_dir",):
-            raise ConfigError(f"--data_dir={config.data_dir}: --dataset={config.dataset} is "
-                              "generated and reads no files; leave --data_dir unset.") from None
-        given = " ".join(f"--{option}={options[option]}" for option in error.arguments)
-        them = "it" if len(error.arguments) == 1 else "them"
-        flags_of = ("image_size", "channels", "split_file")
-        takes = ", ".join(f"--{option}" for option in flags_of if option in error.accepted)
-        raise ConfigError(f"{given}: --dataset={config.dataset} does not take {them} (it takes "
-                          f"{takes or 'none of --image_size, --channels, --split_file'}); "
-                          f"leave {them} unset.") from None
     except (data.CorruptDataError, ValueError) as error:
-        from mgaug_tf.errors import ArgumentError  # pylint: disable=import-outside-toplevel
-        if isinstance(error, ArgumentError) and error.argument in options:
-            raise ConfigError(f"--{error.argument}={options[error.argument]}: {error}.") \
-                from None
         limit = f" --max_train_classes={config.max_train_classes}" if limit else ""
         raise ConfigError(f"--dataset={config.dataset} --{split_field}={name}{limit}: "
                           f"{error}") from None
@@ -319,20 +276,16 @@ def _check_episodes(experiment_config, split, split_field, flags_text=None):
     eligible = int((split.class_sizes >= needed).sum())
     short = data.episodes.short_classes(split, needed)
     if split.strict_class_sizes and short:
-        count = split.num_classes - eligible
-        have, them = ("has", "it") if count == 1 else ("have", "them")
         raise ConfigError(
             f"--k_shot + --{query_flag} = {k_shot} + {k_query} = {needed} examples per "
-            f"class, but {data.errors.counted(count, 'class', 'classes')} of {where} {have} "
-            f"fewer: {short}. Add examples to {them}, remove {them} from the split, or lower "
-            f"--k_shot or --{query_flag}.")
+            f"class, but {split.num_classes - eligible} classes of {where} have fewer: {short}. "
+            f"Add examples to them, remove them from the split, or lower --k_shot or "
+            f"--{query_flag}.")
     if eligible < n_way:
-        have = "has" if eligible == 1 else "have"
         raise ConfigError(
             f"--k_shot + --{query_flag} = {k_shot} + {k_query} = {needed} images per "
-            f"class, but only {data.errors.counted(eligible, 'class', 'classes')} of {where} "
-            f"{have} that many (the largest has {int(split.class_sizes.max())}; short: "
-            f"{short}); --n_way={n_way} needs {n_way}.")
+            f"class, but only {eligible} classes of {where} have that many (the largest has "
+            f"{int(split.class_sizes.max())}; short: {short}); --n_way={n_way} needs {n_way}.")
 
 
 def _check_images(experiment_config, splits, say):
