@@ -383,10 +383,11 @@ def _shape_checks(inputs):
 def _episode_checks(support_images, support_labels, query_images, n_way):
     """Graph assertions with messages naming the offending input (`n_way` None: regression)."""
     support_count = tf.shape(support_images)[0]
+    count = "S" if n_way is None else "N*K"  # the signatures' own name of the support size
     checks = [
         tf.debugging.assert_equal(
             support_count, tf.shape(support_labels)[0],
-            message="support_images and support_labels must hold the same number (N*K) of "
+            message=f"support_images and support_labels must hold the same number ({count}) of "
                     "examples"),
         tf.debugging.assert_positive(
             tf.shape(query_images)[0], message="query_images must hold at least one image"),

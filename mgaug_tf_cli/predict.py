@@ -96,6 +96,9 @@ def _metadata(saved_model):
             metadata = json.load(handle)
     except (OSError, ValueError):
         metadata = {}
+    if isinstance(metadata, dict) and metadata.get("preprocessing", "") is None \
+            and "example_shape" in metadata:
+        raise InputError(_array_export_message(saved_model, metadata))
     if not isinstance(metadata, dict) or "preprocessing" not in metadata:
         raise InputError(
             f"--saved_model={saved_model} has no input preprocessing in {export.METADATA_FILE} "
@@ -105,8 +108,23 @@ def _metadata(saved_model):
         export.InputPreprocessing.from_json(metadata["preprocessing"])
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"--saved_model={saved_model}: {export.METADATA_FILE} has an "
-                         f"unreadable preprocessing entry ({error}).") from None
+                         f"unreadable preprocessing entry ({str(error).rstrip('.')}).") from None
     return metadata
+
+
+def _array_export_message(saved_model, metadata):
+    """Why an export of a run on non-image examples takes no files, and how to call it."""
+    shape = ", ".join(str(size) for size in metadata["example_shape"])
+    if metadata.get("objective") == "regression":
+        labels = "float32 targets support_labels [S, D]"
+    else:
+        labels = f"int32 support_labels [S] in [0, {metadata.get('n_way')})"
+    return (f"--saved_model={saved_model} is an export of a run on examples that are not images "
+            f"(objective {metadata.get('objective')}): its one signature "
+            f"({export.PREPROCESSED_KEY}, also serving_default) takes float32 examples of shape "
+            f"[{shape}] (support_images [S, {shape}], query_images [M, {shape}]) and {labels}, "
+            "not image files; call it from Python: docs/cli.md \"The SavedModel\", "
+            "\"Examples that are not images\".")
 
 
 def _undecodable(model, paths, images, error):
@@ -134,7 +152,8 @@ def predict(saved_model, support_dir, query_dir):
     """Classifies the query images; returns `[(file, class name, probability)]`.
 
     Raises:
-        InputError: Missing folders, an export without its preprocessing, a
+        InputError: Missing folders, an export without its preprocessing or
+            of examples that are not images (its signature takes arrays), a
             class count other than the model's n_way, unequal shots, no
             query images or an unreadable image (named).
     """

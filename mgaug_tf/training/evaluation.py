@@ -75,9 +75,12 @@ class EvaluationResult:
         return float(np.mean(self.losses))
 
     def summary(self):
-        """One line: `test: 61.23 % +- 0.84 % (600 episodes)`, or `test: MSE 0.512 +- ...`."""
+        """One line: `test: 61.23 % +- 0.84 % (600 episodes)`, or `test: MSE 0.5120 +- ...`.
+
+        The MSE and its CI have 4 decimals, as in `mgaug-report`'s table and lines.
+        """
         if self.regression:
-            return (f"{self.split}: MSE {self.mean_loss:.4g} +- {self.ci95:.4g} "
+            return (f"{self.split}: MSE {self.mean_loss:.4f} +- {self.ci95:.4f} "
                     f"(95 % CI, {self.num_episodes} tasks)")
         return (f"{self.split}: {100 * self.mean_accuracy:.2f} % +- {100 * self.ci95:.2f} % "
                 f"(95 % CI, {self.num_episodes} episodes)")

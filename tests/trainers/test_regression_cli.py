@@ -117,3 +117,15 @@ def test_an_image_backbone_is_refused_for_points(run_main):
     assert code == 2 and not model_dir.exists()
     assert ("--backbone=resnet12 takes images [height, width, channels], but "
             "--dataset=sinusoid has examples of shape (1,); use --backbone=mlp") in err
+
+
+def test_mgaug_on_the_mlp_names_the_include_dense_flag(run_main):
+    code, err, model_dir = run_main(*SINUSOID, "--mgaug=catfish")
+    assert code == 2 and err.count("error:") == 1 and "Traceback" not in err
+    assert ("--nomgaug_include_dense: MGAug: --mgaug_include_dense must be True for network "
+            in err)
+    assert ("(the default prunes Conv1D/2D/3D kernels only); --mgaug_include_dense prunes its "
+            "Dense, recurrent, attention and embedding kernels. Received: "
+            "--nomgaug_include_dense") in err
+    assert "include_dense=" not in err and "`include_dense`" not in err
+    assert not (model_dir / "checkpoint").exists()  # refused before training
