@@ -11,6 +11,7 @@ docs/cli.md for the modes, configs, distribution and the SavedModel.
 
 from __future__ import annotations  # the dataclass names types imported later
 
+import ast
 import os
 import re
 import shutil
@@ -156,9 +157,35 @@ def _check_model_dir(experiment_config):
             f"{hint}.")
 
 
+# A Python literal as an `ArgumentError`'s message shows it after `argument=`.
+_LITERAL = r"True|False|None|-?[0-9][0-9.e+-]*|'[^']*'|\([^()]*\)"
+
+
 def _field_error(error, experiment_config):
-    """A constructor's refusal of config fields as a `ConfigError` naming their flags."""
-    return ConfigError(f"{run_flags.describe(error.paths, experiment_config)}: {error.message}")
+    """A constructor's refusal of config fields as a `ConfigError` naming their flags.
+
+    When the refused argument is one field, the constructor's spelling of it
+    in the message (`include_dense`, include_dense=True) becomes the flag's
+    (--mgaug_include_dense): the user sets flags, not arguments.
+    """
+    message = error.message
+    argument = getattr(error.__cause__, "argument", None)
+    if argument is not None and len(error.paths) == 1:
+        spec = config_lib.FIELDS[error.paths[0]]
+        current = config_lib.get(experiment_config, spec.path)
+
+        def flag(match):
+            if match.group(1) is None:
+                return f"--{spec.flag}"
+            value = ast.literal_eval(match.group(1))
+            # Only values of the field's type: an argument derived from it keeps its spelling.
+            if type(value) is not type(current):  # pylint: disable=unidiomatic-typecheck
+                return match.group(0)
+            return run_flags.flag_text(spec, value) or match.group(0)
+
+        message = re.sub(rf"`{re.escape(argument)}`|\b{re.escape(argument)}=({_LITERAL})",
+                         flag, message)
+    return ConfigError(f"{run_flags.describe(error.paths, experiment_config)}: {message}")
 
 
 def _load_split(experiment_config, split_field):
