@@ -109,6 +109,21 @@ def check_keep_bounds(keep_min, keep_max, owner=None):
                             f"must be at least keep_min ({keep_min})", owner=owner)
 
 
+# The channel counts images are converted to: grey (Pillow's "L") or RGB.
+CHANNELS = (1, 3)
+
+
+def check_channels(channels, owner=None):
+    """Returns `channels` if it is 1 (grey) or 3 (RGB): the readers convert images to these.
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming `channels` otherwise.
+    """
+    if not is_integer(channels) or channels not in CHANNELS:
+        raise ArgumentError("channels", channels, "must be 1 (grey) or 3 (RGB)", owner=owner)
+    return int(channels)
+
+
 # ------------------------------------------------------------ constructors
 def check_keep_range(keep_range, owner):
     """Refuses a `keep_range` other than `(keep_min, keep_max)` in (0, 1], keep_min <= keep_max.
@@ -280,7 +295,8 @@ def check_config(experiment_config):
     """The constructors' checks of `experiment_config` that need no TensorFlow.
 
     MGAug's arguments (against `data.image_size` when it is set), the
-    learner's `n_way` and inner loop, and the outer optimizer's rates; names
+    learner's `n_way` and inner loop, the outer optimizer's rates, and the
+    data readers' `channels` (`check_channels`); names
     (backbone, learner, optimizer) and what needs a built network are
     checked when `mgaug_tf.factory` builds the objects.
 
@@ -300,3 +316,6 @@ def check_config(experiment_config):
             check_inner_loop(learner.inner_lr, learner.inner_steps, learner.eval_inner_steps,
                              owner=learner.name)
     check_optimizer_config(experiment_config.optimizer)
+    if experiment_config.data.channels is not None:
+        with fields_of({"channels": ("data.channels",)}):
+            check_channels(experiment_config.data.channels, owner=experiment_config.data.dataset)

@@ -174,8 +174,8 @@ class DataConfig(_Section):
         "--seed, so runs of several seeds share one class subset).", fixed=True)
     check_image_files: bool = _field(
         True, "check_image_files", "Before any work, check that every encoded image of the "
-        "chosen splits is non-empty and starts with a JPEG/PNG signature, and list every one "
-        "that fails (truncated images pass: see --verify_images).")
+        "chosen splits is non-empty and starts with a JPEG, PNG, GIF, BMP or WebP signature, "
+        "and list every one that fails (truncated images pass: see --verify_images).")
     verify_images: bool = _field(
         False, "verify_images", "Before any work, decode every image of the chosen splits (in "
         "parallel, with a progress bar) and list every undecodable one; it takes longer the "

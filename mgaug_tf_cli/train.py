@@ -205,7 +205,23 @@ def _load_split(experiment_config, split_field):
         return split
     except data.DataNotFoundError as error:
         raise ConfigError(f"--data_dir={config.data_dir}: {error}") from None
+    except data.OptionError as error:
+        # The reader's words name `load`'s arguments; these flags set them.
+        if error.arguments == ("data_dir",):
+            raise ConfigError(f"--data_dir={config.data_dir}: --dataset={config.dataset} is "
+                              "generated and reads no files; leave --data_dir unset.") from None
+        given = " ".join(f"--{option}={options[option]}" for option in error.arguments)
+        them = "it" if len(error.arguments) == 1 else "them"
+        flags_of = ("image_size", "channels", "split_file")
+        takes = ", ".join(f"--{option}" for option in flags_of if option in error.accepted)
+        raise ConfigError(f"{given}: --dataset={config.dataset} does not take {them} (it takes "
+                          f"{takes or 'none of --image_size, --channels, --split_file'}); "
+                          f"leave {them} unset.") from None
     except (data.CorruptDataError, ValueError) as error:
+        from mgaug_tf.errors import ArgumentError  # pylint: disable=import-outside-toplevel
+        if isinstance(error, ArgumentError) and error.argument in options:
+            raise ConfigError(f"--{error.argument}={options[error.argument]}: {error}.") \
+                from None
         limit = f" --max_train_classes={config.max_train_classes}" if limit else ""
         raise ConfigError(f"--dataset={config.dataset} --{split_field}={name}{limit}: "
                           f"{error}") from None
@@ -303,16 +319,20 @@ def _check_episodes(experiment_config, split, split_field, flags_text=None):
     eligible = int((split.class_sizes >= needed).sum())
     short = data.episodes.short_classes(split, needed)
     if split.strict_class_sizes and short:
+        count = split.num_classes - eligible
+        have, them = ("has", "it") if count == 1 else ("have", "them")
         raise ConfigError(
             f"--k_shot + --{query_flag} = {k_shot} + {k_query} = {needed} examples per "
-            f"class, but {split.num_classes - eligible} classes of {where} have fewer: {short}. "
-            f"Add examples to them, remove them from the split, or lower --k_shot or "
-            f"--{query_flag}.")
+            f"class, but {data.errors.counted(count, 'class', 'classes')} of {where} {have} "
+            f"fewer: {short}. Add examples to {them}, remove {them} from the split, or lower "
+            f"--k_shot or --{query_flag}.")
     if eligible < n_way:
+        have = "has" if eligible == 1 else "have"
         raise ConfigError(
             f"--k_shot + --{query_flag} = {k_shot} + {k_query} = {needed} images per "
-            f"class, but only {eligible} classes of {where} have that many (the largest has "
-            f"{int(split.class_sizes.max())}; short: {short}); --n_way={n_way} needs {n_way}.")
+            f"class, but only {data.errors.counted(eligible, 'class', 'classes')} of {where} "
+            f"{have} that many (the largest has {int(split.class_sizes.max())}; short: "
+            f"{short}); --n_way={n_way} needs {n_way}.")
 
 
 def _check_images(experiment_config, splits, say):

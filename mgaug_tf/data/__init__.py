@@ -10,7 +10,8 @@ Public API:
         a `tf.data.Dataset` of episode batches
         `((support_images, support_labels, query_images), query_labels)`.
     `available_datasets()`: the names `load` accepts.
-    `FewShotSplit`, `AugmentOptions`, `DataNotFoundError`, `CorruptDataError`.
+    `FewShotSplit`, `AugmentOptions`, `DataNotFoundError`, `CorruptDataError`,
+    `OptionError`.
 
 Example:
     >>> import mgaug_tf.data as data
@@ -20,10 +21,10 @@ Example:
 """
 
 from mgaug_tf.data.episodes import episode_dataset
-from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError
+from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError, OptionError
 from mgaug_tf.data.load import available_datasets, load
 from mgaug_tf.data.preprocess import AugmentOptions
 from mgaug_tf.data.split import FewShotSplit
 
 __all__ = ["AugmentOptions", "CorruptDataError", "DataNotFoundError", "FewShotSplit",
-           "available_datasets", "episode_dataset", "load"]
+           "OptionError", "available_datasets", "episode_dataset", "load"]

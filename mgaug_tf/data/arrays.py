@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from mgaug_tf.data.errors import CorruptDataError
+from mgaug_tf.data.errors import CorruptDataError, clause, counted
 from mgaug_tf.data.folder import short_listing, read_split_file
 from mgaug_tf.data.formats import Dataset, Format
 from mgaug_tf.data.sources import ExampleSource
@@ -25,10 +25,15 @@ def read_npz(path):
     """`(x, y)` of an arrays file: `x` memory-mapped when stored uncompressed.
 
     Raises:
-        CorruptDataError: Not an npz, `x` or `y` missing, `x` not numeric
-            `[N, ...]`, `y` not `[N]` int or string labels, or a length
-            mismatch (each naming the file).
+        CorruptDataError: Not an npz (zip) file, `x` or `y` missing, `x` not
+            numeric `[N, ...]` or holding NaN or inf (`split.check_finite`), `y`
+            not `[N]` int or string labels, or a length mismatch (each naming
+            the file).
     """
+    # Without this, np.load takes any other file for a pickle and blames y.
+    if not zipfile.is_zipfile(path):
+        raise CorruptDataError(f"{path} is not an .npz (zip) file; expected one written by "
+                               "np.savez(path, x=x, y=y).")
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.keys())
@@ -37,21 +42,25 @@ def read_npz(path):
                                        "[N, ...] and y [N].")
             labels = archive["y"]
     except ValueError as error:
+        if isinstance(error, CorruptDataError):
+            raise
         if "allow_pickle" in str(error):
             raise CorruptDataError(
                 f"{path}: y is an object array, which loads only by unpickling; save string "
                 "labels as a str array, e.g. np.savez(path, x=x, y=np.asarray(y, str)).") \
                 from None
-        raise CorruptDataError(f"Cannot read {path} as an npz file: {error}.") from None
+        raise CorruptDataError(f"Cannot read {path} as an npz file ({clause(error)}).") \
+            from None
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise CorruptDataError(f"Cannot read {path} as an npz file: {error}.") from None
+        raise CorruptDataError(f"Cannot read {path} as an npz file ({clause(error)}).") \
+            from None
     try:
         examples = open_npz_array(path, "x")
     except ValueError as error:
         if isinstance(error, CorruptDataError):
             raise
-        raise CorruptDataError(f"{path}: x cannot be read as a numeric array ({error}).") \
-            from None
+        raise CorruptDataError(f"{path}: x cannot be read as a numeric array "
+                               f"({clause(error)}).") from None
     return check_examples(examples, f"{path}: x"), labels
 
 
@@ -87,9 +96,10 @@ def _read_one_npz(paths, split, split_file=None):
     missing = [name for name in names if name not in index]
     if missing:
         raise CorruptDataError(
-            f"split_file {split_file} names {len(missing)} classes of the {split!r} split that "
-            f"no label of {path} has: {short_listing([repr(name) for name in missing])} (its "
-            f"labels: {short_listing([repr(str(value)) for value in values])}).")
+            f"split_file {split_file} names {counted(len(missing), 'class', 'classes')} of the "
+            f"{split!r} split that no label of {path} has: "
+            f"{short_listing([repr(name) for name in missing])} (its labels: "
+            f"{short_listing([repr(str(value)) for value in values])}).")
     keep = sorted(index[name] for name in set(names))
     return _build(split, examples, [str(values[i]) for i in keep],
                   [class_items[i] for i in keep], f"{path.name} + split file {split_file}")

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError
+from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError, clause
 from mgaug_tf.data.formats import Dataset, Format, cache_limit, check_image_size
 from mgaug_tf.data.sources import file_source, list_images
 from mgaug_tf.data.split import FewShotSplit, group_by_label
@@ -64,7 +64,7 @@ def _read_json(paths, split, image_size=None, cache_decoded=None):
         with open(json_path) as handle:
             listing = json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CorruptDataError(f"Cannot parse {json_path} as json: {error}.") from None
+        raise CorruptDataError(f"Cannot parse {json_path} as json: {clause(error)}.") from None
     missing_keys = [key for key in ("label_names", "image_names", "image_labels")
                     if key not in listing]
     if missing_keys:

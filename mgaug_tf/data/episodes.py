@@ -11,6 +11,7 @@ calls, augmented as a whole episode, batched and prefetched.
 import numpy as np
 import tensorflow as tf
 
+from mgaug_tf.data.errors import counted
 from mgaug_tf.data.preprocess import preprocess, resolve_augment, resolve_normalize
 from mgaug_tf.data.split import FewShotSplit
 
@@ -71,13 +72,16 @@ def eligible_classes(split, n_way, k_shot, k_query):
     eligible = np.flatnonzero(sizes >= needed)
     where = f"{split.dataset} {split.split}"
     if split.strict_class_sizes and len(eligible) < split.num_classes:
+        short = split.num_classes - len(eligible)
+        them = "it" if short == 1 else "them"
         raise ValueError(
-            f"{split.num_classes - len(eligible)} classes of {where} have fewer than k_shot + "
-            f"k_query = {k_shot} + {k_query} = {needed} examples: {short_classes(split, needed)}."
-            " Add examples to them, remove them from the split, or lower k_shot or k_query.")
+            f"{counted(short, 'class', 'classes')} of {where} {'has' if short == 1 else 'have'} "
+            f"fewer than k_shot + k_query = {k_shot} + {k_query} = {needed} examples: "
+            f"{short_classes(split, needed)}. Add examples to {them}, remove {them} from the "
+            "split, or lower k_shot or k_query.")
     if len(eligible) < n_way:
         raise ValueError(
-            f"{where} has {len(eligible)} classes with at least "
+            f"{where} has {counted(len(eligible), 'class', 'classes')} with at least "
             f"k_shot + k_query = {k_shot} + {k_query} = {needed} images (of "
             f"{split.num_classes} classes; the largest has {int(sizes.max(initial=0))}; short: "
             f"{short_classes(split, needed)}), but n_way={n_way} needs {n_way}. Lower n_way, "

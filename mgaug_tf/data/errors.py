@@ -1,6 +1,6 @@
 """Errors raised by the data readers.
 
-Both derive from the built-in exception a caller would expect
+Each derives from the built-in exception a caller would expect
 (`FileNotFoundError`, `ValueError`), so `except ValueError` keeps working.
 """
 
@@ -13,6 +13,46 @@ class DataNotFoundError(FileNotFoundError):
 
 class CorruptDataError(ValueError):
     """A file exists but cannot be read: truncated, corrupt or inconsistent."""
+
+
+class OptionError(ValueError):
+    """Arguments of `load` that a dataset does not take.
+
+    `data_dir` given to a generated dataset, or options it lacks. The
+    attributes let a caller that built the arguments from its own settings
+    (mgaug-train's flags) name those settings instead.
+
+    Attributes:
+        dataset: The dataset's name.
+        arguments: The refused arguments, as `load` spells them (a tuple).
+        accepted: The options the dataset takes (a tuple).
+    """
+
+    def __init__(self, message, dataset, arguments, accepted=()):
+        super().__init__(message)
+        self.dataset = dataset
+        self.arguments = tuple(arguments)
+        self.accepted = tuple(accepted)
+
+
+def counted(count, noun, plural=None):
+    """`count` and `noun` in the number it takes, for messages: "1 class", "2 classes".
+
+    Args:
+        count: An int.
+        noun: The singular.
+        plural: The plural when it is not `noun + "s"`.
+    """
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def clause(error):
+    """`str(error)` without its final period, to quote inside a sentence of ours.
+
+    Messages quoted mid-sentence or before our own period would otherwise
+    end in "..", as the package's own errors end in a period.
+    """
+    return str(error).rstrip().rstrip(".")
 
 
 _PIPELINE_ERROR = re.compile(

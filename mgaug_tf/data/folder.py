@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError
+from mgaug_tf import checks
+from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError, clause, counted
 from mgaug_tf.data.formats import (SPLIT_SPELLINGS, Dataset, Format, cache_limit,
                                    canonical_split, check_image_size, list_dir)
 from mgaug_tf.data.sources import RESIZE_RULE, file_source
@@ -46,10 +47,12 @@ def short_listing(items):
 
 
 def check_channels(channels):
-    """Validates the `channels` option: 1 (grey) or 3 (RGB)."""
-    if isinstance(channels, bool) or channels not in (1, 3):
-        raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}.")
-    return int(channels)
+    """Validates the `channels` option: 1 (grey) or 3 (RGB) (`checks.check_channels`).
+
+    Raises:
+        mgaug_tf.errors.ArgumentError: Naming `channels` (a `ValueError`).
+    """
+    return checks.check_channels(channels, owner="folder")
 
 
 # ----------------------------------------------------------------- split files
@@ -100,7 +103,8 @@ def _load_json(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CorruptDataError(f"Cannot parse split_file {path} as JSON: {error}.") from None
+        raise CorruptDataError(f"Cannot parse split_file {path} as JSON: "
+                               f"{clause(error)}.") from None
 
 
 def _read_json_lists(path, split):
@@ -155,7 +159,7 @@ def _read_csv(path, split):
         with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
     except UnicodeDecodeError as error:
-        raise CorruptDataError(f"Cannot read split_file {path} as UTF-8 text: {error}.") \
+        raise CorruptDataError(f"Cannot read split_file {path} as UTF-8 text: {clause(error)}.") \
             from None
     for line, row in enumerate(rows, start=1):
         row = [cell.strip() for cell in row]
@@ -218,10 +222,12 @@ def scan_classes(class_dirs, where):
         per_class.append(sorted(images))
     problems = []
     if strangers:
-        problems.append(f"{len(strangers)} entries in class folders are not images ("
-                        f"{', '.join(IMAGE_SUFFIXES)}): {short_listing(sorted(strangers))}")
+        are = "is not an image" if len(strangers) == 1 else "are not images"
+        problems.append(f"{counted(len(strangers), 'entry', 'entries')} in class folders {are} "
+                        f"({', '.join(IMAGE_SUFFIXES)}): {short_listing(sorted(strangers))}")
     if empty:
-        problems.append(f"{len(empty)} class folders have no images: "
+        have = "has" if len(empty) == 1 else "have"
+        problems.append(f"{counted(len(empty), 'class folder')} {have} no images: "
                         f"{short_listing([repr(name) for name in empty])}")
     if problems:
         raise CorruptDataError(
@@ -259,6 +265,7 @@ def _class_dirs(folder):
 def _read_split_folders(paths, split, image_size=None, channels=DEFAULT_CHANNELS,
                         split_file=None, cache_decoded=None):
     (split_dir,) = paths
+    check_channels(channels)  # a wrong option is named before any folder is scanned
     if split_file is not None:
         raise ValueError(f"split_file={str(split_file)!r} is given, but {split_dir.parent} holds "
                          f"split folders ({split_dir.name}/); a split file goes with a data_dir "
@@ -280,6 +287,7 @@ def _locate_class_folders(data_dir, split):
 def _read_class_folders(paths, split, image_size=None, channels=DEFAULT_CHANNELS,
                         split_file=None, cache_decoded=None):
     (root,) = paths
+    check_channels(channels)  # a wrong option is named before any folder is scanned
     if split_file is None:
         spellings = "/, ".join(SPLIT_SPELLINGS[split])
         split_dirs = [name + "/" for names in SPLIT_SPELLINGS.values() for name in names
@@ -296,8 +304,9 @@ def _read_class_folders(paths, split, image_size=None, channels=DEFAULT_CHANNELS
     missing = [name for name in names if name not in present]
     if missing:
         raise DataNotFoundError(
-            f"split_file {split_file} names {len(missing)} classes of the {split!r} split that "
-            f"are not folders in {root}: {short_listing([repr(name) for name in missing])} (it "
+            f"split_file {split_file} names {counted(len(missing), 'class', 'classes')} of the "
+            f"{split!r} split that {'is not a folder' if len(missing) == 1 else 'are not folders'} "
+            f"in {root}: {short_listing([repr(name) for name in missing])} (it "
             f"holds: {list_dir(root)}).")
     class_names = sorted(set(names))
     files = scan_classes([root / name for name in class_names], root)

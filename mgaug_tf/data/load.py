@@ -4,7 +4,7 @@ from pathlib import Path
 
 from mgaug_tf.data import (arrays, builtin, cifar, cub, folder, mini, omniglot, sinusoid,
                            tfds_source, tiered)
-from mgaug_tf.data.errors import DataNotFoundError
+from mgaug_tf.data.errors import DataNotFoundError, OptionError
 from mgaug_tf.data.formats import Dataset, canonical_split, list_dir
 
 # The sinusoid regression tasks: generated, no files, no classes (`data.sinusoid`).
@@ -137,7 +137,9 @@ def load(name, data_dir=None, split="train", **options):
         CorruptDataError: A file is truncated, corrupt or inconsistent;
             folder: files that are not images, empty class folders (all
             named in one error); a split file of the wrong form.
-        ValueError: Unknown dataset name, split or option.
+        OptionError: An option the dataset does not take, or `data_dir`
+            for a generated dataset (a `ValueError`).
+        ValueError: Unknown dataset name or split.
 
     Example:
         >>> split = mgaug_tf.data.load("tieredimagenet", "/data/tiered", "train")
@@ -152,12 +154,13 @@ def load(name, data_dir=None, split="train", **options):
     split = canonical_split(split)
     unknown = sorted(set(options) - set(dataset.options))
     if unknown:
-        raise ValueError(f"Unknown option(s) {unknown} for {dataset.name}; it accepts "
-                         f"{sorted(dataset.options)}.")
+        raise OptionError(f"Unknown option(s) {unknown} for {dataset.name}; it accepts "
+                          f"{sorted(dataset.options)}.", dataset.name, unknown, dataset.options)
     if not dataset.needs_data_dir:
         if data_dir not in (None, ""):
-            raise ValueError(f"{dataset.name} is generated and reads no files; pass "
-                             f"data_dir=None (got {data_dir!r}).")
+            raise OptionError(f"{dataset.name} is generated and reads no files; pass "
+                              f"data_dir=None (got {data_dir!r}).", dataset.name, ["data_dir"],
+                              dataset.options)
         if dataset is SINUSOID:
             return sinusoid.load_tasks(split)
         return builtin.load_glyphs(split, **options)

@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError
+from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError, clause
 from mgaug_tf.data.formats import Dataset, Format, cache_limit, check_image_size
 from mgaug_tf.data.sources import EncodedSource, RotatedSource, read_file
 from mgaug_tf.data.split import FewShotSplit
@@ -73,7 +73,7 @@ class _OmniglotSet:
                 self._zip = zipfile.ZipFile(path)
                 names = [name for name in self._zip.namelist() if name.endswith(".png")]
             except (zipfile.BadZipFile, OSError, EOFError) as error:
-                raise CorruptDataError(f"Cannot open {path} as a zip: {error}. The file is "
+                raise CorruptDataError(f"Cannot open {path} as a zip: {clause(error)}. The file is "
                                        "truncated or corrupt; copy it again.") from None
         self.characters = {}
         for name in sorted(names):
@@ -90,7 +90,7 @@ class _OmniglotSet:
             try:
                 return self._zip.read(name)
             except (zipfile.BadZipFile, OSError, EOFError) as error:
-                raise CorruptDataError(f"Cannot read {name} from {self.path}: {error}. The "
+                raise CorruptDataError(f"Cannot read {name} from {self.path}: {clause(error)}. The "
                                        "zip is truncated or corrupt; copy it again.") from None
 
     def describe(self, name):

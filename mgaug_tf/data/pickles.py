@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from mgaug_tf.data.errors import CorruptDataError
+from mgaug_tf.data.errors import CorruptDataError, clause
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -100,8 +100,9 @@ def load_pickle(path):
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
             ImportError, IndexError, KeyError, struct.error, MemoryError) as error:
         raise CorruptDataError(
-            f"Cannot unpickle {path} ({_size(path)} bytes): {type(error).__name__}: {error}. "
-            "The file is truncated or corrupt, or is not a pickle; copy it again.") from None
+            f"Cannot unpickle {path} ({_size(path)} bytes): {type(error).__name__}: "
+            f"{clause(error)}. The file is truncated or corrupt, or is not a pickle; copy it "
+            "again.") from None
     return str_keys(obj)
 
 

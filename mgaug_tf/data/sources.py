@@ -14,7 +14,7 @@ from concurrent import futures
 import numpy as np
 from PIL import Image
 
-from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError
+from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError, clause
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def decode_image(data, channels, size, what):
         reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(error)).rstrip(". ")
         raise CorruptDataError(
             f"Cannot decode image {what} ({len(data)} bytes): {reason}. The image is truncated "
-            "or corrupt, or is not a PNG/JPEG.") from None
+            "or corrupt, or is not an image Pillow decodes.") from None
     image = np.asarray(pil).reshape(pil.size[1], pil.size[0], channels)
     return resize_image(image, size)
 
@@ -76,6 +76,8 @@ def decode_image(data, channels, size, what):
 # Leading bytes of the encodings Pillow decodes here (JPEG, PNG, GIF, BMP, WebP).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
                     b"RIFF")
+# The encodings IMAGE_SIGNATURES recognises, in messages.
+IMAGE_KINDS = "JPEG, PNG, GIF, BMP or WebP"
 SIGNATURE_BYTES = 8
 
 
@@ -92,7 +94,8 @@ def quick_image_problem(size, head):
     if size == 0:
         return "empty (0 bytes)"
     if not head.startswith(IMAGE_SIGNATURES):
-        return f"not a JPEG/PNG ({size} bytes starting {bytes(head[:4]).hex(' ')})"
+        return (f"not a {IMAGE_KINDS} file ({size} bytes starting "
+                f"{bytes(head[:4]).hex(' ')})")
     return None
 
 
@@ -367,7 +370,7 @@ def read_file(path):
     except FileNotFoundError:
         raise DataNotFoundError(f"Image file {path} is missing.") from None
     except OSError as error:
-        raise CorruptDataError(f"Cannot read image file {path}: {error}.") from None
+        raise CorruptDataError(f"Cannot read image file {path}: {clause(error)}.") from None
 
 
 def peek_file(path):
@@ -378,7 +381,7 @@ def peek_file(path):
     except FileNotFoundError:
         raise DataNotFoundError(f"Image file {path} is missing.") from None
     except OSError as error:
-        raise CorruptDataError(f"Cannot read image file {path}: {error}.") from None
+        raise CorruptDataError(f"Cannot read image file {path}: {clause(error)}.") from None
 
 
 def file_source(paths, image_size, channels, cache_limit_bytes, invert=False):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mgaug_tf.data.errors import CorruptDataError
+from mgaug_tf.data.errors import CorruptDataError, counted
 from mgaug_tf.data.sources import ArraySource, ExampleSource
 
 
@@ -113,7 +113,8 @@ class FewShotSplit:
             dataset, split: Names used in messages.
 
         Raises:
-            ValueError: `examples` or `labels` of the wrong kind or length.
+            ValueError: `examples` or `labels` of the wrong kind or length,
+                or NaN or inf in `examples` (`check_finite`).
 
         Example:
             >>> split = FewShotSplit.from_examples(np.zeros((40, 16)), np.repeat(["a", "b"], 20))
@@ -224,10 +225,11 @@ class FewShotSplit:
 
         Args:
             decode: False: a quick check that decodes nothing
-                (each encoded image must be non-empty and start
-                with a JPEG/PNG signature; catches empty and non-image files,
-                not truncated ones). True: decode every image as training
-                would, in parallel threads (minutes for a large split).
+                (each encoded image must be non-empty and start with a
+                JPEG, PNG, GIF, BMP or WebP signature; catches empty and
+                non-image files, not truncated ones). True: decode every
+                image as training would, in parallel threads (minutes for a
+                large split).
             workers: Decoding threads (default: the CPU count).
             progress: Optional `callback(images checked so far)`.
 
@@ -304,6 +306,46 @@ def group_by_label(labels, num_images, what):
     return label_values, np.split(order, starts[1:])
 
 
+# Bytes of rows scanned at a time for non-finite values: bounds the memory a
+# memory-mapped array costs to one chunk, never a copy of the whole array.
+FINITE_CHUNK_BYTES = 64 * 2**20
+
+
+def check_finite(examples, what, chunk_bytes=None):
+    """Refuses NaN and inf in float examples, scanning `chunk_bytes` of rows at a time.
+
+    A memory-mapped array is read once, chunk by chunk, and never copied
+    whole. Integer and bool arrays hold no such values and are not read.
+
+    Args:
+        examples: Numeric `[N, ...]` (as `check_examples` returns it).
+        what: The array or file, named in the error.
+        chunk_bytes: Bytes of rows examined at a time (default:
+            `FINITE_CHUNK_BYTES`).
+
+    Raises:
+        CorruptDataError: Naming `what`, the count of non-finite values and
+            the first row holding one.
+    """
+    if examples.dtype.kind != "f" or not len(examples):
+        return
+    row_bytes = max(1, examples[:1].nbytes)
+    rows = max(1, (chunk_bytes or FINITE_CHUNK_BYTES) // row_bytes)
+    count, first = 0, None
+    for start in range(0, len(examples), rows):
+        finite = np.isfinite(examples[start:start + rows])
+        bad = ~finite.reshape(len(finite), -1)
+        chunk_count = int(bad.sum())
+        if chunk_count and first is None:
+            first = start + int(np.flatnonzero(bad.any(axis=1))[0])
+        count += chunk_count
+    if count:
+        raise CorruptDataError(
+            f"{what} holds {counted(count, 'non-finite value')} (NaN or inf), "
+            f"the first in row {first}; training on them gives NaN losses or meaningless "
+            "accuracies. Remove or repair those rows.")
+
+
 def check_examples(examples, what):
     """Checks non-image examples: a numeric array `[N, ...]` with a feature axis.
 
@@ -315,7 +357,8 @@ def check_examples(examples, what):
         `examples` as a numpy array.
 
     Raises:
-        CorruptDataError: Not numeric (bool, int, float), or fewer than 2 axes.
+        CorruptDataError: Not numeric (bool, int, float), fewer than 2 axes,
+            or NaN or inf values (`check_finite`).
     """
     examples = examples if isinstance(examples, np.ndarray) else np.asarray(examples)
     if examples.dtype.kind not in "biuf":
@@ -326,6 +369,7 @@ def check_examples(examples, what):
             f"{what} must be [N, ...] with at least one axis per example (vectors [N, D], "
             f"sequences [N, T, D], ...); got shape {examples.shape}. For one number per "
             "example, reshape to [N, 1].")
+    check_finite(examples, what)
     return examples
 
 

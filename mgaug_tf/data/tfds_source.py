@@ -51,7 +51,7 @@ from typing import Tuple
 import numpy as np
 
 from mgaug_tf.data import cifar, cub, omniglot
-from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError
+from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError, OptionError, clause
 from mgaug_tf.data.formats import cache_limit, check_image_size
 from mgaug_tf.data.sources import EncodedSource
 from mgaug_tf.data.split import FewShotSplit
@@ -140,7 +140,7 @@ def _tfds():
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
-        raise ImportError(f"Reading tfds: datasets needs tensorflow-datasets ({error}); "
+        raise ImportError(f"Reading tfds: datasets needs tensorflow-datasets ({clause(error)}); "
                           "`pip install tensorflow-datasets`.") from None
     return tfds
 
@@ -309,9 +309,9 @@ def read_records(builder, tfds_splits, fields, keep=None, image_key="image", bat
                     lengths.append(np.fromiter(map(len, images), np.int64, len(images)))
         except (tf.errors.OpError, ValueError, KeyError) as error:
             raise CorruptDataError(f"Cannot read TFDS {builder.name} {tfds_split} in "
-                                   f"{builder.data_dir}: {type(error).__name__}: {error}. The "
-                                   "prepared files are incomplete or corrupt; prepare them "
-                                   "again.") from None
+                                   f"{builder.data_dir}: {type(error).__name__}: "
+                                   f"{clause(error)}. The prepared files are incomplete or "
+                                   "corrupt; prepare them again.") from None
         expected = builder.info.splits[tfds_split].num_examples
         if expected != count:
             raise CorruptDataError(
@@ -545,13 +545,14 @@ def load(name, data_dir, split, **options):
     Raises:
         DataNotFoundError: Not prepared in `data_dir` (says how to prepare it).
         CorruptDataError: The prepared files are incomplete or not as expected.
-        ValueError: Unknown name or option.
+        ValueError: Unknown name; an unknown option (`OptionError`).
     """
     dataset = get_dataset(name)
     unknown = sorted(set(options) - set(dataset.options))
     if unknown:
-        raise ValueError(f"Unknown option(s) {unknown} for {PREFIX}{dataset.name}; it accepts "
-                         f"{sorted(dataset.options)}.")
+        raise OptionError(f"Unknown option(s) {unknown} for {PREFIX}{dataset.name}; it accepts "
+                          f"{sorted(dataset.options)}.", PREFIX + dataset.name, unknown,
+                          dataset.options)
     options = {**dataset.options, **options}
     cache_limit(options["cache_decoded"])  # validate before reading
     check_image_size(options["image_size"])

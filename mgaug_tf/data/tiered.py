@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from mgaug_tf.data.errors import CorruptDataError
+from mgaug_tf.data.errors import CorruptDataError, clause
 from mgaug_tf.data.formats import Dataset, Format, cache_limit, check_image_size
 from mgaug_tf.data.pickles import as_str, load_pickle, scan_png_blobs
 from mgaug_tf.data.sources import SIGNATURE_BYTES, ArraySource, EncodedSource
@@ -163,7 +163,7 @@ def open_npz_array(path, key):
                                        f"{[name[:-4] for name in names]}.")
             info = archive.getinfo(member)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise CorruptDataError(f"Cannot open {path} as an npz file: {error}. The file is "
+        raise CorruptDataError(f"Cannot open {path} as an npz file: {clause(error)}. The file is "
                                "truncated or corrupt; copy it again.") from None
     if info.compress_type != zipfile.ZIP_STORED:
         logger.warning("%s is compressed, so it cannot be memory-mapped; loading %s into "
@@ -172,7 +172,7 @@ def open_npz_array(path, key):
             with np.load(path) as archive:
                 return archive[key]
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-            raise CorruptDataError(f"Cannot read {key!r} from {path}: {error}.") from None
+            raise CorruptDataError(f"Cannot read {key!r} from {path}: {clause(error)}.") from None
     with open(path, "rb") as handle:
         handle.seek(info.header_offset)
         header = handle.read(30)
@@ -187,7 +187,7 @@ def open_npz_array(path, key):
             shape, fortran_order, dtype = read_header(handle)
         except (ValueError, KeyError) as error:
             raise CorruptDataError(f"{path}: {member} is not a readable .npy array "
-                                   f"({error}).") from None
+                                   f"({clause(error)}).") from None
         offset = handle.tell()
         file_size = handle.seek(0, 2)
     needed = offset + int(np.prod(shape)) * dtype.itemsize

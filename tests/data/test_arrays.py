@@ -90,7 +90,7 @@ def test_a_split_file_naming_a_missing_label(tmp_path):
     with pytest.raises(CorruptDataError) as error:
         load("arrays", tmp_path, "train", split_file=tmp_path / "splits.json")
     assert str(error.value) == (
-        f"split_file {tmp_path / 'splits.json'} names 1 classes of the 'train' split that no "
+        f"split_file {tmp_path / 'splits.json'} names 1 class of the 'train' split that no "
         f"label of {tmp_path / 'data.npz'} has: 'z' (its labels: 'a', 'b').")
     with pytest.raises(CorruptDataError, match="holds data.npz but no train.npz; one data.npz "
                                                "needs split_file"):
@@ -118,7 +118,7 @@ def test_bad_arrays_are_named(tmp_path, arrays, message):
 def test_short_class_named_with_its_count(tmp_path):
     np.savez(tmp_path / "train.npz", x=np.zeros((11, 3)), y=[0] * 5 + [1] * 2 + [2] * 4)
     split = load("arrays", tmp_path, "train")
-    with pytest.raises(ValueError, match=r"^1 classes of arrays train have fewer than k_shot \+ "
+    with pytest.raises(ValueError, match=r"^1 class of arrays train has fewer than k_shot \+ "
                                          r"k_query = 1 \+ 2 = 3 examples: '1' \(2\)\."):
         episode_dataset(split, n_way=2, k_shot=1, k_query=2, meta_batch_size=1)
 

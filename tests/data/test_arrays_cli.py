@@ -57,8 +57,8 @@ def test_a_short_class_of_arrays_stops_the_cli(tmp_path):
     code, _, err = _call([f"--data_dir={data_dir}", f"--split_file={data_dir / 'splits.csv'}",
                           f"--model_dir={tmp_path / 'run'}", *RUN])
     assert code == 2
-    assert ("--k_shot + --k_query = 1 + 2 = 3 examples per class, but 1 classes of arrays train "
-            "(--train_split) have fewer: 'signal3' (2).") in err
+    assert ("--k_shot + --k_query = 1 + 2 = 3 examples per class, but 1 class of arrays train "
+            "(--train_split) has fewer: 'signal3' (2).") in err
 
 
 def test_image_flags_are_refused_for_arrays_by_name(tmp_path):
@@ -71,5 +71,5 @@ def test_image_flags_are_refused_for_arrays_by_name(tmp_path):
             "(10, 3), which are never augmented; use --augment=auto or off.") in err
     code, _, err = _call(argv + ["--image_size=28"])
     assert code == 2
-    assert ("--dataset=arrays --train_split=train: Unknown option(s) ['image_size'] for arrays; "
-            "it accepts ['split_file'].") in err
+    assert ("--image_size=28: --dataset=arrays does not take it (it takes --split_file); leave "
+            "it unset.") in err

@@ -28,7 +28,8 @@ def test_quick_check_finds_empty_and_non_image_files_only(ravi_with_bad_files):
     seen = []
     problems = split.check_images(progress=seen.append)
     assert problems == [f"{files[0]}: empty (0 bytes)",
-                        f"{files[13]}: not a JPEG/PNG (40 bytes starting 00 01 02 03)"]
+                        f"{files[13]}: not a JPEG, PNG, GIF, BMP or WebP file (40 bytes "
+                        "starting 00 01 02 03)"]
     assert seen[-1] == 15
 
 

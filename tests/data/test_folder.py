@@ -170,7 +170,7 @@ def test_non_images_and_empty_classes_are_named_in_one_error(tmp_path):
         load("folder", tmp_path, "train")
     assert str(error.value) == (
         f"folder {tmp_path}: 2 entries in class folders are not images (.jpg, .jpeg, .png, "
-        ".gif, .bmp, .webp): train/c0/notes.txt, train/c1/nested/; 1 class folders have no "
+        ".gif, .bmp, .webp): train/c0/notes.txt, train/c1/nested/; 1 class folder has no "
         "images: 'empty'. Remove or move these (hidden files such as .DS_Store are ignored); "
         "nothing was read.")
 
@@ -180,7 +180,8 @@ def test_a_non_image_with_an_image_name_is_found_by_the_check(tmp_path):
     (tmp_path / "train" / "c1" / "fake.png").write_text("plain text")
     split = load("folder", tmp_path, "train")
     (problem,) = split.check_images()
-    assert problem.startswith(f"{tmp_path / 'train' / 'c1' / 'fake.png'}: not a JPEG/PNG")
+    assert problem.startswith(f"{tmp_path / 'train' / 'c1' / 'fake.png'}: not a JPEG, PNG, GIF, BMP or "
+                               "WebP file")
 
 
 def test_short_classes_are_named_with_their_counts(tmp_path):
@@ -240,7 +241,8 @@ def test_layout_and_option_mistakes(tmp_path):
         load("folder", tmp_path / "splits", "train", split_file="x.json")
     with pytest.raises(DataNotFoundError, match="has split folders train/ but no test/"):
         load("folder", tmp_path / "splits", "test")
-    with pytest.raises(ValueError, match=r"channels must be 1 \(grey\) or 3 \(RGB\); got 4"):
+    with pytest.raises(ValueError, match=r"`channels` must be 1 \(grey\) or 3 \(RGB\)\. "
+                                         r"Received: channels=4"):
         load("folder", tmp_path / "splits", "train", channels=4)
     with pytest.raises(DataNotFoundError, match="split_file .*nowhere.json does not exist"):
         load("folder", tmp_path / "classes", "train", split_file=tmp_path / "nowhere.json")

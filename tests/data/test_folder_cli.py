@@ -65,9 +65,9 @@ def test_mistakes_in_the_folder_stop_the_cli_before_any_work(tmp_path):
     model_dir = tmp_path / "run"
     code, _, err = _call([f"--data_dir={data_dir}", f"--model_dir={model_dir}", *RUN])
     assert code == 2
-    assert ("--k_shot + --k_query = 1 + 2 = 3 examples per class, but 1 classes of folder train "
-            "(--train_split) have fewer: 'train_class1' (2). Add examples to them, remove them "
-            "from the split, or lower --k_shot or --k_query.") in err
+    assert ("--k_shot + --k_query = 1 + 2 = 3 examples per class, but 1 class of folder train "
+            "(--train_split) has fewer: 'train_class1' (2). Add examples to it, remove it from "
+            "the split, or lower --k_shot or --k_query.") in err
     assert "Traceback" not in err and not (model_dir / "checkpoint").exists()
 
     (short / "2.png").write_text("not an image")
@@ -75,15 +75,15 @@ def test_mistakes_in_the_folder_stop_the_cli_before_any_work(tmp_path):
     code, _, err = _call([f"--data_dir={data_dir}", f"--model_dir={model_dir}", *RUN])
     assert code == 2
     assert "2 image(s) of the chosen splits cannot be read" in err
-    assert f"{short / '2.png'}: not a JPEG/PNG" in err
+    assert f"{short / '2.png'}: not a JPEG, PNG, GIF, BMP or WebP file" in err
     assert f"{short / '3.png'}: empty (0 bytes)" in err
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--split_file=splits.json", "--dataset=miniimagenet --train_split=train: Unknown option(s) "
-                                 "['split_file'] for miniimagenet"),
-    ("--channels=2", "--dataset=folder --train_split=train: channels must be 1 (grey) or 3 "
-                     "(RGB); got 2."),
+    ("--split_file=splits.json", "--split_file=splits.json: --dataset=miniimagenet does not "
+                                 "take it (it takes --image_size); leave it unset."),
+    ("--channels=2", "--channels=2: folder: `channels` must be 1 (grey) or 3 (RGB). Received: "
+                     "channels=2."),
 ])
 def test_folder_flags_refused_by_name(tmp_path, flag, message):
     data_dir = _write_folder(tmp_path / "images")

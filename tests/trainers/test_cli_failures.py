@@ -116,7 +116,8 @@ def test_corrupt_images_before_and_during_training(tmp_path):
     code, stderr = results["quick"]
     assert "3 image(s) of the chosen splits cannot be read" in stderr
     assert f"{empty}: empty (0 bytes)" in stderr
-    assert f"{garbage}: not a JPEG/PNG" in stderr and f"{val_garbage}: not a JPEG/PNG" in stderr
+    not_an_image = "not a JPEG, PNG, GIF, BMP or WebP file"
+    assert f"{garbage}: {not_an_image}" in stderr and f"{val_garbage}: {not_an_image}" in stderr
     assert str(truncated) not in stderr
     code, stderr = results["verify"]
     assert "4 image(s) of the chosen splits cannot be read (decoded)" in stderr
