@@ -5,6 +5,8 @@ full network's and every pruned sub-network's. A sub-network is the same call
 with masks, never a copy of the model.
 """
 
+import inspect
+
 import keras
 import tensorflow as tf
 
@@ -230,8 +232,32 @@ def call_with_weights(layer, weights, non_trainable_weights, inputs, training=Fa
                              "its sub-networks cannot run on sliced weights (MGAug "
                              "width_execution='masked' runs them masked).")
         masks = list(masks)
-    return layer.stateless_call(apply_masks(weights, masks), list(non_trainable_weights),
-                                inputs, training=training, **call_options)
+    weights = apply_masks(weights, masks)
+    if _call_takes_training(layer):
+        return layer.stateless_call(weights, list(non_trainable_weights), inputs,
+                                    training=training, **call_options)
+    # A `call` without `training` (a subclassed model may omit it) gets it from
+    # Keras's call context, which `__call__` sets and `stateless_call` does not:
+    # the same call in the same stateless scope that `stateless_call` opens.
+    if len(weights) != len(layer.trainable_variables) or len(non_trainable_weights) != len(
+            layer.non_trainable_variables):
+        raise ValueError(f"{type(layer).__name__} has {len(layer.trainable_variables)} "
+                         f"trainable and {len(layer.non_trainable_variables)} non-trainable "
+                         f"variables; got {len(weights)} and {len(non_trainable_weights)} "
+                         "values.")
+    mapping = list(zip(layer.trainable_variables, weights)) + list(
+        zip(layer.non_trainable_variables, non_trainable_weights))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        outputs = layer(inputs, training=training, **call_options)
+    return outputs, [scope.get_current_value(variable)
+                     for variable in layer.non_trainable_variables]
+
+
+def _call_takes_training(layer):
+    """Whether `layer.call` accepts a `training` argument (by name or `**kwargs`)."""
+    parameters = inspect.signature(layer.call).parameters.values()
+    return any(parameter.name == "training" or parameter.kind is parameter.VAR_KEYWORD
+               for parameter in parameters)
 
 
 def read_values(variables):

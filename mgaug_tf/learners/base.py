@@ -237,17 +237,23 @@ class MetaLearner(keras.Model):
         Raises:
             mgaug_tf.errors.ArgumentError: (argument `input_shape`) No
                 example shape of known sizes can be read from it; (argument
-                `network`) a layer the fast-weight path refuses
-                (`functional.check_fast_weight_layers`), found once the
-                network is built.
+                `example_shape`) the network cannot be called on examples of
+                this shape; (argument `network`) a layer the fast-weight path
+                refuses (`functional.check_fast_weight_layers`), found once
+                the network is built, or outputs the learner cannot use
+                (`GradientLearner`: not `n_way` logits).
         """
         if example_shape is None:
             example_shape = self._example_shape(input_shape)
         else:
             example_shape = self._known_shape(example_shape, example_shape)
+        examples = keras.KerasTensor((None,) + example_shape, dtype=self.network.compute_dtype)
         if not self.network.built:  # a network may be shared between learners
-            self.network.build((None,) + example_shape)
+            # A symbolic call builds any model: a subclassed one without its own
+            # `build` would be marked built by `build` with none of its weights made.
+            self._symbolic_call(examples, build=True)
             self._check_network(self.network)  # layers created by build are seen now
+        self._check_outputs(self._symbolic_call(examples))
         self.example_shape = example_shape
         # Counts meta-steps; seeds MGAug's draws, so they are stateless,
         # reproducible on resume and identical across replicas.
@@ -258,6 +264,29 @@ class MetaLearner(keras.Model):
         if self.augmentation is not None:
             self.augmentation.on_build(self, example_shape)
         self.built = True
+
+    def _symbolic_call(self, examples, build=False):
+        """The network's output spec on the `keras.KerasTensor` `examples`.
+
+        `build=True` calls the network, which builds it; otherwise its
+        `compute_output_spec` runs the same code without recording a call.
+
+        Raises:
+            mgaug_tf.errors.ArgumentError: (argument `example_shape`) The
+                network cannot take examples of this shape.
+        """
+        try:
+            return (self.network(examples) if build
+                    else self.network.compute_output_spec(examples))
+        except (ValueError, TypeError) as error:
+            raise ArgumentError(
+                "example_shape", tuple(examples.shape[1:]),
+                f"must be a shape of one example that network {self.network.name!r} "
+                f"({type(self.network).__name__}) takes, but calling it on a batch "
+                f"{tuple(examples.shape)} fails: {error}", owner=type(self).__name__) from error
+
+    def _check_outputs(self, outputs):
+        """Refuses a network whose output spec `outputs` does not serve this learner."""
 
     def _build_learner_weights(self):
         """Creates the learner's own weights (Meta-SGD's learning rates)."""

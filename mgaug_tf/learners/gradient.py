@@ -53,7 +53,7 @@ class GradientLearner(MetaLearner):
             `MetaLearner`'s); (argument `network`) the network's output
             width is not `n_way`: checked here when the network has an
             `n_way` attribute (`FewShotClassifier`), else by `build` from
-            `network.compute_output_shape`.
+            the network's output spec on symbolic examples.
     """
 
     uses_inner_loop = True
@@ -77,15 +77,14 @@ class GradientLearner(MetaLearner):
         if self.objective == "classification":
             check_network_width(network, getattr(network, "n_way", None), self.n_way, owner)
 
-    def build(self, input_shape: Any = None, *, example_shape: Any = None) -> None:
-        """`MetaLearner.build`, after checking that the network gives `n_way` logits."""
+    def _check_outputs(self, outputs):
+        """Refuses a classifier whose output spec (from `build`) is not `n_way` logits wide."""
         if self.objective == "classification" and getattr(self.network, "n_way", None) is None:
-            if example_shape is None:
-                example_shape = self._example_shape(input_shape)
-            shape = self.network.compute_output_shape((None,) + tuple(example_shape))
-            width = tuple(shape)[-1] if shape else None
+            # The spec comes from a symbolic call, which any model supports (a
+            # subclassed one has no compute_output_shape).
+            shape = tuple(outputs.shape) if isinstance(outputs, keras.KerasTensor) else ()
+            width = shape[-1] if len(shape) >= 2 else None
             check_network_width(self.network, width, self.n_way, type(self).__name__)
-        super().build(input_shape, example_shape=example_shape)
 
     def _inner_steps(self, training):
         return self.inner_steps if training else self.eval_inner_steps
