@@ -1,4 +1,5 @@
-"""Any Keras model, continued: subclassed models."""
+"""Any Keras model, continued: subclassed models and MGAug resolutions on
+examples that are not images."""
 
 import keras
 import numpy as np
@@ -86,3 +87,50 @@ def test_an_example_shape_the_network_cannot_take_is_refused_naming_it():
                                             r"example that network .* takes") as error:
         mg.MAML(network, 3).build(example_shape=(12, 4))
     assert error.value.value == (12, 4)
+
+
+# ------------------------------------------- MGAug resolutions, not images
+def sequence_network():
+    return keras.Sequential([keras.Input((16, 2)), L.Conv1D(4, 3), L.Flatten(), L.Dense(3)])
+
+
+class SubclassedSequenceNetwork(keras.Model):
+    """A Conv1D network that declares no input shape (known only at build)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = L.Conv1D(4, 3)
+        self.flatten = L.Flatten()
+
+    def call(self, inputs):
+        return self.flatten(self.conv(inputs))
+
+
+NOT_IMAGES = (r"MGAug: `resolutions` must be None for network '\w+', whose examples have "
+              r"shape \(16, 2\): resolutions resize images \(H, W, C\), and these examples "
+              r"are not images")
+
+
+@pytest.mark.parametrize("flatten_head", [None, "reference"])
+@pytest.mark.parametrize("learner_class", [mg.MAML, mg.ProtoNet])
+def test_resolutions_on_sequences_are_refused_once_at_construction(learner_class,
+                                                                   flatten_head):
+    """Not a flatten-head message first and a FewShotClassifier one after."""
+    augmentation = mg.MGAug("random_param", resolutions=(8,), flatten_head=flatten_head)
+    with pytest.raises(ArgumentError, match=NOT_IMAGES) as error:
+        learner_class(sequence_network(), 3, augmentation=augmentation)
+    assert error.value.argument == "resolutions"
+
+
+def test_resolutions_on_sequences_of_undeclared_shape_are_refused_by_argument_resolutions():
+    augmentation = mg.MGAug("random_param", resolutions=(8,), flatten_head="reference")
+    # ProtoNet learns the example shape at build, and refuses there.
+    learner = mg.ProtoNet(SubclassedSequenceNetwork(), 3, augmentation=augmentation)
+    with pytest.raises(ArgumentError, match=NOT_IMAGES):
+        learner.build(example_shape=(16, 2))
+    # A MAML-family learner needs a FewShotClassifier for resolutions: refused at once.
+    with pytest.raises(ArgumentError, match=r"MGAug: `resolutions` must be None for network "
+                                            r"'\w+' \(SubclassedSequenceNetwork\) with MAML: "
+                                            r"resolutions resize images \(H, W, C\), and a "
+                                            r"MAML-family learner needs a FewShotClassifier"):
+        mg.MAML(SubclassedSequenceNetwork(), 3, augmentation=augmentation)

@@ -90,6 +90,22 @@ def resize_images(images, size, method="align_corners"):
     return tf.cast(tf.image.resize(images, target, method="bilinear"), images.dtype)
 
 
+def _declared_example_shape(network):
+    """The shape of one example that `network` declares before it is built, or None.
+
+    A Sequential or functional model made on one `keras.Input` declares it;
+    subclassed models and layers do not (their example shape is known at
+    the learner's `build`).
+    """
+    try:
+        inputs = network.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not isinstance(inputs, (list, tuple)) or len(inputs) != 1:
+        return None
+    return tuple(inputs[0].shape)[1:]
+
+
 def _pick(condition, when_true, otherwise):
     """`when_true` where `condition` holds, else `otherwise` (lists entry by entry).
 
@@ -237,11 +253,15 @@ class MGAug:
             An `MGAugSettings`.
 
         Raises:
-            mgaug_tf.errors.ArgumentError: `resolutions` below the backbone's
+            mgaug_tf.errors.ArgumentError: `resolutions` for a network whose
+                examples are not images `(H, W, C)` (known here from its
+                `keras.Input`, else at `on_build`), or with a MAML-family
+                learner whose network is no `FewShotClassifier` with a
+                `feature_grid` backbone; `resolutions` below the backbone's
                 `min_input_size`; resolutions with a flatten head (a
                 MAML-family learner whose backbone does not average-pool)
-                and no `flatten_head` (argument `flatten_head`), or a network
-                that cannot serve one, or a `flatten_head` given for a
+                and no `flatten_head` (argument `flatten_head`), or a
+                `flatten_head` given for a
                 backbone whose features are averaged (`pooling == "avg"`,
                 e.g. `ResNet10`: no flatten head to apply it to; parity's
                 implied "reference" is accepted); `width_execution="sliced"`
@@ -252,6 +272,11 @@ class MGAug:
         from mgaug_tf.learners.protonet import ProtoNet  # pylint: disable=import-outside-toplevel
         network = learner.network
         backbone = getattr(network, "backbone", network)
+        if self.resolutions:
+            example_shape = getattr(learner, "example_shape", None) or _declared_example_shape(
+                network)
+            if example_shape is not None and len(example_shape) != 3:
+                self._refuse_resolutions(network, example_shape)
         min_size = getattr(backbone, "min_input_size", None)
         if self.resolutions and min_size is not None and min(self.resolutions) < min_size:
             raise ArgumentError(
@@ -321,10 +346,27 @@ class MGAug:
                         "only; use random_param or catfish (which prune any kernel's entries), "
                         "or include_dense=False", owner="MGAug")
 
+    def _refuse_resolutions(self, network, example_shape):
+        """Raises `ArgumentError` (argument `resolutions`) for examples that are not images."""
+        raise ArgumentError(
+            "resolutions", self.resolutions,
+            f"must be None for network {network.name!r}, whose examples have shape "
+            f"{tuple(example_shape)}: resolutions resize images (H, W, C), and these examples "
+            "are not images", owner="MGAug")
+
     def _learner_flatten_head(self, learner, pooling):
         """The flatten head a MAML-family learner with a flatten head uses for `resolutions`."""
         network = learner.network
         backbone = getattr(network, "backbone", None)
+        if not hasattr(network, "head_features") or not hasattr(backbone, "feature_grid"):
+            # Whatever `flatten_head` says: no head rule can serve this network.
+            raise ArgumentError(
+                "resolutions", self.resolutions,
+                f"must be None for network {network.name!r} ({type(network).__name__}) with "
+                f"{type(learner).__name__}: resolutions resize images (H, W, C), and a "
+                "MAML-family learner needs a FewShotClassifier whose backbone has "
+                "feature_grid (Conv4, ResNet12) to run its head on the smaller feature maps; "
+                "ProtoNet takes resolutions with any image network", owner="MGAug")
         if self.flatten_head is None:
             raise ArgumentError(
                 "flatten_head", None,
@@ -333,11 +375,6 @@ class MGAug:
                 f"(learner {type(learner).__name__}, backbone pooling={pooling!r}): the head's "
                 "input length changes with the image size. Otherwise build the backbone with "
                 "pooling='avg' (ProtoNet accepts any resolutions)", owner="MGAug")
-        if not hasattr(network, "head_features") or not hasattr(backbone, "feature_grid"):
-            raise ArgumentError(
-                "flatten_head", self.flatten_head,
-                "needs a FewShotClassifier whose backbone has feature_grid; got "
-                f"{type(network).__name__} with {type(backbone).__name__}", owner="MGAug")
         if network.flatten_head not in (None, self.flatten_head):
             raise ArgumentError(
                 "flatten_head", self.flatten_head,
@@ -417,10 +454,7 @@ class MGAug:
                 `_check_prunable` refuses.
         """
         if self.resolutions and len(example_shape) != 3:
-            raise ArgumentError(
-                "resolutions", self.resolutions,
-                f"must be None for examples of shape {tuple(example_shape)}: sub-network "
-                "resolutions resize images (H, W, C)", owner="MGAug")
+            self._refuse_resolutions(learner.network, example_shape)
         if len(example_shape) == 3:
             checks.check_resolutions(self.resolutions, min(example_shape[0], example_shape[1]))
         self._check_prunable(learner.network)
