@@ -6,6 +6,7 @@ with masks, never a copy of the model.
 """
 
 import inspect
+import numbers
 
 import keras
 import tensorflow as tf
@@ -45,6 +46,21 @@ def _non_keras_attributes(layer):
     return found
 
 
+def _random_arguments(layer):
+    """`[(argument, value)]` of `layer`'s `dropout` and `recurrent_dropout` above 0.
+
+    RNNs and attention take these; a `Bidirectional` has its wrapped layer's
+    (its backward layer is a copy of the forward one).
+    """
+    source = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
+    found = []
+    for argument in ("dropout", "recurrent_dropout"):
+        value = getattr(source, argument, 0)
+        if isinstance(value, numbers.Real) and float(value) > 0:
+            found.append((argument, float(value)))
+    return found
+
+
 def unsupported_layers(network, second_order=True):
     """The layers of `network` that the fast-weight path cannot run, with the reason.
 
@@ -57,6 +73,8 @@ def unsupported_layers(network, second_order=True):
             exist are checked).
         second_order: Whether meta-gradients differentiate through the inner
             loop's gradients (MAML, ANIL, Meta-SGD; not FOMAML or ProtoNet).
+            Keras's batch, layer and group normalization have right first
+            and wrong second derivatives: refused only when this is True.
 
     Returns:
         A list of `(layer_name, reason)`, empty when every layer is supported.
@@ -69,14 +87,17 @@ def unsupported_layers(network, second_order=True):
         return [(getattr(network, "name", type(network).__name__),
                  f"{type(network).__name__} is not a Keras 3 layer or model (keras.layers.Layer); "
                  "tf.keras (Keras 2) models and tf.Modules have no stateless_call")]
+    covered = set()
+    # `_flatten_layers` yields a layer before the layers it holds.
     for layer in network._flatten_layers(include_self=True, recursive=True):
         name = f"{layer.name} ({type(layer).__name__})"
-        if isinstance(layer, keras.layers.BatchNormalization) and not isinstance(
-                layer, MetaBatchNormalization):
+        random_arguments = _random_arguments(layer)
+        if (second_order and isinstance(layer, keras.layers.BatchNormalization)
+                and not isinstance(layer, MetaBatchNormalization)):
             problems.append((name, "keras.layers.BatchNormalization computes its variance around "
                              "stop_gradient(mean) on TensorFlow, so second-order "
-                             "meta-gradients through it are wrong; use "
-                             "mgaug_tf.MetaBatchNormalization (same arguments)"))
+                             "meta-gradients through it are wrong (first-order learners accept "
+                             "it); use mgaug_tf.MetaBatchNormalization (same arguments)"))
         elif (second_order and isinstance(layer, keras.layers.LayerNormalization)
               and not isinstance(layer, MetaLayerNormalization) and not layer.rms_scaling):
             problems.append((name, "keras.layers.LayerNormalization computes its variance "
@@ -92,15 +113,23 @@ def unsupported_layers(network, second_order=True):
             problems.append((name, "a TFSMLayer runs a SavedModel's graph on its own variables, "
                              "which stateless_call cannot replace with fast weights; rebuild "
                              "the model from Keras layers"))
-        elif isinstance(layer, _RANDOM_LAYERS) and float(
+        # A layer inside one refused for its dropout arguments (its cell, wrapped
+        # layers or dropout sub-layer) is random for the same reason: counted once.
+        elif id(layer) not in covered and isinstance(layer, _RANDOM_LAYERS) and float(
                 getattr(layer, "rate", 0) or getattr(layer, "stddev", 0) or 0) > 0:
             problems.append((name, "it is random in training, and the learners call the "
                              "network with training=True in the inner loop (and at test with "
                              "bn_mode='transductive') without advancing its seed: remove it"))
-        elif any(float(getattr(layer, attribute, 0) or 0) > 0
-                 for attribute in ("dropout", "recurrent_dropout")):
-            problems.append((name, "its dropout is random in training (see Dropout): build it "
-                             "with dropout=0 and recurrent_dropout=0"))
+        elif random_arguments and id(layer) not in covered:
+            given = " and ".join(f"{argument}={value:g}" for argument, value in random_arguments)
+            zero = " and ".join(f"{argument}=0" for argument, _ in random_arguments)
+            whose = ("its wrapped layer's" if isinstance(layer, keras.layers.Bidirectional)
+                     else "its")
+            verb = "is" if len(random_arguments) == 1 else "are"
+            problems.append((name, f"{whose} {given} {verb} random in training (see Dropout): "
+                             f"build it with {zero}"))
+            covered.update(id(sub) for sub in layer._flatten_layers(include_self=False,
+                                                                    recursive=True))
         elif getattr(layer, "stateful", False) and isinstance(layer, keras.layers.RNN):
             problems.append((name, "a stateful RNN keeps its state in variables across calls, "
                              "so support and query passes (and tasks) would leak into each "
@@ -135,7 +164,10 @@ def check_fast_weight_layers(network, owner=None, second_order=True):
     problems = unsupported_layers(network, second_order=second_order)
     if problems:
         name, reason = problems[0]
-        more = f" ({len(problems) - 1} more unsupported layers)" if len(problems) > 1 else ""
+        others = [other for other, _ in problems[1:]]
+        more = (f" (and {len(others)} more unsupported "
+                f"{'layer' if len(others) == 1 else 'layers'}: {', '.join(others)})"
+                if others else "")
         raise ArgumentError(
             "network", getattr(network, "name", network),
             f"must hold only layers that run on fast weights (docs/models.md), but layer "

@@ -1,5 +1,6 @@
-"""Any Keras model, continued: subclassed models and MGAug resolutions on
-examples that are not images."""
+"""Any Keras model, continued: subclassed models, MGAug resolutions on examples
+that are not images, Keras batch norm in first-order learners, and the dropout
+refusal's wording."""
 
 import keras
 import numpy as np
@@ -134,3 +135,111 @@ def test_resolutions_on_sequences_of_undeclared_shape_are_refused_by_argument_re
                                             r"resolutions resize images \(H, W, C\), and a "
                                             r"MAML-family learner needs a FewShotClassifier"):
         mg.MAML(SubclassedSequenceNetwork(), 3, augmentation=augmentation)
+
+
+# ------------------------------------------ Keras batch norm, first order
+def batch_norm_network(norm_class, **arguments):
+    with dtype_policy("float64"):
+        return keras.Sequential([keras.Input((5,), dtype="float64"), L.Dense(4),
+                                 norm_class(**arguments), L.Activation("tanh"), L.Dense(2)])
+
+
+def test_first_order_learners_accept_keras_batch_normalization_with_exact_gradients():
+    """FOMAML differentiates once: Keras's batch norm (variance around
+    stop_gradient(mean), right first derivatives) gives the meta-gradients and
+    moving statistics of MetaBatchNormalization, in float64."""
+    keras.utils.set_random_seed(0)
+    stock = batch_norm_network(L.BatchNormalization, momentum=0.9, epsilon=1e-5)
+    ours = batch_norm_network(mg.MetaBatchNormalization, momentum=0.9, epsilon=1e-5)
+    rng = np.random.default_rng(0)
+    for mine, theirs in zip(ours.weights, stock.weights):
+        mine.assign(rng.normal(size=mine.shape) + (1.0 if "variance" in mine.path else 0.0))
+        theirs.assign(mine)
+    batch = classification_batch((5,), tasks=2, dtype="float64")
+    outcomes = []
+    for network in (stock, ours):
+        learner = mg.FOMAML(network, 2, inner_lr=0.5, inner_steps=2)
+        learner.build((5,))
+        task = learner._split_tasks(batch)[0]
+        outcomes.append((learner.compute_meta_gradients(batch)[1],
+                         learner.task_outcome(task).new_non_trainable))
+    (stock_gradients, stock_statistics), (our_gradients, our_statistics) = outcomes
+    assert len(stock_gradients) == 6
+    for got, want in zip(stock_gradients, our_gradients):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    for got, want in zip(stock_statistics, our_statistics):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert mg.ProtoNet(batch_norm_network(L.BatchNormalization), 2).n_way == 2
+    with pytest.raises(ArgumentError, match=r"batch_norm\w* \(BatchNormalization\) cannot: "
+                                            r".*second-order meta-gradients through it are "
+                                            r"wrong \(first-order learners accept it\)"):
+        mg.MAML(batch_norm_network(L.BatchNormalization, name="batch_norm_stock"), 2)
+
+
+def test_keras_batch_normalization_second_derivative_is_wrong():
+    """Why second-order learners still refuse it: float64 central differences of
+    its input gradient disagree with its Hessian-vector product, and agree with
+    MetaBatchNormalization's (whose forward pass it equals)."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(6, 3)) + 2.0)  # a mean far from 0
+    direction = tf.constant(rng.normal(size=(6, 3)))
+    stock = L.BatchNormalization(epsilon=1e-5, dtype="float64")
+    ours = mg.MetaBatchNormalization(epsilon=1e-5, dtype="float64")
+
+    def gradient(inputs, layer):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(tf.sin(3.0 * layer(inputs, training=True)))
+        return tape.gradient(loss, inputs)
+
+    def relative_error(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            product = tf.reduce_sum(gradient(x, layer) * direction)
+        analytic = tape.gradient(product, x)
+        numeric = (gradient(x + 1e-6 * direction, layer)
+                   - gradient(x - 1e-6 * direction, layer)) / 2e-6
+        return float(tf.norm(analytic - numeric) / tf.norm(numeric))
+
+    np.testing.assert_allclose(stock(x, training=True), ours(x, training=True), rtol=1e-12)
+    np.testing.assert_allclose(gradient(x, stock), gradient(x, ours), rtol=1e-10, atol=1e-12)
+    assert relative_error(ours) < 1e-6
+    assert relative_error(stock) > 1e-3
+
+
+# ------------------------------------------------- dropout refusals' wording
+def test_recurrent_dropout_is_named_and_counted_once():
+    network = keras.Sequential([keras.Input((5, 2)), L.GRU(4, recurrent_dropout=0.2),
+                                L.Dense(3)])
+    with pytest.raises(ArgumentError, match=r"layer gru\w* \(GRU\) cannot: its "
+                                            r"recurrent_dropout=0.2 is random in training "
+                                            r"\(see Dropout\): build it with "
+                                            r"recurrent_dropout=0\. Received") as error:
+        mg.MAML(network, 3)
+    assert "more" not in str(error.value)  # its GRUCell is the same fault
+    assert len(functional.unsupported_layers(network)) == 1
+
+
+def test_other_unsupported_layers_are_counted_and_named():
+    inputs = keras.Input((5, 2))
+    recurrent = L.GRU(4, dropout=0.1, recurrent_dropout=0.2, return_sequences=True,
+                      name="gru_both")(inputs)
+    attended = L.MultiHeadAttention(2, 2, dropout=0.1, name="attention")(recurrent, recurrent)
+    wrapped = L.Bidirectional(L.LSTM(3, dropout=0.3), name="both_ways")(attended)
+    one = keras.Model(inputs, L.Dense(3)(L.Dropout(0.5, name="drop")(wrapped)))
+    problems = functional.unsupported_layers(one)
+    assert [name for name, _ in problems] == [
+        "gru_both (GRU)", "attention (MultiHeadAttention)", "both_ways (Bidirectional)",
+        "drop (Dropout)"]
+    assert problems[0][1].startswith("its dropout=0.1 and recurrent_dropout=0.2 are random")
+    assert problems[2][1].startswith("its wrapped layer's dropout=0.3 is random")
+    with pytest.raises(ArgumentError, match=r"build it with dropout=0 and recurrent_dropout=0 "
+                                            r"\(and 3 more unsupported layers: attention "
+                                            r"\(MultiHeadAttention\), both_ways "
+                                            r"\(Bidirectional\), drop \(Dropout\)\)"):
+        mg.MAML(one, 3)
+    two = keras.Sequential([keras.Input((4,)), L.Dropout(0.5, name="first"),
+                            L.Dropout(0.5, name="second"), L.Dense(3)])
+    with pytest.raises(ArgumentError, match=r"\(and 1 more unsupported layer: second "
+                                            r"\(Dropout\)\)\. Received"):
+        mg.MAML(two, 3)
