@@ -169,10 +169,13 @@ def _field_error(error, experiment_config):
     (--mgaug_include_dense): the user sets flags, not arguments.
     """
     message = error.message
-    argument = getattr(error.__cause__, "argument", None)
-    if argument is not None and len(error.paths) == 1:
-        spec = config_lib.FIELDS[error.paths[0]]
-        current = config_lib.get(experiment_config, spec.path)
+    cause = error.__cause__
+    argument = getattr(cause, "argument", None)
+    spec = config_lib.FIELDS[error.paths[0]] if len(error.paths) == 1 else None
+    current = None if spec is None else config_lib.get(experiment_config, spec.path)
+    # Only an argument that is the field itself (the same value) is renamed: one
+    # derived from it (Conv4's input_shape from --image_size) keeps its name.
+    if argument is not None and spec is not None and getattr(cause, "value", None) == current:
 
         def flag(match):
             if match.group(1) is None:

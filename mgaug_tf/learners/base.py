@@ -278,6 +278,10 @@ class MetaLearner(keras.Model):
         try:
             return (self.network(examples) if build
                     else self.network.compute_output_spec(examples))
+        except ArgumentError:
+            # A layer's own refusal already names its argument (Conv4's
+            # input_shape), which the factory maps to a config field.
+            raise
         except (ValueError, TypeError) as error:
             raise ArgumentError(
                 "example_shape", tuple(examples.shape[1:]),

@@ -1,30 +1,15 @@
 """`mgaug-train --dataset=arrays --backbone=mlp`: sequences in npz files train and evaluate."""
 
-import contextlib
-import io
 import json
 
 import numpy as np
 
-from mgaug_tf_cli import flags as run_flags
-from mgaug_tf_cli import train
+from tests.trainers.conftest import call_train
 
 RUN = ["--dataset=arrays", "--backbone=mlp", "--hidden_units=16", "--learner=maml",
        "--inner_steps=1", "--n_way=3", "--k_shot=1", "--k_query=2", "--meta_batch_size=1",
        "--train_steps=2", "--eval_every=2", "--val_episodes=2", "--eval_episodes=3",
        "--checkpoint_every=2", "--mode=train_and_eval"]
-
-
-def _call(argv):
-    """`mgaug-train` in this process: `(exit code, stdout, stderr)`."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            train.run_and_report(run_flags.parse_config(argv))
-        except SystemExit as exit_info:
-            code = exit_info.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def _write_arrays(root, counts):
@@ -43,7 +28,7 @@ def _write_arrays(root, counts):
 def test_sequences_in_one_npz_train_and_evaluate(tmp_path):
     data_dir = _write_arrays(tmp_path / "arrays", [6] * 10)
     model_dir = tmp_path / "run"
-    code, out, err = _call([f"--data_dir={data_dir}", f"--split_file={data_dir / 'splits.csv'}",
+    code, out, err = call_train([f"--data_dir={data_dir}", f"--split_file={data_dir / 'splits.csv'}",
                             f"--model_dir={model_dir}", *RUN])
     assert code == 0, err
     assert "3-way 1-shot, 10x3" in out
@@ -54,7 +39,7 @@ def test_sequences_in_one_npz_train_and_evaluate(tmp_path):
 
 def test_a_short_class_of_arrays_stops_the_cli(tmp_path):
     data_dir = _write_arrays(tmp_path / "arrays", [6, 6, 6, 2] + [6] * 6)
-    code, _, err = _call([f"--data_dir={data_dir}", f"--split_file={data_dir / 'splits.csv'}",
+    code, _, err = call_train([f"--data_dir={data_dir}", f"--split_file={data_dir / 'splits.csv'}",
                           f"--model_dir={tmp_path / 'run'}", *RUN])
     assert code == 2
     assert ("--k_shot + --k_query = 1 + 2 = 3 examples per class, but 1 class of arrays train "
@@ -65,11 +50,11 @@ def test_image_flags_are_refused_for_arrays_by_name(tmp_path):
     data_dir = _write_arrays(tmp_path / "arrays", [6] * 10)
     argv = [f"--data_dir={data_dir}", f"--split_file={data_dir / 'splits.csv'}",
             f"--model_dir={tmp_path / 'run'}", *RUN]
-    code, _, err = _call(argv + ["--augment=on"])
+    code, _, err = call_train(argv + ["--augment=on"])
     assert code == 2
     assert ("--augment=on, but arrays train (--train_split) holds non-image examples of shape "
             "(10, 3), which are never augmented; use --augment=auto or off.") in err
-    code, _, err = _call(argv + ["--image_size=28"])
+    code, _, err = call_train(argv + ["--image_size=28"])
     assert code == 2
     assert ("--image_size=28: --dataset=arrays does not take it (it takes --split_file); leave "
             "it unset.") in err

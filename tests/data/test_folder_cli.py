@@ -1,15 +1,12 @@
 """`mgaug-train --dataset=folder`: a generated folder trains and evaluates; mistakes stop it."""
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mgaug_tf_cli import flags as run_flags
-from mgaug_tf_cli import train
+from tests.trainers.conftest import call_train
 
 RUN = ["--dataset=folder", "--image_size=28", "--channels=1", "--backbone=conv4", "--filters=4",
        "--learner=maml", "--inner_steps=1", "--n_way=3", "--k_shot=1", "--k_query=2",
@@ -17,18 +14,6 @@ RUN = ["--dataset=folder", "--image_size=28", "--channels=1", "--backbone=conv4"
        "--eval_episodes=3", "--checkpoint_every=2", "--mode=train_and_eval"]
 CONVERSION = ("Data: folder images are read with Pillow whatever their size and mode, converted "
               "to grey (L) and resized to 28x28 (pil_bilinear, aspect ratio not kept).")
-
-
-def _call(argv):
-    """`mgaug-train` in this process: `(exit code, stdout, stderr)`."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            train.run_and_report(run_flags.parse_config(argv))
-        except SystemExit as exit_info:
-            code = exit_info.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def _write_folder(root, counts=(4, 4, 4)):
@@ -48,7 +33,7 @@ def _write_folder(root, counts=(4, 4, 4)):
 def test_a_folder_of_any_size_rgb_images_trains_and_evaluates_in_grey(tmp_path):
     data_dir = _write_folder(tmp_path / "images")
     model_dir = tmp_path / "run"
-    code, out, err = _call([f"--data_dir={data_dir}", f"--model_dir={model_dir}", *RUN])
+    code, out, err = call_train([f"--data_dir={data_dir}", f"--model_dir={model_dir}", *RUN])
     assert code == 0, err
     assert out.count(CONVERSION) == 1
     result = json.loads((model_dir / "eval_test.json").read_text())
@@ -63,7 +48,7 @@ def test_mistakes_in_the_folder_stop_the_cli_before_any_work(tmp_path):
     (short / "2.jpg").unlink()
     (short / "3.png").unlink()
     model_dir = tmp_path / "run"
-    code, _, err = _call([f"--data_dir={data_dir}", f"--model_dir={model_dir}", *RUN])
+    code, _, err = call_train([f"--data_dir={data_dir}", f"--model_dir={model_dir}", *RUN])
     assert code == 2
     assert ("--k_shot + --k_query = 1 + 2 = 3 examples per class, but 1 class of folder train "
             "(--train_split) has fewer: 'train_class1' (2). Add examples to it, remove it from "
@@ -72,7 +57,7 @@ def test_mistakes_in_the_folder_stop_the_cli_before_any_work(tmp_path):
 
     (short / "2.png").write_text("not an image")
     (short / "3.png").write_bytes(b"")
-    code, _, err = _call([f"--data_dir={data_dir}", f"--model_dir={model_dir}", *RUN])
+    code, _, err = call_train([f"--data_dir={data_dir}", f"--model_dir={model_dir}", *RUN])
     assert code == 2
     assert "2 image(s) of the chosen splits cannot be read" in err
     assert f"{short / '2.png'}: not a JPEG, PNG, GIF, BMP or WebP file" in err
@@ -89,6 +74,6 @@ def test_folder_flags_refused_by_name(tmp_path, flag, message):
     data_dir = _write_folder(tmp_path / "images")
     dataset = "--dataset=miniimagenet" if "split_file" in flag else "--dataset=folder"
     run = [argument for argument in RUN if not argument.startswith("--channels")]
-    code, _, err = _call([f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'run'}", *run,
+    code, _, err = call_train([f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'run'}", *run,
                           dataset, flag])
     assert code == 2 and message in err, err

@@ -1,5 +1,7 @@
 """Shared pieces of the trainer tests: running the CLI, the reference run, checkpoints."""
 
+import contextlib
+import io
 import os
 import signal
 import socket
@@ -38,6 +40,20 @@ TIMEOUT_S = 300
 # Small glyph runs for in-process checks.
 GLYPHS = ["--dataset=glyphs", "--image_size=16", "--filters=4", "--n_way=3", "--k_query=2",
           "--meta_batch_size=2", "--inner_steps=1"]
+
+
+def call_train(argv):
+    """`mgaug-train` on `argv` in this process: `(exit code, stdout, stderr)`."""
+    from mgaug_tf_cli import train  # pylint: disable=import-outside-toplevel
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            train.run_and_report(run_flags.parse_config(argv))
+        except SystemExit as exit_info:
+            code = exit_info.code
+    return code, out.getvalue(), err.getvalue()
 
 
 def cli_env(**extra):

@@ -7,8 +7,6 @@ then height: `sources.resize_image`'s documented rule) and the ITU-R 601-2
 luma in integers, `(19595 R + 38470 G + 7471 B + 32768) >> 16`.
 """
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -22,7 +20,7 @@ from mgaug_tf.training import inputs
 from mgaug_tf_cli import flags as run_flags
 from mgaug_tf_cli import report, train
 from tests.data.writers import write_ravi_mini
-from tests.trainers.conftest import RUN, run_cli
+from tests.trainers.conftest import RUN, call_train, run_cli
 
 EPISODES = 3
 PROTONET = ["--learner=protonet", "--n_way=3", "--k_shot=1", "--k_query=2",
@@ -51,18 +49,6 @@ def _grey_from_file(path, size):
     """A JPEG as a `size` px grey image: decoded RGB, resized, then luma (independently)."""
     with Image.open(path) as pil:
         return _luma(np.asarray(_pil_resize(pil.convert("RGB"), size)))
-
-
-def _call(argv):
-    """`mgaug-train` in this process: `(exit code, stdout, stderr)`."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            train.run_and_report(run_flags.parse_config(argv))
-        except SystemExit as exit_info:
-            code = exit_info.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def _evaluated_episodes(argv, count=EPISODES):
@@ -118,7 +104,7 @@ def glyph_run(tmp_path_factory, rgb_folder):
     root, _ = rgb_folder
     model_dir = tmp_path_factory.mktemp("glyph_run") / "model"
     argv = [f"--model_dir={model_dir}", *GLYPH_RUN]
-    code, out, err = _call(argv + ["--mode=train_and_eval", "--test_dataset=mini",
+    code, out, err = call_train(argv + ["--mode=train_and_eval", "--test_dataset=mini",
                                    f"--test_data_dir={root}"])
     assert code == 0, err
     return model_dir, argv, out
@@ -155,14 +141,14 @@ def test_glyph_run_tested_on_rgb_jpegs_converted_to_its_grey_16_px(glyph_run, rg
 
     # The in-domain evaluation writes its own file; a cross-domain one leaves it alone
     # and repeats its own numbers.
-    code, out, err = _call([*argv, "--mode=eval", "--test_dataset="])
+    code, out, err = call_train([*argv, "--mode=eval", "--test_dataset="])
     assert code == 0, err
     assert "Cross-domain" not in out and f"Results: {model_dir / 'eval_test.json'}" in out
     in_domain = (model_dir / "eval_test.json").read_bytes()
     assert json.loads(in_domain)["dataset"] == "glyphs"
     assert "cross_domain" not in json.loads(in_domain)
     cross = [*argv, "--mode=eval", "--test_dataset=miniimagenet", f"--test_data_dir={root}"]
-    code, out, err = _call(cross)
+    code, out, err = call_train(cross)
     assert code == 0, err
     assert (model_dir / "eval_test.json").read_bytes() == in_domain
     again = json.loads((model_dir / "eval_test_miniimagenet.json").read_text())
@@ -281,7 +267,7 @@ def folder_run(tmp_path_factory, class_folders):
     root, split_file = class_folders
     model_dir = tmp_path_factory.mktemp("folder_run") / "model"
     argv = [f"--model_dir={model_dir}", *GLYPH_RUN]
-    code, _, err = _call(argv + ["--mode=train", "--test_dataset=folder",
+    code, _, err = call_train(argv + ["--mode=train", "--test_dataset=folder",
                                  f"--test_data_dir={root}", f"--test_split_file={split_file}"])
     assert code == 0, err
     return model_dir, argv
@@ -295,7 +281,7 @@ def test_glyph_run_tested_on_the_split_files_test_classes_of_a_folder(folder_run
     assert (config["test_split_file"], config["split_file"]) == (str(split_file), None)
     cross = [*argv, "--mode=eval", "--test_dataset=folder", f"--test_data_dir={root}",
              f"--test_split_file={split_file}"]
-    code, out, err = _call(cross)
+    code, out, err = call_train(cross)
     assert code == 0, err
     assert "trained on glyphs: any-size x3 images -> 16x16x1" in out
     assert sorted(path.name for path in model_dir.glob("eval_*.json")) == [
@@ -333,7 +319,7 @@ def test_eval_of_a_folder_run_refuses_mixed_up_split_files(folder_run, class_fol
     root, split_file = class_folders
     values = {"root": root, "split_file": split_file, "model_dir": model_dir}
     before = sorted(path.name for path in model_dir.iterdir())
-    code, out, err = _call([*argv, "--mode=eval", *[arg.format(**values) for arg in extra]])
+    code, out, err = call_train([*argv, "--mode=eval", *[arg.format(**values) for arg in extra]])
     assert code == 2
     assert message.format(**values) in err
     if extra[-1] == "--test_split_file=":
@@ -391,7 +377,7 @@ def omniglot_run(omniglot_dir, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("omniglot_run") / "model"
     argv = [f"--model_dir={model_dir}", "--dataset=omniglot", f"--data_dir={omniglot_dir}",
             "--filters=8", *PROTONET]
-    code, _, err = _call(argv + ["--mode=train_and_eval"])
+    code, _, err = call_train(argv + ["--mode=train_and_eval"])
     assert code == 0, err
     return model_dir, argv
 
@@ -400,7 +386,7 @@ def test_omniglot_run_tested_on_glyphs_and_on_the_mini_subset_in_grey(omniglot_r
                                                                      mini_subset_dir):
     model_dir, argv = omniglot_run
     in_domain = (model_dir / "eval_test.json").read_bytes()
-    code, out, err = _call([*argv, "--mode=eval", "--test_dataset=glyphs"])
+    code, out, err = call_train([*argv, "--mode=eval", "--test_dataset=glyphs"])
     assert code == 0, err
     assert ("Cross-domain test: glyphs test (--test_dataset), trained on omniglot: 28x28x1 "
             "images -> 28x28x1 (resized by glyphs's reader at image_size=28; channels "
@@ -411,7 +397,7 @@ def test_omniglot_run_tested_on_glyphs_and_on_the_mini_subset_in_grey(omniglot_r
 
     cross = [*argv, "--mode=eval", "--test_dataset=miniimagenet",
              f"--test_data_dir={mini_subset_dir}"]
-    code, out, err = _call(cross)
+    code, out, err = call_train(cross)
     assert code == 0, err
     assert "trained on omniglot: 84x84x3 images -> 28x28x1" in out
     result = json.loads((model_dir / "eval_test_miniimagenet.json").read_text())
@@ -435,11 +421,11 @@ def test_mini_subset_run_tested_on_omniglot_in_rgb(mini_subset_dir, omniglot_dir
     model_dir = tmp_path / "model"
     argv = [f"--model_dir={model_dir}", "--dataset=miniimagenet",
             f"--data_dir={mini_subset_dir}", "--image_size=28", "--filters=8", *PROTONET]
-    code, _, err = _call(argv + ["--mode=train_and_eval"])
+    code, _, err = call_train(argv + ["--mode=train_and_eval"])
     assert code == 0, err
     in_domain = (model_dir / "eval_test.json").read_bytes()
     cross = [*argv, "--mode=eval", "--test_dataset=omniglot", f"--test_data_dir={omniglot_dir}"]
-    code, out, err = _call(cross)
+    code, out, err = call_train(cross)
     assert code == 0, err
     assert ("trained on miniimagenet: 105x105x1 images -> 28x28x3 (resized by omniglot's "
             "reader at image_size=28; channels grey -> RGB (the grey level repeated)).") in out

@@ -28,7 +28,7 @@ from tests.trainers.conftest import GLYPHS, REPO, RUN, Cli, checkpoint_tensors
     (["--keep_min=0.9", "--keep_max=0.8", "--mgaug=catfish"], "--keep_min=0.9 --keep_max=0.8"),
     (["--resolutions=16", "--mgaug=catfish", "--learner=maml"], "--mgaug_flatten_head=none"),
     (["--resolutions=12", "--mgaug=catfish", "--pooling=avg"], "--resolutions=12: MGAug"),
-    (["--backbone=conv4", "--filters=4,8"], "--filters=4,8: conv4: `filters` takes one value"),
+    (["--backbone=conv4", "--filters=4,8"], "--filters=4,8: conv4: --filters takes one value"),
     (["--outer_lr=-1"], "--outer_lr=-1.0: `learning_rate` must be positive"),
     (["--inner_lr=0"], "--inner_lr=0.0"),
     (["--n_way=1"], "--n_way=1"),
