@@ -26,7 +26,7 @@ DEMO = [f"--flagfile={REPO / 'configs' / 'demo.cfg'}", "--backbone=resnet10", "-
      ["--resolutions=140,100: ", "ResNet10's min_input_size (129 px"]),
     # Averaged features: a flatten-head option has nothing to apply to.
     (["--mgaug_flatten_head=reference"],
-     ["--mgaug_flatten_head=reference: ", "`flatten_head` must be None with ResNet10"]),
+     ["--mgaug_flatten_head=reference: ", "--mgaug_flatten_head must be None with ResNet10"]),
     (["--mgaug_flatten_head=resize_features", "--resolutions=28,20"],
      ["--mgaug_flatten_head=resize_features: ", "no flatten head"]),
     (["--mgaug=random_width", "--mgaug_width_execution=sliced"],
