@@ -390,7 +390,7 @@ def _episode_checks(support_images, support_labels, query_images, n_way):
             message=f"support_images and support_labels must hold the same number ({count}) of "
                     "examples"),
         tf.debugging.assert_positive(
-            tf.shape(query_images)[0], message="query_images must hold at least one image"),
+            tf.shape(query_images)[0], message="query_images must hold at least one example"),
     ]
     if n_way is None:
         return checks

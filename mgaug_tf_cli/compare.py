@@ -87,6 +87,11 @@ def check_comparable(arms):
             f"eval_seed, episodes): {sorted(map(str, keys))}; a paired comparison needs the same")
     for members in arms.values():
         for run in members:
+            if run.evaluation.get("objective") == "regression":
+                raise report.ReportError(
+                    f"{run.model_dir} is a regression run (its evaluation gives MSE): "
+                    "mgaug-compare compares classification accuracies; mgaug-report tables "
+                    "regression runs' MSE")
             if not run.evaluation.get("per_episode_accuracy"):
                 raise report.ReportError(f"{run.model_dir}: its evaluation JSON has no "
                                          "per_episode_accuracy")

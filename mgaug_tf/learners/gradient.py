@@ -21,7 +21,7 @@ def check_network_width(network, width, n_way, owner):
         raise ArgumentError(
             "network", network,
             f"must end in an n_way-wide head (n_way={n_way}) but gives {width} outputs per "
-            f"image; use FewShotClassifier(backbone, {n_way})", owner=owner)
+            f"example; use FewShotClassifier(backbone, {n_way})", owner=owner)
 
 
 class GradientLearner(MetaLearner):

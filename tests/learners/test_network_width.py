@@ -28,7 +28,7 @@ def test_a_head_of_another_width_is_refused_at_construction(learner_class, head)
 def test_a_network_without_head_is_refused_when_fit_builds_it():
     # Conv4(8) at 28 px gives 8 features, not 5 logits.
     learner = mg.MAML(mg.Conv4(filters=8), n_way=5, inner_steps=1)
-    with pytest.raises(ArgumentError, match="gives 8 outputs per image") as error:
+    with pytest.raises(ArgumentError, match="gives 8 outputs per example") as error:
         _fit_one_step(learner)
     assert error.value.argument == "network"
     with pytest.raises(ArgumentError) as error:

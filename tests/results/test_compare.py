@@ -84,3 +84,21 @@ def test_runs_on_other_episodes_are_refused(tmp_path):
         compare.compare(runs, "baseline")
     with pytest.raises(report.ReportError, match="no runs of the baseline arm 'base'"):
         compare.compare(runs[:1], "base")
+
+
+def test_regression_runs_are_refused_naming_the_run(tmp_path):
+    folders = []
+    for name in ("baseline_seed0", "mgaug_seed0"):
+        folder = tmp_path / name
+        folder.mkdir()
+        # The evaluation JSON of a regression run (mgaug-train on --dataset=sinusoid).
+        (folder / "eval_test.json").write_text(json.dumps({
+            "dataset": "sinusoid", "learner": "maml", "n_way": None, "k_shot": 10,
+            "k_query": 10, "eval_seed": 0, "num_episodes": 2, "split": "test", "step": 2,
+            "objective": "regression", "mean_mse": 0.5, "std_mse": 0.1, "ci95": 0.14,
+            "per_episode_mse": [0.4, 0.6], "config": {"mgaug": "none"}}))
+        folders.append(folder)
+    runs = [report.load_run(str(folder)) for folder in folders]
+    with pytest.raises(report.ReportError, match=r"baseline_seed0 is a regression run \(its "
+                       r"evaluation gives MSE\): mgaug-compare compares classification"):
+        compare.compare(runs, "baseline")
