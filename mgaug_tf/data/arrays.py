@@ -13,8 +13,8 @@ import zipfile
 
 import numpy as np
 
-from mgaug_tf.data.errors import CorruptDataError, clause, counted
-from mgaug_tf.data.folder import short_listing, read_split_file
+from mgaug_tf.data.errors import CorruptDataError, clause
+from mgaug_tf.data.folder import missing_classes_message, read_split_file, short_listing
 from mgaug_tf.data.formats import Dataset, Format
 from mgaug_tf.data.sources import ExampleSource
 from mgaug_tf.data.split import FewShotSplit, check_examples, group_labels
@@ -95,11 +95,9 @@ def _read_one_npz(paths, split, split_file=None):
     index = {str(value): position for position, value in enumerate(values)}
     missing = [name for name in names if name not in index]
     if missing:
-        raise CorruptDataError(
-            f"split_file {split_file} names {counted(len(missing), 'class', 'classes')} of the "
-            f"{split!r} split that no label of {path} has: "
-            f"{short_listing([repr(name) for name in missing])} (its labels: "
-            f"{short_listing([repr(str(value)) for value in values])}).")
+        raise CorruptDataError(missing_classes_message(
+            split_file, split, missing, f"no label of {path} has",
+            f"its labels: {short_listing([repr(str(value)) for value in values])}"))
     keep = sorted(index[name] for name in set(names))
     return _build(split, examples, [str(values[i]) for i in keep],
                   [class_items[i] for i in keep], f"{path.name} + split file {split_file}")

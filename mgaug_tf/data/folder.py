@@ -56,6 +56,18 @@ def check_channels(channels):
 
 
 # ----------------------------------------------------------------- split files
+def missing_classes_message(split_file, split, missing, absent, present):
+    """The message for classes `split_file` names that the data does not have.
+
+    `absent` completes "... of the split that ___" (how they are missing),
+    `present` is the parenthesis listing what the data does hold; the
+    `folder` and `arrays` readers share the wording.
+    """
+    return (f"split_file {split_file} names {counted(len(missing), 'class', 'classes')} of the "
+            f"{split!r} split that {absent}: {short_listing([repr(name) for name in missing])} "
+            f"({present}).")
+
+
 def read_split_file(path, split):
     """The class names a split file gives `split`, in the file's order.
 
@@ -303,11 +315,10 @@ def _read_class_folders(paths, split, image_size=None, channels=DEFAULT_CHANNELS
     present = {path.name for path in _class_dirs(root)}
     missing = [name for name in names if name not in present]
     if missing:
-        raise DataNotFoundError(
-            f"split_file {split_file} names {counted(len(missing), 'class', 'classes')} of the "
-            f"{split!r} split that {'is not a folder' if len(missing) == 1 else 'are not folders'} "
-            f"in {root}: {short_listing([repr(name) for name in missing])} (it "
-            f"holds: {list_dir(root)}).")
+        raise DataNotFoundError(missing_classes_message(
+            split_file, split, missing,
+            f"{'is not a folder' if len(missing) == 1 else 'are not folders'} in {root}",
+            f"it holds: {list_dir(root)}"))
     class_names = sorted(set(names))
     files = scan_classes([root / name for name in class_names], root)
     return _build(split, class_names, files, image_size, channels, cache_decoded,
