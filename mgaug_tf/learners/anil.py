@@ -37,8 +37,7 @@ def adapted_layer(network: keras.Model, owner: str = "ANIL") -> keras.layers.Lay
                             "must have one output for ANIL, which adapts the layer that "
                             "computes it", owner=owner)
     with_weights = [layer for layer in layers
-                    if layer.trainable and (layer.trainable_weights or not layer.built)
-                    and not isinstance(layer, keras.layers.InputLayer)
+                    if layer.trainable and not isinstance(layer, keras.layers.InputLayer)
                     and _may_have_weights(layer)]
     if not with_weights:
         raise ArgumentError("network", network.name,
