@@ -356,7 +356,7 @@ def _check_images(experiment_config, splits, say):
         if key in checked:
             continue
         checked.add(key)
-        if not getattr(split, "is_image", True):
+        if not split.is_image:
             continue  # arrays and sinusoid points: no image files to check
         progress = None
         if config.verify_images:
@@ -458,7 +458,7 @@ def _load_test_split(experiment_config, train_split, image_shape):
             that holds no images.
     """
     config = experiment_config.data
-    if not getattr(train_split, "is_image", True):
+    if not train_split.is_image:
         raise ConfigError(f"--test_dataset={config.test_dataset}: cross-domain testing "
                           f"converts images, and --dataset={config.dataset} holds no images.")
     options = {"image_size": image_shape[0]}
@@ -532,7 +532,7 @@ def _check_size_and_memory(experiment_config, train_split, image_shape, say):
     Raises:
         ConfigError: The estimate (`mgaug_tf.memory`) exceeds the memory available.
     """
-    if not getattr(train_split, "is_image", True):
+    if not train_split.is_image:
         return  # no image size; the networks for such examples are small
     native = native_image_size(train_split.dataset)
     if native and image_shape[0] > UPSAMPLING_WARNING_FACTOR * native:
@@ -668,7 +668,7 @@ class Experiment:
 
     def _image_size(self, split_field):
         """The episodes' image size, or None for examples that are not images."""
-        is_image = getattr(self.splits[split_field], "is_image", True)
+        is_image = self.splits[split_field].is_image
         return self.image_shape[0] if is_image else None
 
     def say(self, text):
@@ -736,7 +736,7 @@ def prepare(experiment_config):
         splits[split_field] = _load_split(experiment_config, split_field)
         _check_episodes(experiment_config, splits[split_field], split_field)
     train_split = splits["train_split"]
-    if getattr(train_split, "is_image", True):
+    if train_split.is_image:
         size = experiment_config.data.image_size or train_split.image_shape[0]
         image_shape = (size, size, train_split.image_shape[2])
     else:  # vectors, sequences, the sinusoid's points: the examples' own shape
@@ -857,7 +857,7 @@ def export_model(experiment, checkpoint_path):
     serving_learner.set_weights(experiment.learner.get_weights())
     train_split = experiment.splits["train_split"]
     preprocessing = eval_augment = None
-    if getattr(train_split, "is_image", True):
+    if train_split.is_image:
         eval_augment = preprocess.resolve_augment(experiment.augment,
                                                   train_split.default_augment)
         # The episodes' own preprocessing (reader, then evaluation form), carried
