@@ -49,9 +49,10 @@ import tensorflow as tf  # noqa: E402
 
 import mgaug_tf as mg  # noqa: E402
 from mgaug_tf import config as config_lib  # noqa: E402
-from mgaug_tf import factory, functional  # noqa: E402
+from mgaug_tf import factory, functional, inner_loop  # noqa: E402
 from mgaug_tf.backbones.mlp import FINN_HIDDEN_UNITS, FewShotRegressor, MLP  # noqa: E402
 from mgaug_tf.data import sinusoid  # noqa: E402
+from mgaug_tf.learners.base import mean_squared_error  # noqa: E402
 from mgaug_tf.training.evaluation import confidence_interval_95  # noqa: E402
 
 ARMS = ("maml", "maml_mgaug", "pretrained")
@@ -137,9 +138,9 @@ def fine_tuning_curves(network, tasks, k_shot, max_steps, learning_rate):
     """Query MSE of every task after 0 .. `max_steps` gradient steps from the network's weights.
 
     Each task is fine-tuned alone (plain gradient descent on the mean
-    squared error of its first `k_shot` support points, the update
-    `inner_loop.adapt` makes); the tasks run side by side as one batch of
-    independent weight copies.
+    squared error of its first `k_shot` support points, by `inner_loop.adapt`,
+    the learners' inner loop); the tasks run one after another through one
+    traced function.
 
     Returns:
         float64 `[tasks, max_steps + 1]`.
@@ -154,18 +155,15 @@ def fine_tuning_curves(network, tasks, k_shot, max_steps, learning_rate):
         return outputs
 
     def task_mse(weights, x, y):
-        return tf.reduce_mean(tf.square(predict(weights, x) - y))
+        return mean_squared_error(y, predict(weights, x))
 
     @tf.function(autograph=False)
     def curve(x_support, y_support, x_query, y_query):
         weights = list(start)
         errors = [task_mse(weights, x_query, y_query)]
-        for _ in range(max_steps):
-            with tf.GradientTape() as tape:
-                tape.watch(weights)
-                loss = task_mse(weights, x_support, y_support)
-            gradients = tape.gradient(loss, weights)
-            weights = [w - learning_rate * g for w, g in zip(weights, gradients)]
+        for _ in range(max_steps):  # one step at a time: the curve needs every step's MSE
+            weights = inner_loop.adapt(task_mse, weights, learning_rate, steps=1,
+                                       inputs=(x_support, y_support))
             errors.append(task_mse(weights, x_query, y_query))
         return tf.stack(errors)
 
