@@ -71,7 +71,7 @@ class RunCheckpoints:
     def __init__(self, model_dir, role, learner, optimizer, max_to_keep=3):
         self.model_dir = model_dir
         self.role = role
-        self.regression = getattr(learner, "objective", "classification") == "regression"
+        self.regression = learner.objective == "regression"
         name = "best_loss" if self.regression else "best_accuracy"
         with tf.init_scope():  # host variables, outside any strategy or function
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")

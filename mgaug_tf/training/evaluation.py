@@ -124,7 +124,7 @@ class EpisodeEvaluator:
         self.learner = learner
         self.strategy = strategy
         self.tasks_per_step = tasks_per_replica * strategy.num_replicas_in_sync
-        self.objective = getattr(learner, "objective", "classification")
+        self.objective = learner.objective
         self._regression = self.objective == "regression"
         # No autograph: see trainer.make_distributed_train_step.
         self._step = tf.function(self._distributed_step, autograph=False)
