@@ -13,8 +13,8 @@ import zipfile
 
 import numpy as np
 
-from mgaug_tf.data.errors import CorruptDataError, clause
-from mgaug_tf.data.folder import missing_classes_message, read_split_file, short_listing
+from mgaug_tf.data.errors import CorruptDataError, clause, short_listing
+from mgaug_tf.data.folder import missing_classes_message, read_split_file
 from mgaug_tf.data.formats import Dataset, Format
 from mgaug_tf.data.sources import ExampleSource
 from mgaug_tf.data.split import FewShotSplit, check_examples, group_labels

@@ -11,7 +11,7 @@ calls, augmented as a whole episode, batched and prefetched.
 import numpy as np
 import tensorflow as tf
 
-from mgaug_tf.data.errors import counted
+from mgaug_tf.data.errors import counted, short_listing
 from mgaug_tf.data.preprocess import preprocess, resolve_augment, resolve_normalize
 from mgaug_tf.data.split import FewShotSplit
 
@@ -38,24 +38,16 @@ def _output_size(image_size, split):
     return tuple(int(s) for s in sizes)
 
 
-# Short classes named in a message, at most; the rest are counted.
-SHORT_CLASSES_SHOWN = 10
-
-
 def short_classes(split, needed):
     """The classes with fewer than `needed` examples, as text for an error, or "".
 
     Returns:
         E.g. `"'cat' (3), 'dog' (0)"`: class names with their example counts,
-        at most `SHORT_CLASSES_SHOWN`, then `"and N more"`.
+        at most `errors.SHOWN`, then `"and N more"` (`errors.short_listing`).
     """
     sizes = split.class_sizes
-    short = np.flatnonzero(sizes < needed)
-    shown = ", ".join(f"{split.class_names[i]!r} ({int(sizes[i])})"
-                      for i in short[:SHORT_CLASSES_SHOWN])
-    if len(short) > SHORT_CLASSES_SHOWN:
-        shown += f" and {len(short) - SHORT_CLASSES_SHOWN} more"
-    return shown
+    return short_listing([f"{split.class_names[i]!r} ({int(sizes[i])})"
+                          for i in np.flatnonzero(sizes < needed)])
 
 
 def eligible_classes(split, n_way, k_shot, k_query):

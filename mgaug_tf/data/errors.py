@@ -46,6 +46,16 @@ def counted(count, noun, plural=None):
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
+# Items named in a message, at most; the rest are counted.
+SHOWN = 10
+
+
+def short_listing(items):
+    """The first `SHOWN` of `items` joined by ", ", then "and N more" for the rest."""
+    shown = ", ".join(str(item) for item in items[:SHOWN])
+    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
 def clause(error):
     """`str(error)` without its final period, to quote inside a sentence of ours.
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from mgaug_tf import checks
-from mgaug_tf.data.errors import CorruptDataError, DataNotFoundError, clause, counted
+from mgaug_tf.data.errors import (CorruptDataError, DataNotFoundError, clause, counted,
+                                    short_listing)
 from mgaug_tf.data.formats import (SPLIT_SPELLINGS, Dataset, Format, cache_limit,
                                    canonical_split, check_image_size, list_dir)
 from mgaug_tf.data.sources import RESIZE_RULE, file_source
@@ -32,18 +33,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 IGNORED_NAMES = ("thumbs.db", "desktop.ini", "__macosx")
 # CloserLook (Chen et al. 2019) names its three list files by these.
 CLOSERLOOK_FILES = {"train": "base.json", "val": "val.json", "test": "novel.json"}
-# Problems shown in a message, at most; the rest are counted.
-SHOWN = 10
 
 
 def is_ignored(name):
     """Hidden files and folders (`.DS_Store`, `.ipynb_checkpoints`) and OS litter."""
     return name.startswith(".") or name.lower() in IGNORED_NAMES
-
-
-def short_listing(items):
-    shown = ", ".join(str(item) for item in items[:SHOWN])
-    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
 
 
 def check_channels(channels):
