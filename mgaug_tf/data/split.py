@@ -405,12 +405,12 @@ def group_labels(labels, num_examples, what):
                                    "strings.")
         labels = np.asarray([label.decode("utf-8") if isinstance(label, bytes) else label
                              for label in labels], str)
-    if labels.dtype.kind in "iu" or labels.dtype.kind == "U":
-        if labels.dtype.kind == "U":
-            # group_by_label takes integers: number the strings in sorted order.
-            names, codes = np.unique(labels, return_inverse=True)
-            values, class_items = group_by_label(codes, num_examples, what)
-            return names[values], class_items
+    if labels.dtype.kind == "U":
+        # group_by_label takes integers: number the strings in sorted order.
+        names, codes = np.unique(labels, return_inverse=True)
+        values, class_items = group_by_label(codes, num_examples, what)
+        return names[values], class_items
+    if labels.dtype.kind in "iu":
         return group_by_label(labels, num_examples, what)
     raise CorruptDataError(f"{what}: labels must be integers or strings; got dtype "
                            f"{labels.dtype}. Convert them, e.g. y.astype(int).")
