@@ -599,27 +599,22 @@ def export_saved_model(learner, export_dir, preprocessing=None, metadata=None):
     module = FewShotInference(learner, preprocessing)
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
     if preprocessing is None:
-        description = {
-            "signature": SIGNATURE_KEY,
-            "signatures": _describe_array_signature(learner),
-            "preprocessing": None,
-            "n_way": learner.n_way,
-            "example_shape": list(learner.example_shape),
-            "objective": learner.objective,
-            "learner": type(learner).__name__,
-            "bn_mode": learner.bn_mode,
-        }
+        signatures, shape_key, shape = (_describe_array_signature(learner), "example_shape",
+                                        learner.example_shape)
     else:
-        description = {
-            "signature": SIGNATURE_KEY,
-            "signatures": _describe_signatures(learner.n_way, preprocessing.image_shape),
-            "preprocessing": preprocessing.to_json(),
-            "n_way": learner.n_way,
-            "image_shape": list(preprocessing.image_shape),
-            "objective": learner.objective,
-            "learner": type(learner).__name__,
-            "bn_mode": learner.bn_mode,
-        }
+        signatures, shape_key, shape = (
+            _describe_signatures(learner.n_way, preprocessing.image_shape), "image_shape",
+            preprocessing.image_shape)
+    description = {
+        "signature": SIGNATURE_KEY,
+        "signatures": signatures,
+        "preprocessing": None if preprocessing is None else preprocessing.to_json(),
+        "n_way": learner.n_way,
+        shape_key: list(shape),
+        "objective": learner.objective,
+        "learner": type(learner).__name__,
+        "bn_mode": learner.bn_mode,
+    }
     description.update(metadata or {})
     path = os.path.join(export_dir, METADATA_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
