@@ -18,7 +18,6 @@ import numpy as np
 from PIL import Image
 
 from mgaug_tf.data.sources import ImageSource
-from mgaug_tf.data.split import FewShotSplit
 
 # Pillow's convert() rule (the readers decode with it): grey -> RGB repeats the
 # channel; RGB -> grey is the ITU-R 601-2 luma (19595 R + 38470 G + 7471 B + 32768) >> 16.
@@ -106,14 +105,8 @@ def with_channels(split, channels):
     native = split.image_shape[2]
     if native == channels:
         return split
-    items, offsets = split.item_table()
-    # The split's own source (same package): loading and checking stay the reader's.
-    source = ChannelSource(split._source, channels)  # pylint: disable=protected-access
-    return FewShotSplit(
-        split.dataset, split.split, split.class_names, np.split(items, offsets[1:]), source,
-        category_labels=split.category_labels, category_names=split.category_names,
-        default_augment=split.default_augment,
+    # Loading and checking stay the reader's: ChannelSource wraps the split's own source.
+    return split.wrap_source(
+        lambda base: ChannelSource(base, channels),
         description=f"{split.description}; {_MODES[native]} converted to {_MODES[channels]} "
-                    "(Pillow's convert)",
-        class_groups=split.class_groups, strict_class_sizes=split.strict_class_sizes,
-        conversion=split.conversion)
+                    "(Pillow's convert)")

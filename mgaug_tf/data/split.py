@@ -174,6 +174,25 @@ class FewShotSplit:
             class_groups=self.class_groups[keep], strict_class_sizes=self.strict_class_sizes,
             conversion=self.conversion)
 
+    def wrap_source(self, wrap, description):
+        """This split with its source replaced by `wrap(source)`.
+
+        Args:
+            wrap: `callable(source) -> ImageSource` over the same item ids
+                (e.g. `mgaug_tf.data.convert.ChannelSource`).
+            description: The new split's `description`.
+
+        Returns:
+            A new `FewShotSplit` with the same classes, items, categories,
+            groups and settings, reading through the wrapped source.
+        """
+        return FewShotSplit(
+            self.dataset, self.split, self.class_names, self._class_items, wrap(self._source),
+            category_labels=self.category_labels, category_names=self.category_names,
+            default_augment=self.default_augment, description=description,
+            class_groups=self.class_groups, strict_class_sizes=self.strict_class_sizes,
+            conversion=self.conversion)
+
     def num_images(self, class_index):
         """Number of images (examples) of class `class_index`."""
         return len(self._class_items[self._check_index(class_index)])
