@@ -380,10 +380,11 @@ def write_report(model_dirs, output, plots_dir, split=None, title="Results"):
         ReportError: when a model_dir cannot be read (names the path).
     """
     runs = [load_run(model_dir, split) for model_dir in model_dirs]
-    if _classification(runs):  # the plots are of accuracies
+    classification = _classification(runs)
+    if classification:  # the plots are of accuracies
         os.makedirs(plots_dir, exist_ok=True)
-        plot_validation(_classification(runs), os.path.join(plots_dir, VALIDATION_PLOT))
-        plot_final(_classification(runs), os.path.join(plots_dir, FINAL_PLOT))
+        plot_validation(classification, os.path.join(plots_dir, VALIDATION_PLOT))
+        plot_final(classification, os.path.join(plots_dir, FINAL_PLOT))
     write_block(output, report_markdown(runs, output, plots_dir), BEGIN_MARKER, END_MARKER,
                 title)
     return runs
