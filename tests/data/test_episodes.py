@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from mgaug_tf.data import FewShotSplit, episode_dataset
+from mgaug_tf.data.episodes import eligible_classes
 from tests.data.conftest import decode_ids, identifiable_split
 from tests.data.writers import random_images
 
@@ -242,3 +243,16 @@ def test_two_replicas_get_different_tasks():
     assert len(set(tasks)) == 4  # every replica task is a different episode
     # Together the replicas see exactly the episodes of one undistributed batch.
     assert sorted(tasks) == sorted(json.dumps(task) for task in output["whole"])
+
+
+def test_more_than_ten_short_classes_are_counted_after_the_first_ten():
+    names = list("abcdefghijkl")  # 12 classes of 1 example, then 2 of 2
+    labels = names + ["y", "y", "z", "z"]
+    split = FewShotSplit.from_examples(np.zeros((len(labels), 2)), labels)
+    with pytest.raises(ValueError) as info:
+        eligible_classes(split, 2, 1, 1)
+    assert str(info.value) == (
+        "12 classes of arrays train have fewer than k_shot + k_query = 1 + 1 = 2 examples: "
+        "'a' (1), 'b' (1), 'c' (1), 'd' (1), 'e' (1), 'f' (1), 'g' (1), 'h' (1), 'i' (1), "
+        "'j' (1) and 2 more. Add examples to them, remove them from the split, or lower k_shot "
+        "or k_query.")
