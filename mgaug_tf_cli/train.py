@@ -303,7 +303,7 @@ def _check_episodes(experiment_config, split, split_field, flags_text=None):
     `flags_text` names the flags that chose the split (default: --<split_field>).
     """
     where = f"{split.dataset} {split.split} ({flags_text or f'--{split_field}'})"
-    if getattr(split, "objective", "classification") == "regression":
+    if _objective(experiment_config) == "regression":
         return  # a task family: any number of tasks, no classes to count
     if not split.is_image and experiment_config.data.augment == "on":
         # episode_dataset refuses augmentation for such splits; said here with the flag.
