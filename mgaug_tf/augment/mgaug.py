@@ -106,19 +106,6 @@ def _declared_example_shape(network):
     return tuple(inputs[0].shape)[1:]
 
 
-def _pick(condition, when_true, otherwise):
-    """`when_true` where `condition` holds, else `otherwise` (lists entry by entry).
-
-    `condition` is a Python bool (decided when traced: no op) or a scalar
-    bool tensor (`tf.where`, exact: it selects, never blends).
-    """
-    if condition is True or condition is False:
-        return when_true if condition else otherwise
-    if isinstance(when_true, (list, tuple)):
-        return [tf.where(condition, a, b) for a, b in zip(when_true, otherwise)]
-    return tf.where(condition, when_true, otherwise)
-
-
 @keras.saving.register_keras_serializable(package="mgaug_tf")
 class MGAug:
     """Meta-gradient augmentation, given to any learner as `augmentation=`.
@@ -564,8 +551,8 @@ class MGAug:
                                            for k in range(self.num_subnets)]
         return SubNetworks(ratios, masks, tasks)
 
-    def _resize(self, task, task_seed, k, keep=None):
-        """Sub-network k's task at its resolution; `keep` (a bool tensor) keeps the task's own."""
+    def _resize(self, task, task_seed, k):
+        """Sub-network k's task at its resolution (`k` a Python int or a scalar int tensor)."""
         if not self.resolutions:
             return task
         if len(set(self.resolutions)) == 1:
@@ -577,10 +564,7 @@ class MGAug:
             size = tf.gather(tf.constant(self.resolutions, tf.int32), index)
 
         def resize(images):
-            if keep is None:
-                return resize_images(images, size, self.resize_method)
-            return tf.cond(keep, lambda: images,
-                           lambda: resize_images(images, size, self.resize_method))
+            return resize_images(images, size, self.resize_method)
 
         return episodes_lib.Task(resize(task.support_images), task.support_labels,
                                  resize(task.query_images), task.query_labels)
@@ -592,18 +576,16 @@ class MGAug:
                        ) -> tuple[list[tf.Tensor], dict[str, tf.Tensor], Any]:
         """One task's meta-gradient: the full network's plus its sub-networks'.
 
-        The full network (pass 0) and the K sub-networks (passes 1..K) run in
-        one graph loop (`tf.while_loop`), so the per-task computation is
-        traced once, not K + 1 times: pass 0 is the same masked computation
-        with every mask entry 1 (exact: x * 1 = x) on the task's own images.
-        Each pass takes its own gradient inside the loop body (nothing
+        The full network (pass 0) runs first, unmasked; the K sub-networks
+        (passes 1..K) then run in one graph loop (`tf.while_loop`), so their
+        computation is traced once, not K times. Keeping the full pass out of
+        the loop lets it skip what only sub-networks need (mask draws and
+        products, resizing) and gives the loop body static shapes when the
+        resolution is fixed. Each pass takes its own gradient (nothing
         differentiates through the loop). Sub-network k's masks (and
-        resolution) are drawn in the body from the full network's gradient,
-        carried from pass 0, with the stateless seeds of (meta-step, task, k),
-        so they equal `draw_subnetworks`'s. Sliced `random_width` sub-networks run
-        their full network outside the loop (a sliced pass that keeps every
-        channel would gather whole kernels for nothing), so they trace it
-        twice.
+        resolution) are drawn in the body from the full network's gradient
+        with the stateless seeds of (meta-step, task, k), so they equal
+        `draw_subnetworks`'s.
 
         Under `reduction="maxup"` only the worst sub-network's gradient is
         kept (the gradient of max_k L_k; on an exact tie the first worst,
@@ -639,13 +621,9 @@ class MGAug:
         classification = learner.objective == "classification"
         positions = {id(variable): index for index, variable in enumerate(variables)}
         network_weights = learner.network.trainable_variables
-        statistics = (functional.read_values(learner.network.non_trainable_variables)
-                      if learner.bn_mode == "inductive" else [])
-        statistics_seen = []
+        keep_statistics = learner.bn_mode == "inductive"
 
         def scores_of(full_gradients):
-            if not scored:
-                return []
             score_gradients = full_gradients
             if self.parity and learner.uses_inner_loop:
                 score_gradients = [a + g for a, g in zip(accumulated, full_gradients)]
@@ -653,95 +631,54 @@ class MGAug:
             return self._mask_scores(learner, [score_gradients[positions[id(variable)]]
                                                for variable in network_weights])
 
-        def run_pass(index, is_full, state):
-            """Pass `index`: the full network or sub-network `index - 1`.
-
-            `is_full` is a Python bool where the pass is known when traced
-            and the tensor `index == 0` inside the merged loop.
-            """
-            full_gradients, scores, augmented, worst, full_logs, new_statistics, arrays = state
-            if is_full is True:
-                masks, pass_task = None, task
-            else:
-                k = tf.maximum(index - 1, 0)
-                masks = self.draw_subnet_masks(learner, task_seed, k, ratios,
-                                               scores if scored else None)
-                pass_task = self._resize(task, task_seed, k,
-                                         keep=None if is_full is False else is_full)
-                if is_full is not False:
-                    masks = [None if mask is None else
-                             tf.where(is_full, tf.ones_like(mask), mask) for mask in masks]
-                if sliced:
-                    masks = functional.SlicedMasks(masks)
+        def run_pass(pass_task, masks):
+            """`(outcome, gradients, loss, accuracy)` of one pass (masks `None`: the full one)."""
             outcome, gradients = learner.task_gradients(pass_task, variables, masks=masks,
                                                         loss_scale=loss_scale)
             gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
-            loss = tf.cast(outcome.query_loss, loss_dtype)
             # Regression has no accuracy: a constant keeps the loop state's structure.
             pass_accuracy = (accuracy(pass_task.query_labels, outcome.query_logits)
                              if classification else tf.constant(0.0))
-            full_gradients = _pick(is_full, gradients, full_gradients)
-            if is_full is not False:
-                scores = _pick(is_full, scores_of(gradients), scores)
-            full_logs = _pick(is_full, [tf.cast(outcome.query_loss, tf.float32),
-                                        pass_accuracy], full_logs)
-            if statistics and outcome.new_non_trainable is not None:
-                statistics_seen.append(True)
-                new_statistics = _pick(is_full, list(outcome.new_non_trainable),
-                                       new_statistics)
-            if is_full is not True:
-                if maxup:
-                    better = loss > worst
-                    if is_full is not False:
-                        better = tf.logical_and(better, tf.logical_not(is_full))
-                    augmented = [tf.where(better, gradient, total)
-                                 for gradient, total in zip(gradients, augmented)]
-                    worst = tf.where(better, loss, worst)
-                else:
-                    augmented = _pick(is_full, augmented,
-                                      [total + gradient
-                                       for total, gradient in zip(augmented, gradients)])
-            values = (loss, pass_accuracy,
-                      tf.constant(0.0) if masks is None
-                      else masks_lib.sparsity(masks, network_weights))
-            arrays = [array.write(index, value) for array, value in zip(arrays, values)]
-            return (full_gradients, scores, augmented, worst, full_logs, new_statistics,
-                    arrays)
+            return outcome, gradients, tf.cast(outcome.query_loss, loss_dtype), pass_accuracy
 
-        zeros = [tf.zeros_like(variable) for variable in variables]
-        state = (zeros, [tf.zeros_like(weight) for weight in network_weights] if scored else [],
-                 zeros, tf.constant(float("-inf"), loss_dtype),
-                 [tf.constant(0.0), tf.constant(0.0)], statistics,
-                 [tf.TensorArray(dtype, size=subnets + 1)
-                  for dtype in (loss_dtype, tf.float32, tf.float32)])
-        first = 0
-        if sliced:
-            state = run_pass(0, True, state)
-            first = 1
+        full_outcome, full_gradients, _, full_accuracy = run_pass(task, None)
+        scores = scores_of(full_gradients) if scored else None
 
-        def body(index, *state):
-            if sliced:
-                is_full = False
-            elif isinstance(index, int):  # unrolled: the pass is known when traced
-                is_full = index == 0
+        def body(index, augmented, worst, arrays):
+            k = index - 1 if isinstance(index, int) else tf.subtract(index, 1)
+            masks = self.draw_subnet_masks(learner, task_seed, k, ratios, scores)
+            pass_task = self._resize(task, task_seed, k)
+            _, gradients, loss, pass_accuracy = run_pass(
+                pass_task, functional.SlicedMasks(masks) if sliced else masks)
+            if maxup:
+                better = loss > worst
+                augmented = [tf.where(better, gradient, total)
+                             for gradient, total in zip(gradients, augmented)]
+                worst = tf.where(better, loss, worst)
             else:
-                is_full = tf.equal(index, 0)
-            return (index + 1,) + tuple(run_pass(index, is_full, state))
+                augmented = [total + gradient for total, gradient in zip(augmented, gradients)]
+            values = (loss, pass_accuracy, masks_lib.sparsity(masks, network_weights))
+            arrays = [array.write(k, value) for array, value in zip(arrays, values)]
+            return index + 1, augmented, worst, arrays
 
-        final = sequential_loop(body, (first,) + tuple(state), subnets + 1 - first,
-                                unroll=learner.unroll_loops)
-        full_gradients, _, augmented, _, full_logs, new_statistics, arrays = final[1:]
-        losses, accuracies, sparsities = (array.stack()[1:] for array in arrays)
+        state = (1, [tf.zeros_like(variable) for variable in variables],
+                 tf.constant(float("-inf"), loss_dtype),
+                 [tf.TensorArray(dtype, size=subnets)
+                  for dtype in (loss_dtype, tf.float32, tf.float32)])
+        _, augmented, _, arrays = sequential_loop(body, state, subnets,
+                                                  unroll=learner.unroll_loops)
+        losses, accuracies, sparsities = (array.stack() for array in arrays)
         full, augmented = self._scale(full_gradients), self._scale(augmented)
-        logs = {"loss": full_logs[0],
+        logs = {"loss": tf.cast(full_outcome.query_loss, tf.float32),
                 "subnet_loss": tf.reduce_mean(losses),
                 "full_grad_norm": tf.linalg.global_norm(unscale(full, loss_scale)),
                 "augmented_grad_norm": tf.linalg.global_norm(unscale(augmented, loss_scale))}
         if classification:
-            logs.update(accuracy=full_logs[1], subnet_accuracy=tf.reduce_mean(accuracies))
+            logs.update(accuracy=full_accuracy, subnet_accuracy=tf.reduce_mean(accuracies))
         logs.update({f"sparsity_{k}": sparsities[k] for k in range(subnets)})
+        new_statistics = full_outcome.new_non_trainable if keep_statistics else None
         return ([a + b for a, b in zip(full, augmented)], logs,
-                new_statistics if statistics_seen else None)
+                None if new_statistics is None else list(new_statistics))
 
     def _mask_scores(self, learner, network_gradients):
         """MMCA scores of the network's weights for scored strategies, else `None`.
