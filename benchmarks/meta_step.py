@@ -324,27 +324,71 @@ def build_learner(experiment, options):
     return learner
 
 
-def unrolled_gflops(experiment, options, batch):
-    """Static FLOP count of one meta-step, its task and sub-network loops unrolled.
-
-    TF's profiler does not count inside `tf.while_loop` bodies, so the step is
-    traced once more with `learner.unroll_loops` (same computation).
-    """
+def step_gflops(experiment, options, batch):
+    """Static FLOP count of one meta-step of the configuration (`graph_gflops`)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     learner = build_learner(experiment, options)
-    learner.unroll_loops = True
-    return graph_gflops(tf.function(learner.train_step).get_concrete_function(batch))
+    return graph_gflops(tf.function(learner.train_step).get_concrete_function(batch).graph)
 
 
-def graph_gflops(concrete_function):
-    """Static FLOP count of a traced function (TF's registered op statistics)."""
-    from tensorflow.python.profiler import model_analyzer  # pylint: disable=import-outside-toplevel
-    from tensorflow.python.profiler import option_builder  # pylint: disable=import-outside-toplevel
-    profile_options = option_builder.ProfileOptionBuilder.float_operation()
-    profile_options["output"] = "none"
-    return model_analyzer.profile(concrete_function.graph,
-                                  options=profile_options).total_float_ops / 1e9
+WHILE_OPS = ("While", "StatelessWhile")
+IF_OPS = ("If", "StatelessIf")
+CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
+
+
+def graph_gflops(graph):
+    """Static FLOP count of a traced graph, loop bodies times their trip counts.
+
+    Each op is counted by TF's registered FLOP statistics (convolutions,
+    matmuls, their gradients, the elementwise ops), as TF's profiler counts
+    a graph; unlike the profiler, this also counts inside the learners'
+    graph loops (`tf.while_loop` bodies, each times its static
+    `maximum_iterations`), inside function calls (e.g. `recompute`'s
+    recomputed inner steps) and inside conditionals (the costlier branch).
+    Ops whose shapes are unknown when traced (sub-networks at a resolution
+    drawn at run time, sliced `random_width` convolutions) count nothing.
+
+    Args:
+        graph: A `tf.Graph` (e.g. `concrete_function.graph`).
+
+    Returns:
+        GFLOP, a float.
+
+    Raises:
+        ValueError: A loop without a static `maximum_iterations`.
+    """
+    return _graph_flops(graph) / 1e9
+
+
+def _function_graph(graph, op, attribute):
+    return graph._get_function(op.get_attr(attribute).name).graph  # pylint: disable=protected-access
+
+
+def _graph_flops(graph):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tensorflow.python.framework import ops  # pylint: disable=import-outside-toplevel
+
+    total = 0
+    for op in graph.get_operations():
+        if op.type in WHILE_OPS:
+            trips = tf.get_static_value(op.inputs[1])  # maximum_iterations
+            if trips is None or trips < 0:
+                raise ValueError(f"loop {op.name!r} has no static maximum_iterations, so its "
+                                 "FLOPs cannot be counted.")
+            total += int(trips) * _graph_flops(_function_graph(graph, op, "body"))
+        elif op.type in IF_OPS:
+            total += max(_graph_flops(_function_graph(graph, op, branch))
+                         for branch in ("then_branch", "else_branch"))
+        elif op.type in CALL_OPS:
+            total += _graph_flops(_function_graph(graph, op, "f"))
+        else:
+            try:
+                stats = ops.get_stats_for_node_def(graph, op.node_def, "flops")
+            except ValueError:  # a shape unknown when traced: not counted
+                continue
+            total += int(stats.value or 0)
+    return total
 
 
 def random_batch(experiment, options, seed=0):
@@ -373,7 +417,7 @@ def resolution_gflops(experiment, options, batch):
     A drawn size makes the sub-networks' shapes unknown to the static count;
     with one size the step's graph has static shapes throughout.
     """
-    return {size: unrolled_gflops(config.override(
+    return {size: step_gflops(config.override(
                 experiment, {"model.mgaug.resolutions": (size,)}), options, batch)
             for size in sorted(set(experiment.model.mgaug.resolutions))}
 
@@ -406,10 +450,11 @@ def measure_step(experiment, options):
         start = time.perf_counter()
         float(step(batch)["loss"])
         times.append(time.perf_counter() - start)
-    # The peak of training itself: the FLOP count below traces the step once
-    # more (unrolled), which the training process never does.
+    # The peak of training itself: the FLOP count below may trace the step
+    # again (at each fixed resolution), which the training process never does.
     training_peak_rss = peak_rss_mib()
-    gflops = static_gflops = unrolled_gflops(experiment, options, batch)
+    count_start = time.perf_counter()
+    gflops = static_gflops = graph_gflops(step.get_concrete_function(batch).graph)
     per_resolution = {}
     augmentation = learner.augmentation
     if augmentation is not None and augmentation.resolutions and len(
@@ -447,6 +492,7 @@ def measure_step(experiment, options):
         "gflop_per_resolution": {str(size): round(value, 1)
                                  for size, value in per_resolution.items()},
         "gflop_static_graph": round(static_gflops, 1),
+        "gflop_count_s": round(time.perf_counter() - count_start, 1),
         "achieved_gflops": round(gflops / median, 1),
         "peak_rss_mib": round(training_peak_rss, 1), "import_rss_mib": round(import_rss, 1),
         "peak_rss_above_import_mib": round(training_peak_rss - import_rss, 1), "retraces": len(

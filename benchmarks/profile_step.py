@@ -43,8 +43,12 @@ def cpu_planes(logdir):
         yield from (plane for plane in space.planes if plane.name.startswith("/host:CPU"))
 
 
-def op_times(logdir):
-    """`{op type: total microseconds}` of the TF ops in a profiler trace folder."""
+def op_times(logdir, counts=None):
+    """`{op type: total microseconds}` of the TF ops in a profiler trace folder.
+
+    `counts`, a `collections.Counter`, if given, receives each op type's
+    number of executions.
+    """
     totals = collections.Counter()
     for plane in cpu_planes(logdir):
         names = {key: metadata.name for key, metadata in plane.event_metadata.items()}
@@ -56,6 +60,8 @@ def op_times(logdir):
                 # Op events are "op_name:OpType"; skip "Class::Method" markers.
                 if ":" in name and "::" not in name:
                     totals[name.rsplit(":", 1)[1]] += event.duration_ps / 1e6
+                    if counts is not None:
+                        counts[name.rsplit(":", 1)[1]] += 1
     return totals
 
 
@@ -145,10 +151,12 @@ def main():
         float(step(batch)["loss"])
     wall = (time.perf_counter() - start) / options.steps
     tf.profiler.experimental.stop()
-    totals = op_times(logdir)
+    counts = collections.Counter()
+    totals = op_times(logdir, counts)
     op_total = sum(totals.values())
     top = [{"op": op, "share": round(us / op_total, 3),
-            "ms_per_step": round(us / 1e3 / options.steps, 1)}
+            "ms_per_step": round(us / 1e3 / options.steps, 1),
+            "calls_per_step": counts[op] / options.steps}
            for op, us in totals.most_common(top_count)]
     print(json.dumps({"kind": "profile", "learner": model.learner.name,
                       "backbone": model.backbone.name, "dtype": model.backbone.dtype,

@@ -1,0 +1,60 @@
+"""meta_step.graph_gflops: the loop-aware FLOP count against TF's profiler on the unrolled step."""
+
+import pytest
+import tensorflow as tf
+from tensorflow.python.profiler import model_analyzer, option_builder
+
+from benchmarks import meta_step
+from mgaug_tf import config
+
+SMALL = ["--filters=8", "--image_size=28", "--channels=1", "--meta_batch_size=2",
+         "--inner_steps=2"]
+
+
+def _profiler_gflops(graph):
+    """TF's profiler's count (`model_analyzer`), which does not look inside loops."""
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return model_analyzer.profile(graph, options=options).total_float_ops / 1e9
+
+
+def _step_graph(experiment, options, unroll):
+    learner = meta_step.build_learner(experiment, options)
+    learner.unroll_loops = unroll
+    batch = meta_step.random_batch(experiment, options)
+    return tf.function(learner.train_step).get_concrete_function(batch).graph
+
+
+@pytest.mark.parametrize("flags", [
+    ["--learner=maml", "--mgaug=catfish", "--num_subnets=2"],
+    ["--learner=fomaml", "--mgaug=random_param", "--num_subnets=1"],
+    ["--learner=protonet", "--mgaug=catfish", "--num_subnets=2"],
+    ["--learner=maml", "--mgaug=none", "--recompute"],
+], ids=["maml-catfish", "fomaml-random_param", "protonet-catfish", "maml-recompute"])
+def test_loop_graph_count_equals_the_profilers_count_of_the_unrolled_step(flags):
+    experiment, options = meta_step.parse(SMALL + flags)
+    looped = meta_step.graph_gflops(_step_graph(experiment, options, unroll=False))
+    unrolled_graph = _step_graph(experiment, options, unroll=True)
+    # The same counting rule on both graphs, and the profiler's on the
+    # unrolled one: only the loops' own scalar index arithmetic differs.
+    assert looped == pytest.approx(meta_step.graph_gflops(unrolled_graph), rel=1e-6)
+    if "--recompute" not in flags:  # the profiler does not enter recompute's functions
+        assert looped == pytest.approx(_profiler_gflops(unrolled_graph), rel=1e-6)
+    else:
+        assert looped > _profiler_gflops(unrolled_graph)
+    # The profiler alone, on the loop graph, misses every task's work.
+    assert _profiler_gflops(_step_graph(experiment, options, unroll=False)) < 0.6 * looped
+
+
+def test_drawn_resolutions_count_the_expectation_of_fixed_resolution_steps():
+    experiment, options = meta_step.parse(
+        SMALL + ["--learner=protonet", "--mgaug=catfish", "--num_subnets=2",
+                 "--resolutions=28,20,16"])
+    batch = meta_step.random_batch(experiment, options)
+    per_size = meta_step.resolution_gflops(experiment, options, batch)
+    assert sorted(per_size) == [16, 20, 28]
+    assert per_size[16] < per_size[20] < per_size[28]
+    at_full_size = meta_step.step_gflops(
+        config.override(experiment, {"model.mgaug.resolutions": ()}), options, batch)
+    # At the image's own size only the resize's interpolation arithmetic adds.
+    assert at_full_size < per_size[28] < 1.001 * at_full_size
