@@ -56,6 +56,7 @@ names, e.g. `learner=maml,dtype=mixed_bfloat16`; a flag a row does not set
 matches its value on the command line or in `BASE`).
 """
 
+import collections
 import dataclasses
 import itertools
 import json
@@ -139,12 +140,15 @@ RELEASED_ROWS = [
     use_learner(name) | mgaug_paths(presets.released_mgaug(name, image_size=84, parity=True))
     | (ONE_TASK if name == "protonet" else {})
     for name in ("maml", "fomaml", "protonet")]
-TARGET_ROWS = [use_learner("maml") | NONE, use_learner("maml") | CATFISH_3,
-              use_learner("fomaml") | NONE, use_learner("fomaml") | CATFISH_3,
-              use_learner("protonet") | ONE_TASK | NONE,
-              use_learner("protonet") | ONE_TASK | CATFISH_3,
-              use_learner("protonet") | ONE_TASK | CATFISH_3
-              | {"model.mgaug.resolutions": presets.released_resolutions(84)}]
+# The performance issue's table: each learner without MGAug and with the
+# released MGAug (catfish K = 3, keep (0.98, 1) / (0.97, 1), parity), without
+# and with the 84/64/48 px resize; ProtoNet with 1 task per step.
+TARGET_ROWS = [
+    use_learner(name) | variant | (ONE_TASK if name == "protonet" else {})
+    for name in ("maml", "fomaml", "protonet")
+    for variant in (NONE, mgaug_paths(presets.released_mgaug(name, image_size=84, parity=True))
+                    | {"model.mgaug.resolutions": ()},
+                    mgaug_paths(presets.released_mgaug(name, image_size=84, parity=True)))]
 # ResNet-10 as the reference code runs it: 224 px, its AvgPool2d(5), MGAug
 # with its ResNet sizes (224, 192, 160, 140) under parity.
 RESNET10_224 = {"model.backbone.name": "resnet10", "model.backbone.filters": (64,),
@@ -175,17 +179,61 @@ def _grid():
                 shapes, ("maml", "fomaml", "protonet"), (1, 5), variants)]
 
 
+# How a second-order MAML step grows: one setting of BASE varied at a time
+# (SCALING_AXES), on one core; inner steps also with recomputation.
+RELEASED_CATFISH = mgaug_paths(presets.released_mgaug("maml", image_size=84, parity=True)) | {
+    "model.mgaug.resolutions": ()}
+SCALING_AXES = {
+    "inner steps": ("model.learner.inner_steps", (1, 5, 10, 20)),
+    "inner steps, recompute": ("model.learner.inner_steps", (1, 5, 10, 20)),
+    "tasks per step": ("episodes.meta_batch_size", (1, 4, 16)),
+    "K": ("model.mgaug.num_subnets", (0, 1, 3, 5)),
+    "image px": ("data.image_size", (42, 84)),
+}
+
+
+def _scaling_plan():
+    """The scaling suite's distinct rows and `{axis: [(row index, value), ...]}`.
+
+    A configuration shared by several axes (BASE itself) runs once.
+    """
+    rows, axes = [], {}
+    for axis, (path, values) in SCALING_AXES.items():
+        axes[axis] = []
+        for value in values:
+            if axis == "K":
+                variant = RELEASED_CATFISH | {path: value} if value else NONE
+            else:
+                variant = NONE | {path: value}
+            new = row(use_learner("maml"), variant,
+                      RECOMPUTE if axis.endswith("recompute") else {}, cores=1)
+            merged = [config.override(BASE, r.overrides) for r in rows]
+            config_ = config.override(BASE, new.overrides)
+            if config_ in merged:
+                index = merged.index(config_)
+            else:
+                index = len(rows)
+                rows.append(new)
+            axes[axis].append((index, value))
+    return rows, axes
+
+
+def scaling_axis_rows():
+    """`{axis: [(row index in the scaling suite, value), ...]}`."""
+    return _scaling_plan()[1]
+
+
 SUITES = {
     "mgaug_k": [row(use_learner("maml"), NONE)] + [
         row(use_learner("maml"), CATFISH_3, {"model.mgaug.num_subnets": k}) for k in (1, 3)],
-    # MAML / FOMAML 4 tasks per step, ProtoNet 1, catfish K = 3 with the
-    # default keep range, one pinned core; second-order MAML with recomputed
-    # inner steps and on both cores; then the released settings (trace time
-    # of the slowest configurations). The dtype pairs have their own suite.
-    "targets": [row(overrides, cores=1) for overrides in TARGET_ROWS]
-    + [row(use_learner("maml"), RECOMPUTE, NONE, cores=1), row(use_learner("maml"), NONE, cores=2)]
-    + [row(overrides, cores=1) for overrides in RELEASED_ROWS]
-    + [row(overrides, cores=1) for overrides in RESNET10_ROWS],
+    # The performance issue's table on one pinned core: MAML (second order),
+    # FOMAML (4 tasks per step) and ProtoNet (1), each without MGAug, with
+    # the released catfish K = 3 and with it and the 84/64/48 px resize.
+    "targets": [row(overrides, cores=1) for overrides in TARGET_ROWS],
+    # Second-order MAML on one core and on two.
+    "cores": [row(use_learner("maml"), NONE, cores=cores) for cores in (1, 2)],
+    "scaling": _scaling_plan()[0],
+    "resnet10": [row(overrides, cores=1) for overrides in RESNET10_ROWS],
     "released": [row(overrides) for overrides in RELEASED_ROWS],
     # float32 and mixed_bfloat16 side by side: MAML (second order), FOMAML
     # and ProtoNet, each without MGAug and with K = 3.
@@ -215,9 +263,15 @@ def define_options(flag_values):
     absl_flags.DEFINE_integer("warmup", 2, "Untimed steps before the timed ones.",
                               lower_bound=0, flag_values=flag_values)
     absl_flags.DEFINE_integer(
-        "cores", 0, "Pin the process to this many cores (the highest-numbered ones) before "
-        "TensorFlow starts, so its thread pools match; 0: leave the affinity as it is (e.g. "
-        "set by taskset).", lower_bound=0, flag_values=flag_values)
+        "cores", 0, "Pin the process to this many of the cores it may run on (the "
+        "highest-numbered ones; under taskset, the ones taskset allows) before TensorFlow "
+        "starts, so its thread pools match; 0: leave the affinity as it is.", lower_bound=0,
+        flag_values=flag_values)
+    absl_flags.DEFINE_integer(
+        "rounds", 1, "Run the suite's rows this many times, one round after another (row 1, "
+        "row 2, ..., row 1, row 2, ...), so that each MGAug row and its baseline are "
+        "interleaved process pairs; the table gives the median over rounds.", lower_bound=1,
+        flag_values=flag_values)
     absl_flags.DEFINE_enum(
         "measure", "step", list(MEASURES), "step: the meta-step; data: the episode "
         "sampler's rate; machine: cores and convolution peak; dtypes: float32 and "
@@ -226,7 +280,8 @@ def define_options(flag_values):
         flag_values=flag_values)
 
 
-OPTIONS = ("suite", "markdown", "select", "steps", "warmup", "cores", "measure", "channels")
+OPTIONS = ("suite", "markdown", "select", "steps", "warmup", "cores", "rounds", "measure",
+           "channels")
 # The image channels of the benchmark's generated images: mgaug-train's own
 # --channels flag (a config field, unset by default), read as this default when unset.
 DEFAULT_CHANNELS = 3
@@ -608,7 +663,7 @@ def run_child(experiment, bench, measure="step"):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def markdown(records, command):
+def _machine_lines(records, command):
     machines = {r["usable_cores"]: r for r in records if r["kind"] == "machine"}
     lines = [f"Command: `{command}`", ""]
     for cores, machine in sorted(machines.items()):
@@ -618,30 +673,106 @@ def markdown(records, command):
             f"{machine['conv_peak_gflops']} GFLOP/s float32, "
             f"{machine.get('conv_peak_gflops_bf16', '?')} GFLOP/s bfloat16 "
             f"({machine['conv_probe']}).")
+    return machines, lines
+
+
+def _by_row(records):
+    """Step records grouped by suite row, in row order (one group per record without rounds)."""
+    groups = collections.defaultdict(list)
+    for position, r in enumerate(r for r in records if r["kind"] == "step"):
+        groups[r.get("row", f"record {position}")].append(r)
+    return list(groups.values())
+
+
+def _spread(values, digits=3):
+    """"median (min-max)" of a list of numbers."""
+    values = sorted(values)
+    return (f"{round(statistics.median(values), digits)} "
+            f"({round(values[0], digits)}-{round(values[-1], digits)})")
+
+
+def _baseline_key(r):
+    return (r["learner"], r.get("dtype"), r["image_size"], r["tasks_per_step"],
+            r.get("recompute"), r.get("usable_cores"))
+
+
+def markdown(records, command):
+    """The suite's table: one line per row, medians over rounds where rows ran in rounds.
+
+    An MGAug row's "x baseline" columns compare it with the row of the same
+    learner and shape without MGAug: its step time over the baseline's, per
+    round (the median and range over rounds), and its FLOPs over the
+    baseline's.
+    """
+    machines, lines = _machine_lines(records, command)
     lines += ["", "| learner | dtype | px | tasks/step | MGAug | K | recompute | cores | "
-              "median step s (q1-q3; min-max) | trace s | first step s | GFLOP/step | GFLOP/s | "
-              "% conv peak | peak RSS MiB (above import) | data episodes/s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "rounds | median step s (min-max over rounds) | all steps min-max | trace s | "
+              "GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB above import (import) | "
+              "step x baseline | GFLOP x baseline | data episodes/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     data = {(r["image_size"], r["k_shot"]): r["episodes_per_s"]
             for r in records if r["kind"] == "data"}
-    for r in records:
-        if r["kind"] != "step":
-            continue
+    groups = _by_row(records)
+    baselines = {_baseline_key(group[0]): group for group in groups
+                 if group[0]["num_subnets"] == 0}
+    for group in groups:
+        r = group[0]
         strategy = r["strategy"]
+        if r["num_subnets"]:
+            strategy += f" keep {r['keep_range'][0]}-{r['keep_range'][1]}"
         if r.get("resolutions"):
-            strategy += (f" keep {r['keep_range'][0]}-{r['keep_range'][1]}, "
-                         f"{'/'.join(map(str, r['resolutions']))} px")
+            strategy += f", {'/'.join(map(str, r['resolutions']))} px"
         machine = machines.get(r.get("usable_cores"), next(iter(machines.values())))
+        medians = [g["median_step_s"] for g in group]
+        median = statistics.median(medians)
+        gflops = r["gflop_per_step"]
+        ratio = flop_ratio = ""
+        baseline = baselines.get(_baseline_key(r))
+        if r["num_subnets"] and baseline:
+            by_round = {g.get("round"): g["median_step_s"] for g in baseline}
+            ratio = _spread([g["median_step_s"] / by_round[g.get("round")] for g in group
+                             if g.get("round") in by_round], 2)
+            flop_ratio = f"{gflops / baseline[0]['gflop_per_step']:.2f}"
         lines.append(
             f"| {r['learner']} | {r.get('dtype', 'float32')} | {r['image_size']} | "
             f"{r['tasks_per_step']} | {strategy} | {r['num_subnets']} | "
             f"{'yes' if r.get('recompute') else 'no'} | {r.get('usable_cores', '?')} | "
-            f"{r['median_step_s']} ({r['q1_step_s']}-{r['q3_step_s']}; "
-            f"{r['min_step_s']}-{r['max_step_s']}) | {r['trace_s']} | "
-            f"{r.get('first_step_s', '')} | {r['gflop_per_step']} | {r['achieved_gflops']} | "
-            f"{100 * r['achieved_gflops'] / machine['conv_peak_gflops']:.0f} | "
-            f"{r['peak_rss_mib']:.0f} ({r.get('peak_rss_above_import_mib', 0):.0f}) | "
+            f"{len(group)} | {_spread(medians)} | "
+            f"{min(g['min_step_s'] for g in group)}-{max(g['max_step_s'] for g in group)} | "
+            f"{r['trace_s']} | {gflops} | {gflops / median:.1f} | "
+            f"{100 * gflops / median / machine['conv_peak_gflops']:.0f} | "
+            f"{statistics.median(g['peak_rss_above_import_mib'] for g in group):.0f} "
+            f"({r['import_rss_mib']:.0f}) | {ratio} | {flop_ratio} | "
             f"{data.get((r['image_size'], r['k_shot']), '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def scaling_markdown(records, command):
+    """The scaling suite's table: each axis's rows and the least-squares slope of each measure."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    _, lines = _machine_lines(records, command)
+    lines += ["", "| varied | value | median step s (min-max) | GFLOP/step | "
+              "peak RSS MiB above import |", "|---|---|---|---|---|"]
+    groups = {group[0]["row"]: group for group in _by_row(records) if "row" in group[0]}
+    slopes = []
+    for axis, rows in scaling_axis_rows().items():
+        points = []
+        for index, value in rows:
+            group = groups.get(index)
+            if not group:
+                continue
+            step = statistics.median(g["median_step_s"] for g in group)
+            rss = statistics.median(g["peak_rss_above_import_mib"] for g in group)
+            points.append((value, step, rss))
+            lines.append(f"| {axis} | {value} | {_spread([g['median_step_s'] for g in group])} "
+                         f"| {group[0]['gflop_per_step']} | {rss:.0f} |")
+        if len(points) > 1:
+            values, steps, rss = (np.array(column, dtype=float) for column in zip(*points))
+            slopes.append(f"| {axis} | {np.polyfit(values, steps, 1)[0]:.3f} s | "
+                          f"{np.polyfit(values, rss, 1)[0]:.1f} MiB |")
+    lines += ["", "Least-squares slope per unit of the varied setting:", "",
+              "| varied | step time | peak RSS |", "|---|---|---|"] + slopes
     return "\n".join(lines) + "\n"
 
 
@@ -706,11 +837,12 @@ def select_rows(rows, select, experiment, options=None):
 
 
 def pin_cores(count):
-    """Pins this process to its `count` highest-numbered CPUs (before TF starts)."""
-    cpus = sorted(range(os.cpu_count()))[-count:]
-    if count > len(cpus):
-        raise ValueError(f"--cores={count}: this machine has {os.cpu_count()} CPUs.")
-    os.sched_setaffinity(0, cpus)
+    """Pins this process to `count` of the CPUs it may use, the highest-numbered (before TF starts)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if count > len(allowed):
+        raise ValueError(f"--cores={count}: this process may run on {len(allowed)} CPUs "
+                         f"({allowed}).")
+    os.sched_setaffinity(0, allowed[-count:])
 
 
 def measure(experiment, options):
@@ -741,16 +873,20 @@ def run_suite(experiment, options, argv):
     for cores in sorted({bench["cores"] for _, bench in rows}):
         record(BASE, dict(defaults, cores=cores), measure="machine")
     shapes_done = set()
-    for row_config, bench in rows:
-        record(row_config, bench)
-        shape = (row_config.data.image_size, bench["channels"], row_config.episodes.k_shot)
-        if shape not in shapes_done:
-            shapes_done.add(shape)
-            record(row_config, bench, measure="data")
+    for round_ in range(options.rounds):
+        for index, (row_config, bench) in enumerate(rows):
+            record(row_config, bench)
+            records[-1].update(row=index, round=round_)
+            shape = (row_config.data.image_size, bench["channels"], row_config.episodes.k_shot)
+            if shape not in shapes_done:
+                shapes_done.add(shape)
+                record(row_config, bench, measure="data")
     if options.markdown:
+        command = "python benchmarks/meta_step.py " + " ".join(argv)
+        table = (scaling_markdown(records, command) if options.suite == "scaling"
+                 else markdown(records, command))
         with open(options.markdown, "a", encoding="utf-8") as handle:
-            handle.write("\n" + markdown(records, "python benchmarks/meta_step.py "
-                                         + " ".join(argv)))
+            handle.write("\n" + table)
 
 
 def main(argv=None):
