@@ -1,5 +1,7 @@
 """meta_step.py's command line and suites: config flags, --dtype, the suites' rows, --select."""
 
+import dataclasses
+
 import pytest
 from absl import flags as absl_flags
 
@@ -45,20 +47,38 @@ def test_dtype_suite_pairs_float32_and_bfloat16_for_each_learner_and_mgaug_setti
                     for k in (0, 3) for dtype in ("float32", "mixed_bfloat16")}
 
 
-def test_targets_suite_is_the_targets_table_on_pinned_cores():
+def test_targets_suite_is_the_performance_issues_table_on_one_pinned_core():
     rows = meta_step.SUITES["targets"]
-    assert all(row.bench["cores"] in (1, 2) for row in rows)
-    assert [row for row in rows if row.bench["cores"] == 2] == [
-        meta_step.Row({"model.learner.name": "maml", "model.mgaug.strategy": "none"},
-                      {"cores": 2})]
-    issue = [(c.model.learner.name, c.model.mgaug.num_subnets if c.model.mgaug.enabled else 0,
+    assert all(row.bench == {"cores": 1} for row in rows)
+    table = [(c.model.learner.name, c.model.mgaug.num_subnets if c.model.mgaug.enabled else 0,
               c.episodes.meta_batch_size, c.model.mgaug.resolutions)
-             for c in _configs(rows[:7])]
-    assert issue == [("maml", 0, 4, ()), ("maml", 3, 4, ()), ("fomaml", 0, 4, ()),
-                     ("fomaml", 3, 4, ()), ("protonet", 0, 1, ()), ("protonet", 3, 1, ()),
-                     ("protonet", 3, 1, (84, 64, 48))]
-    assert all(meta_step.Row(overrides, {"cores": 1}) in rows
-               for overrides in meta_step.RELEASED_ROWS)
+             for c in _configs(rows)]
+    assert table == [(name, k, 1 if name == "protonet" else 4, resolutions)
+                     for name in ("maml", "fomaml", "protonet")
+                     for k, resolutions in ((0, ()), (3, ()), (3, (84, 64, 48)))]
+    for experiment in _configs(rows):
+        name = experiment.model.learner.name
+        if experiment.model.mgaug.enabled:  # the released MGAug, with or without resizing
+            released = presets.released_mgaug(name, 84, parity=True)
+            assert dataclasses.replace(experiment.model.mgaug,
+                                       resolutions=released.resolutions) == released
+    cores = meta_step.SUITES["cores"]
+    assert [row.bench for row in cores] == [{"cores": 1}, {"cores": 2}]
+
+
+def test_scaling_suite_varies_one_setting_of_the_base_at_a_time():
+    rows = _configs(meta_step.SUITES["scaling"])
+    assert len(rows) == len(set(map(repr, rows)))  # BASE runs once for every axis
+    axes = meta_step.scaling_axis_rows()
+    assert {axis: [value for _, value in points] for axis, points in axes.items()} == {
+        "inner steps": [1, 5, 10, 20], "inner steps, recompute": [1, 5, 10, 20],
+        "tasks per step": [1, 4, 16], "K": [0, 1, 3, 5], "image px": [42, 84]}
+    base = config.override(meta_step.BASE, {"model.mgaug.strategy": "none"})
+    shared = {index for points in axes.values() for index, value in points
+              if rows[index] == base}
+    assert len(shared) == 1
+    assert rows[dict(map(reversed, axes["inner steps, recompute"]))[20]].model.learner.recompute
+    assert rows[dict(map(reversed, axes["K"]))[5]].model.mgaug.num_subnets == 5
 
 
 def test_released_rows_are_the_named_preset_with_parity():
@@ -84,9 +104,9 @@ def test_select_keeps_matching_rows_and_compares_unset_keys_with_the_flags():
     targets = meta_step.SUITES["targets"]
     drawn = meta_step.select_rows(targets, "learner=protonet,resolutions=84,64,48",
                                   experiment, options)
-    assert len(drawn) == 2
-    assert meta_step.select_rows(targets, "cores=2", experiment, options) == [
-        row for row in targets if row.bench["cores"] == 2]
+    assert [row.overrides["model.mgaug.keep_min"] for row in drawn] == [0.97]
+    cores = meta_step.SUITES["cores"]
+    assert meta_step.select_rows(cores, "cores=2", experiment, options) == [cores[1]]
     with pytest.raises(ValueError, match="no row"):
         meta_step.select_rows(rows, "learner=anil", experiment, options)
     with pytest.raises(ValueError, match="no row"):
