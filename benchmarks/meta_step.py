@@ -6,12 +6,14 @@ belongs to that configuration alone. Episodes are random tensors held in
 memory; the data pipeline's episode rate for the same episode shape is
 measured separately (`"kind": "data"` lines). A `"kind": "machine"` line gives
 the core count and this CPU's measured convolution peak (one large conv2d), to
-compare with each step's achieved FLOP/s (FLOPs counted statically from the
-step's graph by TF's profiler: convolutions, matmuls and their gradients).
-Sub-networks whose input size is drawn at run time (MGAug `--resolutions`)
-have no static shapes in that graph: their FLOPs are counted per resolution
-(the step traced with the resolution fixed) and weighted by the draw
-probabilities (`gflop_per_resolution`, `gflop_per_step` = the expectation).
+compare with each step's achieved FLOP/s. FLOPs are counted statically from
+the step's graph with TF's registered op statistics (convolutions, matmuls,
+their gradients, elementwise ops), inside the graph loops too: each loop body
+times its trip count (`graph_gflops`). Sub-networks whose input size is
+drawn at run time (MGAug `--resolutions`) have no static shapes in that
+graph: their FLOPs are counted per resolution (the step traced with the
+resolution fixed) and weighted by the draw probabilities
+(`gflop_per_resolution`, `gflop_per_step` = the expectation).
 
 A configuration is an `mgaug_tf.config.ExperimentConfig`: the command line
 takes every `mgaug-train` flag (`--learner`, `--backbone`, `--filters`,
@@ -22,9 +24,10 @@ the benchmark's base configuration `BASE` (Conv4-64, 84 px, 5-way 1-shot
 15-query, 4 tasks per step, 5 inner steps, MAML, no MGAug, Adam 1e-3), and
 the learner is built from it by `mgaug_tf.factory`, as `mgaug-train` builds
 it. The benchmark's own options: `--channels` (mgaug-train's flag, here the
-generated images' channels, default 3), `--steps` (timed steps, default 10), `--warmup` (default 2), `--cores`,
-`--measure`, `--suite`, `--select`, `--markdown`. Each record gives the tasks
-per step and the per-step minimum, median and maximum.
+generated images' channels, default 3), `--steps` (timed steps, default 10),
+`--warmup` (default 2), `--cores`, `--rounds`, `--measure`, `--suite`,
+`--select`, `--markdown`. Each record gives the tasks per step and the
+per-step minimum, median and maximum.
 
 Usage:
     python benchmarks/meta_step.py --learner=maml --mgaug=none --steps=10 --cores=1
@@ -36,21 +39,27 @@ Usage:
     python benchmarks/meta_step.py --suite=mgaug_k --markdown=docs/performance.md
     python benchmarks/meta_step.py --suite=released --steps=3 --warmup=1
     python benchmarks/meta_step.py --suite=dtype --select=learner=maml,dtype=mixed_bfloat16
-    python benchmarks/meta_step.py --suite=targets --steps=5 --warmup=1 --markdown=perf.md
+    python benchmarks/meta_step.py --suite=targets --rounds=3 --steps=3 --warmup=1 --markdown=perf.md
+    python benchmarks/meta_step.py --suite=scaling --steps=2 --warmup=1 --markdown=perf.md
 
 Suites (`SUITES`; rows are config overrides on the command line's config):
-mgaug_k (MAML second order, Conv4-64 84 px, K = 0/1/3 catfish), targets
-(MAML, FOMAML (4 tasks per step) and ProtoNet (1) without MGAug, with catfish
-K = 3 and ProtoNet's also with the 84/64/48 px resize, each on one pinned core;
-second-order MAML with recomputed inner steps on one core and on two cores;
-then the released settings on one core; then ResNet-10 at 224 px with the
-reference pool: FOMAML (4 tasks) and ProtoNet (1), each without and with the
-released MGAug, and second-order MAML with 4 tasks), dtype (float32 and mixed_bfloat16
-pairs), released (MAML, FOMAML and ProtoNet (1 task per step) with
-`mgaug_tf.presets.released_mgaug(..., parity=True)`: catfish K = 3, keep
-(0.98, 1) / (0.97, 1), the aligned-corner 84/64/48 px resize and the
-reference flatten head, as the reference code ran them), memory (ResNet-12
-second order with recomputation), full (the whole grid: the longest suite by far).
+mgaug_k (MAML second order, Conv4-64 84 px, K = 0/1/3 catfish); targets
+(MAML and FOMAML with 4 tasks per step, ProtoNet with 1, each without MGAug,
+with the released catfish K = 3 (keep (0.98, 1), ProtoNet (0.97, 1), parity)
+and with it and the 84/64/48 px resize, each on one pinned core; with
+`--rounds` each MGAug row and its baseline form interleaved process pairs);
+cores (second-order MAML on one core and on two); scaling (second-order MAML
+with one setting of `BASE` varied at a time: inner steps 1/5/10/20 without
+and with `recompute`, tasks per step 1/4/16, catfish K 0/1/3/5, 42 and 84 px;
+its table gives each axis's least-squares slopes); resnet10 (ResNet-10 at
+224 px with the reference pool: FOMAML (4 tasks) and ProtoNet (1), each
+without and with the released MGAug, and second-order MAML with 4 tasks);
+dtype (float32 and mixed_bfloat16 pairs); released (MAML, FOMAML and ProtoNet
+(1 task per step) with `mgaug_tf.presets.released_mgaug(..., parity=True)`:
+catfish K = 3, keep (0.98, 1) / (0.97, 1), the aligned-corner 84/64/48 px
+resize and the reference flatten head, as the reference code ran them);
+memory (ResNet-12 second order with recomputation); full (the whole grid:
+the longest suite by far).
 `--select=FLAG=VALUE,...` keeps the suite's rows whose settings match (flag
 names, e.g. `learner=maml,dtype=mixed_bfloat16`; a flag a row does not set
 matches its value on the command line or in `BASE`).
@@ -466,6 +475,18 @@ def random_batch(experiment, options, seed=0):
             labels(episodes.k_query))
 
 
+def drawn_resolutions(learner):
+    """The sizes the learner's next step draws for its sub-networks, task by task, k by k.
+
+    Read from `MGAug.subnet_resolution` with the seeds of the learner's
+    current `meta_step` (the step about to run), on one replica.
+    """
+    augmentation = learner.augmentation
+    return [int(augmentation.subnet_resolution(augmentation.task_seed(learner, task), k))
+            for task in range(learner.tasks_per_replica)
+            for k in range(augmentation.num_subnets)]
+
+
 def resolution_gflops(experiment, options, batch):
     """`{size: GFLOP}` of the step with every sub-network's resolution fixed to `size`.
 
@@ -500,8 +521,13 @@ def measure_step(experiment, options):
         start = time.perf_counter()
         float(step(batch)["loss"])
         first_step_s = first_step_s or time.perf_counter() - start
-    times = []
+    augmentation = learner.augmentation
+    drawn = bool(augmentation is not None and augmentation.resolutions
+                 and len(set(augmentation.resolutions)) > 1)
+    times, step_draws = [], []
     for _ in range(options.steps):
+        if drawn:  # the sizes this step draws (they depend on learner.meta_step)
+            step_draws.append(drawn_resolutions(learner))
         start = time.perf_counter()
         float(step(batch)["loss"])
         times.append(time.perf_counter() - start)
@@ -511,12 +537,15 @@ def measure_step(experiment, options):
     count_start = time.perf_counter()
     gflops = static_gflops = graph_gflops(step.get_concrete_function(batch).graph)
     per_resolution = {}
-    augmentation = learner.augmentation
-    if augmentation is not None and augmentation.resolutions and len(
-            set(augmentation.resolutions)) > 1:
+    step_gflop = [gflops] * len(times)
+    if drawn:
         per_resolution = resolution_gflops(experiment, options, batch)
         gflops = sum(probability * per_resolution[size] for size, probability
                      in augmentation.resolution_probabilities().items())
+        # A step's FLOPs are linear in its sub-networks' sizes, so they are the
+        # mean, over its tasks' sub-networks, of the step with all at that size.
+        step_gflop = [statistics.mean(per_resolution[size] for size in sizes)
+                      for sizes in step_draws]
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     median = statistics.median(times)
     mgaug = {}
@@ -548,7 +577,10 @@ def measure_step(experiment, options):
                                  for size, value in per_resolution.items()},
         "gflop_static_graph": round(static_gflops, 1),
         "gflop_count_s": round(time.perf_counter() - count_start, 1),
-        "achieved_gflops": round(gflops / median, 1),
+        "gflop_timed_steps": [round(value, 1) for value in step_gflop],
+        "drawn_resolutions": [list(sizes) for sizes in step_draws],
+        # FLOPs of the timed steps over their time (drawn sizes make steps unequal).
+        "achieved_gflops": round(sum(step_gflop) / sum(times), 1),
         "peak_rss_mib": round(training_peak_rss, 1), "import_rss_mib": round(import_rss, 1),
         "peak_rss_above_import_mib": round(training_peak_rss - import_rss, 1), "retraces": len(
             step._list_all_concrete_functions_for_serialization()) - 1,  # pylint: disable=protected-access
@@ -700,16 +732,19 @@ def markdown(records, command):
     """The suite's table: one line per row, medians over rounds where rows ran in rounds.
 
     An MGAug row's "x baseline" columns compare it with the row of the same
-    learner and shape without MGAug: its step time over the baseline's, per
-    round (the median and range over rounds), and its FLOPs over the
-    baseline's.
+    learner and shape without MGAug, round by round (the median and range
+    over rounds): its median step time over the baseline's; its FLOPs over
+    the baseline's (with drawn resolutions, the FLOPs of the sizes its timed
+    steps drew); and its time per FLOP over the baseline's (the baseline's
+    GFLOP/s over its own: 1.0 when its passes run at the baseline's rate).
     """
     machines, lines = _machine_lines(records, command)
     lines += ["", "| learner | dtype | px | tasks/step | MGAug | K | recompute | cores | "
               "rounds | median step s (min-max over rounds) | all steps min-max | trace s | "
               "GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB above import (import) | "
-              "step x baseline | GFLOP x baseline | data episodes/s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "step x baseline | GFLOP x baseline | s per GFLOP x baseline | "
+              "data episodes/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     data = {(r["image_size"], r["k_shot"]): r["episodes_per_s"]
             for r in records if r["kind"] == "data"}
     groups = _by_row(records)
@@ -724,25 +759,30 @@ def markdown(records, command):
             strategy += f", {'/'.join(map(str, r['resolutions']))} px"
         machine = machines.get(r.get("usable_cores"), next(iter(machines.values())))
         medians = [g["median_step_s"] for g in group]
-        median = statistics.median(medians)
-        gflops = r["gflop_per_step"]
-        ratio = flop_ratio = ""
+        rate = statistics.median(g["achieved_gflops"] for g in group)
+        timed_gflop = statistics.mean(r.get("gflop_timed_steps") or [r["gflop_per_step"]])
+        gflop_text = f"{r['gflop_per_step']}"
+        if r.get("gflop_timed_steps") and r.get("gflop_per_resolution"):
+            gflop_text += f" (timed steps: {timed_gflop:.1f})"
+        ratio = flop_ratio = cost_ratio = ""
         baseline = baselines.get(_baseline_key(r))
         if r["num_subnets"] and baseline:
-            by_round = {g.get("round"): g["median_step_s"] for g in baseline}
-            ratio = _spread([g["median_step_s"] / by_round[g.get("round")] for g in group
-                             if g.get("round") in by_round], 2)
-            flop_ratio = f"{gflops / baseline[0]['gflop_per_step']:.2f}"
+            by_round = {g.get("round"): g for g in baseline}
+            paired = [(g, by_round[g.get("round")]) for g in group if g.get("round") in by_round]
+            ratio = _spread([g["median_step_s"] / b["median_step_s"] for g, b in paired], 2)
+            flop_ratio = f"{timed_gflop / baseline[0]['gflop_per_step']:.2f}"
+            cost_ratio = _spread([b["achieved_gflops"] / g["achieved_gflops"]
+                                  for g, b in paired], 3)
         lines.append(
             f"| {r['learner']} | {r.get('dtype', 'float32')} | {r['image_size']} | "
             f"{r['tasks_per_step']} | {strategy} | {r['num_subnets']} | "
             f"{'yes' if r.get('recompute') else 'no'} | {r.get('usable_cores', '?')} | "
             f"{len(group)} | {_spread(medians)} | "
             f"{min(g['min_step_s'] for g in group)}-{max(g['max_step_s'] for g in group)} | "
-            f"{r['trace_s']} | {gflops} | {gflops / median:.1f} | "
-            f"{100 * gflops / median / machine['conv_peak_gflops']:.0f} | "
+            f"{r['trace_s']} | {gflop_text} | {rate:.1f} | "
+            f"{100 * rate / machine['conv_peak_gflops']:.0f} | "
             f"{statistics.median(g['peak_rss_above_import_mib'] for g in group):.0f} "
-            f"({r['import_rss_mib']:.0f}) | {ratio} | {flop_ratio} | "
+            f"({r['import_rss_mib']:.0f}) | {ratio} | {flop_ratio} | {cost_ratio} | "
             f"{data.get((r['image_size'], r['k_shot']), '')} |")
     return "\n".join(lines) + "\n"
 

@@ -551,17 +551,33 @@ class MGAug:
                                            for k in range(self.num_subnets)]
         return SubNetworks(ratios, masks, tasks)
 
+    def subnet_resolution(self, task_seed: tf.Tensor, k: Any) -> Any:
+        """Sub-network k's input size in pixels, drawn uniformly from `resolutions`.
+
+        Args:
+            task_seed: The task's seed (`task_seed(learner, task_index)`).
+            k: The sub-network's index, a Python int or a scalar int tensor.
+
+        Returns:
+            The size: a Python int when `resolutions` holds one distinct size
+            (the sub-networks' graph then has static shapes), else a scalar
+            int32 tensor drawn from `task_seed` and `k`; `None` without
+            `resolutions`.
+        """
+        if not self.resolutions:
+            return None
+        if len(set(self.resolutions)) == 1:
+            return self.resolutions[0]
+        index = tf.random.stateless_uniform(
+            [], seed=tf.random.experimental.stateless_fold_in(task_seed, 2_000_003 + k),
+            maxval=len(self.resolutions), dtype=tf.int32)
+        return tf.gather(tf.constant(self.resolutions, tf.int32), index)
+
     def _resize(self, task, task_seed, k):
         """Sub-network k's task at its resolution (`k` a Python int or a scalar int tensor)."""
-        if not self.resolutions:
+        size = self.subnet_resolution(task_seed, k)
+        if size is None:
             return task
-        if len(set(self.resolutions)) == 1:
-            size = self.resolutions[0]  # static: the sub-network's graph has known shapes
-        else:
-            index = tf.random.stateless_uniform(
-                [], seed=tf.random.experimental.stateless_fold_in(task_seed, 2_000_003 + k),
-                maxval=len(self.resolutions), dtype=tf.int32)
-            size = tf.gather(tf.constant(self.resolutions, tf.int32), index)
 
         def resize(images):
             return resize_images(images, size, self.resize_method)
