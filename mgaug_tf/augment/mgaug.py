@@ -497,15 +497,35 @@ class MGAug:
             self.num_subnets, tf.random.experimental.stateless_fold_in(task_seed, 1_000_003))
 
     def draw_subnet_masks(self, learner: "MetaLearner", task_seed: tf.Tensor, k: Any,
-                          ratios: tf.Tensor, scores: Optional[Sequence[tf.Tensor]] = None
+                          ratios: tf.Tensor, scores: Optional[Sequence[tf.Tensor]] = None,
+                          ranks: Optional[Sequence[Optional[tf.Tensor]]] = None
                           ) -> list[tf.Tensor]:
-        """Sub-network k's masks (aligned with theta); `k` may be a scalar int tensor."""
+        """Sub-network k's masks (aligned with theta); `k` may be a scalar int tensor.
+
+        `ranks` (scored strategies): `score_ranks(learner, scores)`, computed
+        once for a task's K draws; otherwise ranked here from `scores`.
+        """
         network = learner.network
         weights = functional.read_values(network.trainable_variables)
         prunable = masks_lib.prunable_weights(network, self.include_dense)
         subnet_seed = tf.random.experimental.stateless_fold_in(task_seed, k)
         return self.strategy(weights, prunable, ratios[k], seed=subnet_seed, scores=scores,
-                             parity=self.parity)
+                             parity=self.parity, ranks=ranks)
+
+    def score_ranks(self, learner: "MetaLearner", scores: Sequence[tf.Tensor]
+                    ) -> list[Optional[tf.Tensor]]:
+        """The order in which a scored strategy prunes each weight's entries (int32 ranks).
+
+        Args:
+            learner: The learner served (its network's prunable weights).
+            scores: MMCA scores aligned with `learner.network.trainable_variables`.
+
+        Returns:
+            One int32 tensor of each weight's shape per prunable weight (0:
+            pruned first), `None` for the others.
+        """
+        prunable = masks_lib.prunable_weights(learner.network, self.include_dense)
+        return strategies_lib.SCORE_RANKS[self.strategy_name](scores, prunable)
 
     def draw_subnetworks(self, learner: "MetaLearner", task_seed: tf.Tensor,
                          network_gradients: Optional[Sequence[tf.Tensor]] = None,
@@ -658,11 +678,14 @@ class MGAug:
             return outcome, gradients, tf.cast(outcome.query_loss, loss_dtype), pass_accuracy
 
         full_outcome, full_gradients, _, full_accuracy = run_pass(task, None)
-        scores = scores_of(full_gradients) if scored else None
+        scores = ranks = None
+        if scored:  # one ranking serves the task's K draws
+            scores = scores_of(full_gradients)
+            ranks = self.score_ranks(learner, scores)
 
         def body(index, augmented, worst, arrays):
             k = index - 1 if isinstance(index, int) else tf.subtract(index, 1)
-            masks = self.draw_subnet_masks(learner, task_seed, k, ratios, scores)
+            masks = self.draw_subnet_masks(learner, task_seed, k, ratios, scores, ranks)
             pass_task = self._resize(task, task_seed, k)
             _, gradients, loss, pass_accuracy = run_pass(
                 pass_task, functional.SlicedMasks(masks) if sliced else masks)

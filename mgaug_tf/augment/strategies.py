@@ -1,11 +1,13 @@
 """Pruning strategies: how a sub-network's masks are chosen.
 
 Every strategy has one interface,
-`strategy(weights, prunable, keep_ratio, seed, scores) -> masks`, with
-masks aligned to `weights` (`None` where a weight is not prunable), and the
-same counting rule: a layer of n entries keeps round(keep_ratio * n) (round
-half to even) and prunes the rest. `keep_ratio` and `seed` are tensors, so
-one trace serves every draw.
+`strategy(weights, prunable, keep_ratio, seed, scores, parity, ranks) -> masks`,
+with masks aligned to `weights` (`None` where a weight is not prunable), and
+the same counting rule: a layer of n entries keeps round(keep_ratio * n)
+(round half to even) and prunes the rest. `keep_ratio` and `seed` are
+tensors, so one trace serves every draw. Scored strategies (`SCORE_RANKS`)
+prune by the rank of each entry's score, which `ranks=` can supply when
+several draws share the scores (a task's sub-networks).
 """
 
 import tensorflow as tf
@@ -29,14 +31,27 @@ def pruned_count(size, keep_ratio, parity=False):
     return size - tf.cast(tf.round(keep_ratio * size_float), tf.int32)
 
 
+def descending_ranks(scores):
+    """Each entry's rank by descending score (0: the highest; ties in flat order), int32.
+
+    One sort: the inverse of the stable descending order.
+    """
+    flat = tf.reshape(scores, [-1])
+    order = tf.argsort(flat, direction="DESCENDING", stable=True)
+    return tf.reshape(tf.math.invert_permutation(order), tf.shape(scores))
+
+
+def prune_ranked(ranks, count, dtype):
+    """Mask (of `ranks`' shape, in `dtype`) that zeros the entries ranked below `count`."""
+    return tf.cast(ranks >= count, dtype)
+
+
 def prune_highest(scores, count):
     """Mask (of `scores`' shape) that zeros exactly the `count` highest scores."""
-    flat = tf.reshape(scores, [-1])
-    ranks = tf.argsort(tf.argsort(flat, direction="DESCENDING", stable=True), stable=True)
-    return tf.reshape(tf.cast(ranks >= count, scores.dtype), tf.shape(scores))
+    return prune_ranked(descending_ranks(scores), count, scores.dtype)
 
 
-def _element_masks(weights, prunable, keep_ratio, score_fn, parity=False):
+def _element_masks(weights, prunable, keep_ratio, rank_fn, parity=False):
     masks = []
     for index, (weight, is_prunable) in enumerate(zip(weights, prunable)):
         if not is_prunable:
@@ -44,11 +59,12 @@ def _element_masks(weights, prunable, keep_ratio, score_fn, parity=False):
             continue
         size = int(weight.shape.num_elements())
         count = pruned_count(size, keep_ratio, parity)
-        masks.append(prune_highest(score_fn(index, weight), count))
+        masks.append(prune_ranked(rank_fn(index, weight), count, weight.dtype))
     return masks
 
 
-def random_width(weights, prunable, keep_ratio, seed=None, scores=None, parity=False):
+def random_width(weights, prunable, keep_ratio, seed=None, scores=None, parity=False,
+                 ranks=None):
     """Keeps the first round(r * C) output channels of each prunable layer.
 
     A channel mask (shape `[1, ..., 1, C]`, broadcast over the kernel), i.e. a
@@ -56,7 +72,7 @@ def random_width(weights, prunable, keep_ratio, seed=None, scores=None, parity=F
     masked (as in the reference code), so a removed channel carries no input
     signal, only its bias.
     """
-    del seed, scores, parity
+    del seed, scores, parity, ranks
     masks = []
     for weight, is_prunable in zip(weights, prunable):
         if not is_prunable:
@@ -69,36 +85,60 @@ def random_width(weights, prunable, keep_ratio, seed=None, scores=None, parity=F
     return masks
 
 
-def random_param(weights, prunable, keep_ratio, seed, scores=None, parity=False):
+def random_param(weights, prunable, keep_ratio, seed, scores=None, parity=False, ranks=None):
     """Drops exactly n - round(r * n) entries per layer, uniformly at random."""
-    del scores, parity
+    del scores, parity, ranks
 
-    def random_scores(index, weight):
+    def random_ranks(index, weight):
         layer_seed = tf.random.experimental.stateless_fold_in(seed, index)
-        return tf.random.stateless_uniform(tf.shape(weight), seed=layer_seed, dtype=weight.dtype)
+        return descending_ranks(tf.random.stateless_uniform(tf.shape(weight), seed=layer_seed,
+                                                            dtype=weight.dtype))
 
-    return _element_masks(weights, prunable, keep_ratio, random_scores)
+    return _element_masks(weights, prunable, keep_ratio, random_ranks)
 
 
-def catfish(weights, prunable, keep_ratio, seed=None, scores=None, parity=False):
+def catfish_ranks(scores, prunable):
+    """Catfish's order of pruning: `descending_ranks` of each prunable weight's scores.
+
+    A task's K sub-networks share the scores, so the learner ranks them once
+    and passes `ranks=` to `catfish`; `None` where a weight is not prunable.
+    """
+    return [descending_ranks(score) if is_prunable else None
+            for score, is_prunable in zip(scores, prunable)]
+
+
+def snip_ranks(scores, prunable):
+    """SNIP's order of pruning, lowest score first (`catfish_ranks` of the negated scores)."""
+    return catfish_ranks([-score for score in scores], prunable)
+
+
+def catfish(weights, prunable, keep_ratio, seed=None, scores=None, parity=False, ranks=None):
     """Prunes the entries carrying the most memorization (MMCA, the paper's catfish).
 
     `scores[i]` is |theta * dL_meta/dtheta| for weight i; the highest
-    n - round(r * n) entries of each layer are pruned.
+    n - round(r * n) entries of each layer are pruned. `ranks`, if given,
+    is `catfish_ranks(scores, prunable)` computed once for several draws.
     """
     del seed
-    return _element_masks(weights, prunable, keep_ratio, lambda index, _: scores[index], parity)
+    ranks = catfish_ranks(scores, prunable) if ranks is None else ranks
+    return _element_masks(weights, prunable, keep_ratio, lambda index, _: ranks[index], parity)
 
 
-def snip(weights, prunable, keep_ratio, seed=None, scores=None, parity=False):
-    """The opposite criterion (SNIP): prunes the lowest-scoring entries (an ablation)."""
+def snip(weights, prunable, keep_ratio, seed=None, scores=None, parity=False, ranks=None):
+    """The opposite criterion (SNIP): prunes the lowest-scoring entries (an ablation).
+
+    `ranks`, if given, is `snip_ranks(scores, prunable)`.
+    """
     del seed
-    return _element_masks(weights, prunable, keep_ratio, lambda index, _: -scores[index], parity)
+    ranks = snip_ranks(scores, prunable) if ranks is None else ranks
+    return _element_masks(weights, prunable, keep_ratio, lambda index, _: ranks[index], parity)
 
 
+# How each scored strategy orders a weight's entries for pruning.
+SCORE_RANKS = {"catfish": catfish_ranks, "snip": snip_ranks}
 STRATEGIES = {"random_width": random_width, "random_param": random_param,
               "catfish": catfish, "snip": snip}
-SCORED = ("catfish", "snip")
+SCORED = tuple(SCORE_RANKS)
 
 
 def get_strategy(name, owner=None):

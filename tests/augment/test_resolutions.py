@@ -309,3 +309,20 @@ def test_a_classifier_without_slicing_refuses_other_feature_lengths():
     network.build((None, 48, 48, 1))
     with pytest.raises(ValueError, match="takes 18 features .* but got 8"):
         network(tf.zeros([1, 32, 32, 1]))
+
+
+def test_subnet_resolution_is_the_size_each_sub_network_is_resized_to():
+    learner = released_like_learner(mg.MAML)
+    augmentation = learner.augmentation
+    batch = make_episode_batch(6, tasks=2, n_way=3, k_shot=1, k_query=2, size=SIZE,
+                               dtype="float64")
+    learner._checked_batch(batch)  # sets tasks_per_replica
+    seeds = [augmentation.task_seed(learner, task) for task in range(2)]
+    draws = fixed_draws(learner, batch)
+    sizes = [[int(augmentation.subnet_resolution(seed, k)) for k in range(3)] for seed in seeds]
+    assert sizes == [[subnet_task.support_images.shape[1] for _, subnet_task in subnets]
+                     for _, subnets in draws]
+    assert {size for row in sizes for size in row} <= set(RESOLUTIONS)
+    assert len({size for row in sizes for size in row}) > 1  # the draw varies
+    assert mg.MGAug("catfish", resolutions=(20,)).subnet_resolution(seeds[0], 0) == 20
+    assert mg.MGAug("catfish").subnet_resolution(seeds[0], 0) is None

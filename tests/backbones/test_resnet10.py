@@ -306,12 +306,12 @@ def test_bad_input_names_the_flag_before_any_work(run_main, config, flags, flag)
 
 # ------------------------------------------------------------------ benchmark rows
 def test_benchmark_rows_are_the_released_resnet10_settings_at_224_px():
-    """targets' ResNet-10 rows: FOMAML (4 tasks) and ProtoNet (1) without and with the
+    """The resnet10 suite: FOMAML (4 tasks) and ProtoNet (1) without and with the
     released MGAug (parity), and second-order MAML with 4 tasks (it fits: no recompute)."""
     from benchmarks import meta_step  # pylint: disable=import-outside-toplevel
 
-    rows = [row for row in meta_step.SUITES["targets"]
-            if row.overrides.get("model.backbone.name") == "resnet10"]
+    rows = meta_step.SUITES["resnet10"]
+    assert all(row.overrides.get("model.backbone.name") == "resnet10" for row in rows)
     configs = [mg.config.override(meta_step.BASE, row.overrides) for row in rows]
     assert all(row.bench["cores"] == 1 for row in rows)
     assert [(c.model.learner.name, c.model.mgaug.enabled, c.episodes.meta_batch_size,
