@@ -25,11 +25,14 @@ def _step_graph(experiment, options, unroll):
     return tf.function(learner.train_step).get_concrete_function(batch).graph
 
 
+# Each case traces a step twice (looped and unrolled): the default run keeps one.
 @pytest.mark.parametrize("flags", [
     ["--learner=maml", "--mgaug=catfish", "--num_subnets=2"],
-    ["--learner=fomaml", "--mgaug=random_param", "--num_subnets=1"],
-    ["--learner=protonet", "--mgaug=catfish", "--num_subnets=2"],
-    ["--learner=maml", "--mgaug=none", "--recompute"],
+    pytest.param(["--learner=fomaml", "--mgaug=random_param", "--num_subnets=1"],
+                 marks=pytest.mark.slow),
+    pytest.param(["--learner=protonet", "--mgaug=catfish", "--num_subnets=2"],
+                 marks=pytest.mark.slow),
+    pytest.param(["--learner=maml", "--mgaug=none", "--recompute"], marks=pytest.mark.slow),
 ], ids=["maml-catfish", "fomaml-random_param", "protonet-catfish", "maml-recompute"])
 def test_loop_graph_count_equals_the_profilers_count_of_the_unrolled_step(flags):
     experiment, options = meta_step.parse(SMALL + flags)
