@@ -906,8 +906,8 @@ def run_suite(experiment, options, argv):
             for row_ in rows]
     records = []
 
-    def record(*args, **kwargs):
-        records.append(run_child(*args, **kwargs))
+    def record(*args, place=None, **kwargs):
+        records.append(run_child(*args, **kwargs) | (place or {}))
         print(json.dumps(records[-1]), flush=True)
 
     for cores in sorted({bench["cores"] for _, bench in rows}):
@@ -915,8 +915,7 @@ def run_suite(experiment, options, argv):
     shapes_done = set()
     for round_ in range(options.rounds):
         for index, (row_config, bench) in enumerate(rows):
-            record(row_config, bench)
-            records[-1].update(row=index, round=round_)
+            record(row_config, bench, place={"row": index, "round": round_})
             shape = (row_config.data.image_size, bench["channels"], row_config.episodes.k_shot)
             if shape not in shapes_done:
                 shapes_done.add(shape)
