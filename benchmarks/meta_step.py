@@ -206,7 +206,7 @@ def _scaling_plan():
 
     A configuration shared by several axes (BASE itself) runs once.
     """
-    rows, axes = [], {}
+    rows, configs, axes = [], [], {}
     for axis, (path, values) in SCALING_AXES.items():
         axes[axis] = []
         for value in values:
@@ -216,13 +216,11 @@ def _scaling_plan():
                 variant = NONE | {path: value}
             new = row(use_learner("maml"), variant,
                       RECOMPUTE if axis.endswith("recompute") else {}, cores=1)
-            merged = [config.override(BASE, r.overrides) for r in rows]
             config_ = config.override(BASE, new.overrides)
-            if config_ in merged:
-                index = merged.index(config_)
-            else:
-                index = len(rows)
+            if config_ not in configs:
                 rows.append(new)
+                configs.append(config_)
+            index = configs.index(config_)
             axes[axis].append((index, value))
     return rows, axes
 

@@ -683,8 +683,7 @@ class MGAug:
             scores = scores_of(full_gradients)
             ranks = self.score_ranks(learner, scores)
 
-        def body(index, augmented, worst, arrays):
-            k = index - 1 if isinstance(index, int) else tf.subtract(index, 1)
+        def body(k, augmented, worst, arrays):
             masks = self.draw_subnet_masks(learner, task_seed, k, ratios, scores, ranks)
             pass_task = self._resize(task, task_seed, k)
             _, gradients, loss, pass_accuracy = run_pass(
@@ -698,9 +697,9 @@ class MGAug:
                 augmented = [total + gradient for total, gradient in zip(augmented, gradients)]
             values = (loss, pass_accuracy, masks_lib.sparsity(masks, network_weights))
             arrays = [array.write(k, value) for array, value in zip(arrays, values)]
-            return index + 1, augmented, worst, arrays
+            return k + 1, augmented, worst, arrays
 
-        state = (1, [tf.zeros_like(variable) for variable in variables],
+        state = (0, [tf.zeros_like(variable) for variable in variables],
                  tf.constant(float("-inf"), loss_dtype),
                  [tf.TensorArray(dtype, size=subnets)
                   for dtype in (loss_dtype, tf.float32, tf.float32)])
