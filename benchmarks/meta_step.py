@@ -11,8 +11,8 @@ the step's graph with TF's registered op statistics (convolutions, matmuls,
 their gradients, elementwise ops), inside the graph loops too: each loop body
 times its trip count (`graph_gflops`). Sub-networks whose input size is
 drawn at run time (MGAug `--resolutions`) have no static shapes in that
-graph: their FLOPs are counted per resolution (the step traced with the
-resolution fixed) and weighted by the draw probabilities
+graph: their FLOPs are counted per resolution (one sub-network pass traced
+at each size, `resolution_gflops`) and weighted by the draw probabilities
 (`gflop_per_resolution`, `gflop_per_step` = the expectation).
 
 A configuration is an `mgaug_tf.config.ExperimentConfig`: the command line
@@ -485,15 +485,55 @@ def drawn_resolutions(learner):
             for k in range(augmentation.num_subnets)]
 
 
-def resolution_gflops(experiment, options, batch):
+def resolution_gflops(learner, batch, static_gflops):
     """`{size: GFLOP}` of the step with every sub-network's resolution fixed to `size`.
 
-    A drawn size makes the sub-networks' shapes unknown to the static count;
-    with one size the step's graph has static shapes throughout.
+    A drawn size leaves the sub-networks' activations without static shapes,
+    so the drawn step's own count (`static_gflops`, from `graph_gflops`)
+    holds everything else: the full pass, mask draws and products, the
+    outer update. What it misses is, per sub-network pass, the ops whose
+    shapes follow the size. One pass (the resize plus
+    `learner.task_gradients`, as MGAug's loop runs it) is traced at each
+    size and once at a size given at run time; the difference is what a
+    pass at that size adds, counted `tasks x K` times. Tracing one pass per
+    size costs about half of tracing the whole step per size.
+
+    Args:
+        learner: The built learner whose drawn step `static_gflops` counts.
+        batch: An episode batch of the step's shapes (`random_batch`).
+        static_gflops: `graph_gflops` of that learner's drawn step.
+
+    Returns:
+        `{size: GFLOP}` for each distinct size of `resolutions`.
     """
-    return {size: step_gflops(config.override(
-                experiment, {"model.mgaug.resolutions": (size,)}), options, batch)
-            for size in sorted(set(experiment.model.mgaug.resolutions))}
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from mgaug_tf import episodes  # pylint: disable=import-outside-toplevel
+    from mgaug_tf.augment import mgaug  # pylint: disable=import-outside-toplevel
+
+    augmentation = learner.augmentation
+    (support, support_labels, query), query_labels = batch
+    task = [support[0], support_labels[0], query[0], query_labels[0]]
+
+    def pass_gflops(size):
+        def one_pass(size_):
+            images = [mgaug.resize_images(images_, size_, augmentation.resize_method)
+                      for images_ in (task[0], task[2])]
+            return learner.task_gradients(
+                episodes.Task(images[0], task[1], images[1], task[3]),
+                learner.trainable_variables)[1]
+
+        if size is None:  # the size is a run-time value, as when drawn
+            function = tf.function(one_pass).get_concrete_function(
+                tf.TensorSpec([], tf.int32))
+        else:
+            function = tf.function(lambda: one_pass(size)).get_concrete_function()
+        return graph_gflops(function.graph)
+
+    unknown = pass_gflops(None)
+    passes = learner.tasks_per_replica * augmentation.num_subnets
+    return {size: static_gflops + passes * (pass_gflops(size) - unknown)
+            for size in sorted(set(augmentation.resolutions))}
 
 
 def _filters_text(backbone):
@@ -529,15 +569,15 @@ def measure_step(experiment, options):
         start = time.perf_counter()
         float(step(batch)["loss"])
         times.append(time.perf_counter() - start)
-    # The peak of training itself: the FLOP count below may trace the step
-    # again (at each fixed resolution), which the training process never does.
+    # The peak of training itself: the FLOP count below may trace sub-network
+    # passes at each fixed resolution, which the training process never does.
     training_peak_rss = peak_rss_mib()
     count_start = time.perf_counter()
     gflops = static_gflops = graph_gflops(step.get_concrete_function(batch).graph)
     per_resolution = {}
     step_gflop = [gflops] * len(times)
     if drawn:
-        per_resolution = resolution_gflops(experiment, options, batch)
+        per_resolution = resolution_gflops(learner, batch, static_gflops)
         gflops = sum(probability * per_resolution[size] for size, probability
                      in augmentation.resolution_probabilities().items())
         # A step's FLOPs are linear in its sub-networks' sizes, so they are the

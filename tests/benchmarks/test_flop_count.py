@@ -49,14 +49,27 @@ def test_loop_graph_count_equals_the_profilers_count_of_the_unrolled_step(flags)
     assert _profiler_gflops(_step_graph(experiment, options, unroll=False)) < 0.6 * looped
 
 
-def test_drawn_resolutions_count_the_expectation_of_fixed_resolution_steps():
-    experiment, options = meta_step.parse(
-        SMALL + ["--learner=protonet", "--mgaug=catfish", "--num_subnets=2",
-                 "--resolutions=28,20,16"])
+@pytest.mark.parametrize("flags", [
+    ["--learner=protonet", "--mgaug=catfish", "--num_subnets=2"],
+    pytest.param(["--learner=maml", "--mgaug=catfish", "--num_subnets=2",
+                  "--mgaug_flatten_head=reference"], marks=pytest.mark.slow),
+], ids=["protonet-catfish", "maml-catfish"])
+def test_drawn_resolutions_count_as_the_steps_traced_at_each_fixed_resolution(flags):
+    experiment, options = meta_step.parse(SMALL + flags + ["--resolutions=28,20,16"])
+    learner = meta_step.build_learner(experiment, options)
     batch = meta_step.random_batch(experiment, options)
-    per_size = meta_step.resolution_gflops(experiment, options, batch)
+    drawn = meta_step.graph_gflops(
+        tf.function(learner.train_step).get_concrete_function(batch).graph)
+    per_size = meta_step.resolution_gflops(learner, batch, drawn)
     assert sorted(per_size) == [16, 20, 28]
-    assert per_size[16] < per_size[20] < per_size[28]
+    assert drawn < per_size[16] < per_size[20] < per_size[28]
+    # The pass-by-pass count equals the whole step traced with the size fixed,
+    # but for the drawn step's own size draws (a scalar add per pass).
+    passes = learner.tasks_per_replica * learner.augmentation.num_subnets
+    for size, gflops in per_size.items():
+        fixed = meta_step.step_gflops(
+            config.override(experiment, {"model.mgaug.resolutions": (size,)}), options, batch)
+        assert gflops - fixed == pytest.approx(passes * 1e-9, abs=1e-12)
     at_full_size = meta_step.step_gflops(
         config.override(experiment, {"model.mgaug.resolutions": ()}), options, batch)
     # At the image's own size only the resize's interpolation arithmetic adds.
