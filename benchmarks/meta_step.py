@@ -495,8 +495,9 @@ def resolution_gflops(learner, batch, static_gflops):
     shapes follow the size. One pass (the resize plus
     `learner.task_gradients`, as MGAug's loop runs it) is traced at each
     size and once at a size given at run time; the difference is what a
-    pass at that size adds, counted `tasks x K` times. Tracing one pass per
-    size costs about half of tracing the whole step per size.
+    pass at that size adds, counted `tasks x K` times. A pass traces in a
+    fraction of the whole step's time, so this is cheaper than tracing the
+    step at each size.
 
     Args:
         learner: The built learner whose drawn step `static_gflops` counts.

@@ -55,6 +55,7 @@ def test_second_order_meta_gradient_matches_finite_differences(kind, batch):
         assert error < TOLERANCE, (name, error)
 
 
+@pytest.mark.slow
 def test_meta_sgd_learning_rate_gradients_match_finite_differences(batch):
     learner = learner_of(mg.MetaSGD)
     gradients = compiled_gradients(learner, batch)
@@ -152,6 +153,7 @@ def test_stock_keras_batch_norm_agrees_forward_with_ours():
     np.testing.assert_allclose(ours(x, training=True), stock(x, training=True), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_resnet12_meta_gradient_matches_finite_differences():
     keras.utils.set_random_seed(2)
     backbone = mg.ResNet12(widths=(2, 3, 3, 4), dtype="float64")

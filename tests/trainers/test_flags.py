@@ -113,6 +113,7 @@ def test_run_folder_config_json_is_the_runs_config(reference_run):
     assert saved.model.mgaug.strategy == "catfish" and saved.optimizer.name == "sgd"
 
 
+@pytest.mark.slow
 def test_a_run_written_before_config_json_is_compared_through_its_flags_cfg(run_main, tmp_path):
     """Older run folders hold flags.cfg only (with the removed --novectorize): read it once."""
     model_dir = tmp_path / "old"
@@ -286,7 +287,7 @@ def test_flagfile_includes_resolve_beside_the_including_file(tmp_path, monkeypat
 
 def test_readme_test_command_shows_skip_reasons_and_says_what_they_need():
     readme = (REPO / "README.md").read_text()
-    command = 'python -m pytest -q -rs -m "not slow"'
+    command = 'python -m pytest -q -rs -n 2 --dist=loadfile -m "not slow"'
     assert command in readme and command in (REPO / ".ci" / "run").read_text()
     for needed in ("../shared/data", "MGAUG_SHARED_DATA", "images_background.zip",
                    "miniimagenet_subset20.tar", "CPU-minutes"):

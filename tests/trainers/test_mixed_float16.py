@@ -1,12 +1,14 @@
 """The CLI trains in mixed_float16: loss-scaled meta-steps, the loss scale checkpointed."""
 
 import numpy as np
+import pytest
 
 from mgaug_tf_cli import flags as run_flags
 
 from tests.trainers.conftest import GLYPHS, checkpoint_tensors
 
 
+@pytest.mark.slow
 def test_cli_trains_in_mixed_float16_and_checkpoints_the_loss_scale(tmp_path):
     from mgaug_tf_cli import train  # pylint: disable=import-outside-toplevel
     model_dir = tmp_path / "model"
