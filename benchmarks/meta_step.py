@@ -357,10 +357,16 @@ def help_text():
 
 
 # ------------------------------------------------------------ measurements
-def setup_process():
-    """Process settings of a measuring process (after `pin_cores`, before any step)."""
-    import mgaug_tf  # pylint: disable=import-outside-toplevel
+def setup_process(experiment):
+    """Process settings of a measuring process (after `pin_cores`, before any step).
 
+    The settings `mgaug-train` gives its process: TensorFlow's configuration
+    and the config's thread count (`--intra_op_threads`).
+    """
+    import mgaug_tf  # pylint: disable=import-outside-toplevel
+    from mgaug_tf_cli import train  # pylint: disable=import-outside-toplevel
+
+    train.set_op_threads(experiment.runtime)
     mgaug_tf.configure_tensorflow()
 
 
@@ -928,7 +934,7 @@ def measure(experiment, options):
     """One measurement in this process (`options.measure`): its JSON record."""
     if options.cores:
         pin_cores(options.cores)
-    setup_process()
+    setup_process(experiment)
     if options.measure == "machine":
         return measure_machine()
     if options.measure == "data":

@@ -122,7 +122,7 @@ def main():
     top_count = top_count[-1] if top_count else 12
     if options.cores:
         meta_step.pin_cores(options.cores)  # before TensorFlow sizes its thread pools
-    meta_step.setup_process()
+    meta_step.setup_process(experiment)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     learner = meta_step.build_learner(experiment, options)

@@ -277,6 +277,11 @@ class LearnerConfig(_Section):
         False, "recompute", "MAML, FOMAML, Meta-SGD, ANIL: recompute inner steps in the "
         "backward pass instead of storing them (second-order MAML with ResNet-12 in less "
         "memory, for about one more support pass per inner step).")
+    parallel_tasks: int = _field(
+        1, "parallel_tasks", "Tasks of a meta-batch computed at once (same values; each task in "
+        "flight holds its own graph in memory). Above 1 it speeds up small images, whose ops "
+        "are too small to keep every core busy, most with --intra_op_threads=1.",
+        lower_bound=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -402,6 +407,11 @@ class RuntimeConfig(_Section):
     cpu_devices: Optional[int] = _field(None, "cpu_devices", "Split the CPU into this many "
                                         "logical devices (to run --strategy=mirrored without "
                                         "GPUs).")
+    intra_op_threads: Optional[int] = _field(
+        None, "intra_op_threads", "Threads one TensorFlow op may use (default: TensorFlow's "
+        "choice, one per core). 1 suits small images with --parallel_tasks above 1: ops too "
+        "small to split run whole, tasks side by side. Set for the whole process at its start.",
+        lower_bound=1)
     check_memory: bool = _field(
         True, "check_memory", "Before building the meta-step, estimate its memory "
         "(mgaug_tf.memory) and refuse to train when the estimate exceeds the memory available; "

@@ -137,7 +137,7 @@ def build_learner(model_config: config_lib.ModelConfig,
     regression = objective == "regression"
     n_way = None if regression else learner_config.n_way
     common = {"bn_mode": learner_config.bn_mode, "task_reduction": learner_config.task_reduction,
-              "augmentation": augmentation}
+              "augmentation": augmentation, "parallel_tasks": learner_config.parallel_tasks}
     if objective != "classification":  # so that learners without the argument keep working
         common["objective"] = objective
     with checks.fields_of(_model_argument_paths(model_config.backbone)):

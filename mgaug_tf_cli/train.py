@@ -685,6 +685,29 @@ def _evaluating(experiment_config):
     return experiment_config.runtime.mode in ("eval", "train_and_eval")
 
 
+def set_op_threads(runtime):
+    """Sets the threads one TensorFlow op may use in this process (`--intra_op_threads`).
+
+    None leaves TensorFlow's choice (one per core). Must run before the
+    process's first TensorFlow op, which fixes its thread pools.
+
+    Raises:
+        ConfigError: TensorFlow has already started in this process with
+            another thread count (a program that runs `run` after its own ops).
+    """
+    load_libraries()
+    if runtime.intra_op_threads is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(runtime.intra_op_threads)
+    except RuntimeError:
+        raise ConfigError(
+            f"--intra_op_threads={runtime.intra_op_threads}: TensorFlow has already started in "
+            f"this process with {tf.config.threading.get_intra_op_parallelism_threads()} "
+            "(0: one per core); set it before the process's first TensorFlow op, or leave it "
+            "unset.") from None
+
+
 def prepare(experiment_config):
     """Checks the config against devices, model_dir and data; builds the experiment.
 
@@ -693,7 +716,8 @@ def prepare(experiment_config):
     """
     runtime = experiment_config.runtime
     training, evaluating = _training(experiment_config), _evaluating(experiment_config)
-    # Device setup must precede every other TensorFlow call.
+    # Thread and device setup must precede every other TensorFlow call.
+    set_op_threads(runtime)
     if runtime.cpu_devices:
         distribute.split_cpu(runtime.cpu_devices)
     strategy = distribute.create_strategy(runtime.strategy)

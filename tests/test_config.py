@@ -128,3 +128,9 @@ def test_sgd_momentum_that_keras_refuses_names_its_field():
 def test_flagfile_accepts_the_two_argument_spelling():
     assert run_flags.expand_flagfiles(["--flagfile", "configs/demo.cfg"]) \
         == run_flags.expand_flagfiles(["--flagfile=configs/demo.cfg"])
+
+
+def test_parallel_tasks_reaches_the_learner_and_changes_no_fixed_setting():
+    model = config.override(config.ExperimentConfig(), {"model.learner.parallel_tasks": 3}).model
+    assert factory.build_learner(model).parallel_tasks == 3
+    assert not config.FIELDS["model.learner.parallel_tasks"].fixed  # a resume may change it

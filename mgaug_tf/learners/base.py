@@ -8,6 +8,7 @@ integration and single-episode inference.
 """
 
 import inspect
+import numbers
 import warnings
 from typing import TYPE_CHECKING, Any, Optional, Self, Sequence
 
@@ -81,11 +82,14 @@ def loss_for(objective):
     return {"classification": cross_entropy, "regression": mean_squared_error}[objective]
 
 
-def sequential_loop(body, state, count, unroll=False):
+def sequential_loop(body, state, count, unroll=False, parallel_iterations=1):
     """Runs `state = body(*state)` `count` times, one iteration after the other.
 
     A `tf.while_loop` (the body traced once) unless `unroll`, which traces
-    `count` copies in Python (same values; for graph analysis). The state's
+    `count` copies in Python (same values; for graph analysis). With
+    `parallel_iterations` > 1 the work of that many iterations that does not
+    depend on the carried state may run at once; what the state carries is
+    still computed in iteration order, so the values do not change. The state's
     first entry is the iteration index, a Python int where the loop starts
     (unrolled, the body sees Python ints; in the graph loop, int32 tensors).
     Nested loops of this kind need two Grappler rewrites off in TensorFlow
@@ -101,7 +105,7 @@ def sequential_loop(body, state, count, unroll=False):
     start = state[0] if isinstance(state[0], int) else int(tf.get_static_value(state[0]))
     state = (tf.constant(start),) + tuple(state[1:])
     return tf.while_loop(lambda index, *_: index < start + count, body, state,
-                         parallel_iterations=1, maximum_iterations=count)
+                         parallel_iterations=parallel_iterations, maximum_iterations=count)
 
 
 def scale_loss(loss, loss_scale):
@@ -160,16 +164,26 @@ class MetaLearner(keras.Model):
             `"regression"` (float targets `[S, D]`, outputs `[S, D]`,
             `mean_squared_error` over all entries; logs `loss`, and
             gradient learners `loss_before`; needs `n_way=None`).
+        parallel_tasks: How many of a meta-batch's tasks the meta-step may
+            compute at once, an integer >= 1 (default 1: one after the
+            other). The meta-gradient is still summed in task order, so the
+            values do not change; each task in flight holds its own
+            second-order graph in memory. Above 1 it pays where a task's ops
+            are too small to keep every core busy (28 px Omniglot), most
+            with one thread per op (`mgaug-train --intra_op_threads=1`);
+            docs/performance.md, "The small-image regime".
         **kwargs: Standard model arguments.
 
     Attributes:
         objective: As given.
+        parallel_tasks: As given.
         example_shape: The shape of one input example (a tuple, e.g.
             `(H, W, C)` for images), set by `build`; None before.
 
     Raises:
         mgaug_tf.errors.ArgumentError: `n_way`, `objective`, `bn_mode` or
-            `task_reduction` is out of its domain, the network holds a layer
+            `task_reduction` is out of its domain, `parallel_tasks` is not
+            an integer >= 1, the network holds a layer
             the fast-weight path cannot run (argument `network`,
             `functional.check_fast_weight_layers`), or `augmentation`
             cannot serve this learner (`MGAug.check_learner`).
@@ -188,7 +202,7 @@ class MetaLearner(keras.Model):
     def __init__(self, network: keras.Model, n_way: Optional[int] = None,
                  bn_mode: str = "transductive", task_reduction: str = "sum",
                  augmentation: Optional["MGAug"] = None, objective: str = "classification",
-                 **kwargs: Any) -> None:
+                 parallel_tasks: int = 1, **kwargs: Any) -> None:
         self._check_network(network)  # first: a network that is no Keras layer has no dtype
         kwargs.setdefault("dtype", network.dtype_policy)
         super().__init__(**kwargs)
@@ -198,6 +212,10 @@ class MetaLearner(keras.Model):
         if task_reduction not in TASK_REDUCTIONS:
             raise ArgumentError("task_reduction", task_reduction,
                                 f"must be one of {TASK_REDUCTIONS}", owner=owner)
+        if (isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, numbers.Integral)
+                or parallel_tasks < 1):
+            raise ArgumentError("parallel_tasks", parallel_tasks, "must be an integer >= 1",
+                                owner=owner)
         check_objective(objective, n_way, owner=owner)
         self.network = network
         self.objective = objective
@@ -205,6 +223,7 @@ class MetaLearner(keras.Model):
         self.example_shape = None
         self.bn_mode = bn_mode
         self.task_reduction = task_reduction
+        self.parallel_tasks = int(parallel_tasks)
         self.augmentation = augmentation
         self.tasks_per_replica = None
         # What `augmentation` resolved for this learner (flatten head, keep-ratio
@@ -470,8 +489,8 @@ class MetaLearner(keras.Model):
 
         The per-task computation (the full network and MGAug's sub-networks)
         is traced once and run in a graph loop over the meta-batch's tasks
-        (`tf.while_loop`, one task at a time: only one task's second-order
-        graph holds memory). Each task's gradient is taken inside the loop
+        (`tf.while_loop`, `parallel_tasks` tasks at a time, by default one:
+        only one task's second-order graph holds memory). Each task's gradient is taken inside the loop
         body, so nothing differentiates through the loop; the meta-gradient
         is the running sum over tasks in task order.
 
@@ -517,7 +536,8 @@ class MetaLearner(keras.Model):
                  [tf.TensorArray(tf.as_dtype(variable.dtype), size=num_tasks)
                   for variable in statistics])
         _, totals, log_arrays, statistic_arrays = sequential_loop(
-            body, state, num_tasks, unroll=self.unroll_loops)
+            body, state, num_tasks, unroll=self.unroll_loops,
+            parallel_iterations=self.parallel_tasks)
         if self.task_reduction == "mean":
             scale = self._mean_scale(num_tasks)
             totals = [total * tf.cast(scale, total.dtype) for total in totals]
@@ -772,7 +792,7 @@ class MetaLearner(keras.Model):
         config = super().get_config()
         config.update(network=keras.saving.serialize_keras_object(self.network),
                       n_way=self.n_way, bn_mode=self.bn_mode, objective=self.objective,
-                      task_reduction=self.task_reduction,
+                      task_reduction=self.task_reduction, parallel_tasks=self.parallel_tasks,
                       augmentation=None if self.augmentation is None
                       else keras.saving.serialize_keras_object(self.augmentation))
         return config
