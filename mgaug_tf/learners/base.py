@@ -8,7 +8,6 @@ integration and single-episode inference.
 """
 
 import inspect
-import numbers
 import warnings
 from typing import TYPE_CHECKING, Any, Optional, Self, Sequence
 
@@ -212,7 +211,7 @@ class MetaLearner(keras.Model):
         if task_reduction not in TASK_REDUCTIONS:
             raise ArgumentError("task_reduction", task_reduction,
                                 f"must be one of {TASK_REDUCTIONS}", owner=owner)
-        if (isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, numbers.Integral)
+        if (isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, int)
                 or parallel_tasks < 1):
             raise ArgumentError("parallel_tasks", parallel_tasks, "must be an integer >= 1",
                                 owner=owner)
@@ -490,9 +489,10 @@ class MetaLearner(keras.Model):
         The per-task computation (the full network and MGAug's sub-networks)
         is traced once and run in a graph loop over the meta-batch's tasks
         (`tf.while_loop`, `parallel_tasks` tasks at a time, by default one:
-        only one task's second-order graph holds memory). Each task's gradient is taken inside the loop
-        body, so nothing differentiates through the loop; the meta-gradient
-        is the running sum over tasks in task order.
+        then only one task's second-order graph holds memory). Each task's
+        gradient is taken inside the loop body, so nothing differentiates
+        through the loop; the meta-gradient is the running sum over tasks in
+        task order.
 
         With `loss_scale`, every differentiated objective is multiplied by it
         inside its tape (mixed_float16: small float16 gradients do not flush
