@@ -106,7 +106,8 @@ def estimate_meta_step_memory(experiment_config, image_shape):
 
     Counts one task (tasks run one at a time, so `meta_batch_size` does not
     count; with `parallel_tasks` above 1 the tasks in flight need not peak
-    together, so the count stays one task's, a lower bound): a gradient-based learner that differentiates through its inner
+    together, so the count stays one task's, a lower bound): a
+    gradient-based learner that differentiates through its inner
     loop (MAML, Meta-SGD) holds all `inner_steps` support passes and the
     query pass; a first-order one (FOMAML) or one that recomputes its inner
     steps (`recompute`) about one support pass and the query pass; ANIL and

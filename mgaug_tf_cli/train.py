@@ -691,6 +691,9 @@ def set_op_threads(runtime):
     None leaves TensorFlow's choice (one per core). Must run before the
     process's first TensorFlow op, which fixes its thread pools.
 
+    Args:
+        runtime: A `config.RuntimeConfig`; its `intra_op_threads` is read.
+
     Raises:
         ConfigError: TensorFlow has already started in this process with
             another thread count (a program that runs `run` after its own ops).

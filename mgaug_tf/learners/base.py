@@ -167,10 +167,13 @@ class MetaLearner(keras.Model):
             compute at once, an integer >= 1 (default 1: one after the
             other). The meta-gradient is still summed in task order, so the
             values do not change; each task in flight holds its own
-            second-order graph in memory. Above 1 it pays where a task's ops
+            second-order graph in memory (not counted by
+            `mgaug_tf.memory`'s estimate). Above 1 it pays where a task's ops
             are too small to keep every core busy (28 px Omniglot), most
-            with one thread per op (`mgaug-train --intra_op_threads=1`);
-            docs/performance.md, "The small-image regime".
+            with one thread per op: `mgaug-train --intra_op_threads=1`, or
+            `tf.config.threading.set_intra_op_parallelism_threads(1)` before
+            the process's first TensorFlow op (docs/performance.md, "The
+            small-image regime"). Under `tf.distribute`, per replica.
         **kwargs: Standard model arguments.
 
     Attributes:
@@ -182,7 +185,7 @@ class MetaLearner(keras.Model):
     Raises:
         mgaug_tf.errors.ArgumentError: `n_way`, `objective`, `bn_mode` or
             `task_reduction` is out of its domain, `parallel_tasks` is not
-            an integer >= 1, the network holds a layer
+            a Python int >= 1, the network holds a layer
             the fast-weight path cannot run (argument `network`,
             `functional.check_fast_weight_layers`), or `augmentation`
             cannot serve this learner (`MGAug.check_learner`).
@@ -213,7 +216,7 @@ class MetaLearner(keras.Model):
                                 f"must be one of {TASK_REDUCTIONS}", owner=owner)
         if (isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, int)
                 or parallel_tasks < 1):
-            raise ArgumentError("parallel_tasks", parallel_tasks, "must be an integer >= 1",
+            raise ArgumentError("parallel_tasks", parallel_tasks, "must be a Python int >= 1",
                                 owner=owner)
         check_objective(objective, n_way, owner=owner)
         self.network = network
