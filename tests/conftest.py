@@ -41,6 +41,13 @@ def make_episode_batch(seed, tasks=2, n_way=3, k_shot=2, k_query=2, size=16, cha
             query_labels)
 
 
+def traced_nodes(concrete):
+    """Every node of a traced function's graph and of the functions it calls (loop bodies)."""
+    graph_def = concrete.graph.as_graph_def()
+    return list(graph_def.node) + [node for function in graph_def.library.function
+                                   for node in function.node_def]
+
+
 def shared_data_candidate():
     """`$MGAUG_SHARED_DATA`, else `../shared/data` beside the repository."""
     return Path(os.environ.get("MGAUG_SHARED_DATA")

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from mgaug_tf import episodes as episodes_lib
 from mgaug_tf import choices, functional, runtime
-from mgaug_tf.checks import check_objective
+from mgaug_tf.checks import check_integer, check_objective
 from mgaug_tf.errors import ArgumentError
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ class MetaLearner(keras.Model):
     Raises:
         mgaug_tf.errors.ArgumentError: `n_way`, `objective`, `bn_mode` or
             `task_reduction` is out of its domain, `parallel_tasks` is not
-            a Python int >= 1, the network holds a layer
+            an integer >= 1, the network holds a layer
             the fast-weight path cannot run (argument `network`,
             `functional.check_fast_weight_layers`), or `augmentation`
             cannot serve this learner (`MGAug.check_learner`).
@@ -214,10 +214,6 @@ class MetaLearner(keras.Model):
         if task_reduction not in TASK_REDUCTIONS:
             raise ArgumentError("task_reduction", task_reduction,
                                 f"must be one of {TASK_REDUCTIONS}", owner=owner)
-        if (isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, int)
-                or parallel_tasks < 1):
-            raise ArgumentError("parallel_tasks", parallel_tasks, "must be a Python int >= 1",
-                                owner=owner)
         check_objective(objective, n_way, owner=owner)
         self.network = network
         self.objective = objective
@@ -225,7 +221,7 @@ class MetaLearner(keras.Model):
         self.example_shape = None
         self.bn_mode = bn_mode
         self.task_reduction = task_reduction
-        self.parallel_tasks = int(parallel_tasks)
+        self.parallel_tasks = int(check_integer("parallel_tasks", parallel_tasks, owner))
         self.augmentation = augmentation
         self.tasks_per_replica = None
         # What `augmentation` resolved for this learner (flatten head, keep-ratio

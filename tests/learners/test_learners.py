@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import mgaug_tf as mg
 from mgaug_tf import functional
-from tests.conftest import make_episode_batch
+from tests.conftest import make_episode_batch, traced_nodes
 
 LEARNERS = {
     "maml": lambda: mg.MAML(mg.FewShotClassifier(mg.Conv4(filters=4), 3), 3, inner_steps=2),
@@ -156,9 +156,7 @@ def test_bad_episodes_raise_clear_value_errors(name):
 
 def _conv_ops(concrete):
     """Conv2D ops in a traced function: its graph and every function it calls."""
-    library = concrete.graph.as_graph_def().library.function
-    return (sum(op.type == "Conv2D" for op in concrete.graph.get_operations())
-            + sum(node.op == "Conv2D" for function in library for node in function.node_def))
+    return sum(node.op == "Conv2D" for node in traced_nodes(concrete))
 
 
 @pytest.mark.parametrize("kind", ["maml", "protonet"])

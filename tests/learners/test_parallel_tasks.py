@@ -8,7 +8,7 @@ import tensorflow as tf
 import mgaug_tf as mg
 from mgaug_tf.errors import ArgumentError
 from mgaug_tf.learners import base
-from tests.conftest import make_episode_batch
+from tests.conftest import make_episode_batch, traced_nodes
 
 WHILE_OPS = ("While", "StatelessWhile")
 
@@ -28,10 +28,8 @@ def _learner(kind, parallel_tasks):
 
 def _loop_parallel_iterations(concrete):
     """The `parallel_iterations` of every graph loop in a traced function and what it calls."""
-    graph_def = concrete.graph.as_graph_def()
-    nodes = list(graph_def.node) + [node for function in graph_def.library.function
-                                    for node in function.node_def]
-    return sorted(node.attr["parallel_iterations"].i for node in nodes if node.op in WHILE_OPS)
+    return sorted(node.attr["parallel_iterations"].i for node in traced_nodes(concrete)
+                  if node.op in WHILE_OPS)
 
 
 @pytest.mark.parametrize("kind", ["maml", "protonet", "maml_inductive"])
@@ -76,7 +74,7 @@ def test_graph_loop_with_parallel_iterations_keeps_the_order_of_the_carried_stat
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "2", None])
 def test_parallel_tasks_must_be_a_positive_integer(value):
-    with pytest.raises(ArgumentError, match=r"parallel_tasks.*must be a Python int >= 1"):
+    with pytest.raises(ArgumentError, match=r"parallel_tasks.*must be an integer >= 1"):
         _learner("maml", value)
 
 
