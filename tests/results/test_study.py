@@ -96,10 +96,13 @@ def test_quick_mode_runs_the_omniglot_setting_end_to_end_and_resumes(omniglot_di
     assert again.returncode == 0 and "3 runs, 3 finished earlier" in again.stdout
 
 
-def test_the_precision_study_differs_between_arms_only_in_dtype(tmp_path):
-    settings, arms, seeds = study.parse_study(REPO / "configs" / "results" / "precision.study")
+@pytest.mark.parametrize("study_file, n_settings", [("precision.study", 2),
+                                                     ("omniglot_maml_precision.study", 1)])
+def test_the_precision_studies_differ_between_arms_only_in_dtype(tmp_path, study_file,
+                                                                  n_settings):
+    settings, arms, seeds = study.parse_study(REPO / "configs" / "results" / study_file)
     runs = study.plan_runs(settings, arms, seeds, str(tmp_path))
-    assert len(runs) == 2 * 2 * 3
+    assert len(runs) == n_settings * 2 * 3
     values = {(run["setting"], run["arm"], run["seed"]): run_flags.parse_config(run["args"])
               for run in runs}
     for (setting, arm, seed), config in values.items():
