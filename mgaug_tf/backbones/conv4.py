@@ -5,7 +5,7 @@ from typing import Any, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from mgaug_tf.backbones import piecewise, sliced
+from mgaug_tf.backbones import convolution, piecewise, sliced
 from mgaug_tf.backbones.batch_norm import MetaBatchNormalization, batch_normalize, check_fused
 from mgaug_tf.backbones.pooling import check_input_size, feature_pooling
 from mgaug_tf.checks import check_integer
@@ -51,11 +51,11 @@ class Conv4(keras.Model):
         self.filters = int(filters)
         self.pooling = pooling
         self.fused_batch_norm = fused_batch_norm
-        self.blocks = []
+        self.blocks: list[list[Any]] = []
         for index in range(4):
             self.blocks.append([
-                keras.layers.Conv2D(filters, 3, padding="same", use_bias=True,
-                                    dtype=self.dtype_policy, name=f"conv{index}"),
+                convolution.Conv2D(filters, 3, padding="same", use_bias=True,
+                                   dtype=self.dtype_policy, name=f"conv{index}"),
                 MetaBatchNormalization(fused=fused_batch_norm, dtype=self.dtype_policy,
                                        name=f"bn{index}"),
                 piecewise.ReLU(dtype=self.dtype_policy),

@@ -1,0 +1,79 @@
+"""A Keras `Conv2D` whose bias gradient is a plain sum, for graphs differentiated twice.
+
+On CPU, TensorFlow's oneDNN graph rewrite fuses each `BiasAddGrad` with a
+`Conv2DBackpropFilter` that reads the same incoming gradient, into one
+kernel that returns both. In a second-order graph (MAML's outer pass through
+the inner loop's gradients) two filter gradients read that tensor: the inner
+step's, and the outer pass's derivative of the inner step's input gradient.
+The rewrite does not always pick the inner step's: when it picks the outer
+pass's, the inner bias gradient depends on the outer pass, which depends on
+it, and the step fails with "InvalidArgumentError: N nodes in a cycle", in
+some processes and not in others. Here the bias gradient is a `Sum` over
+every axis but the channels', which the rewrite leaves alone: the same
+values, and no `BiasAddGrad` to fuse. The forward `BiasAdd` stays, and
+still fuses with its convolution.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def bias_add(inputs, bias, channels_last=True):
+    """`tf.nn.bias_add` whose gradient for `bias` is a `Sum`, not `BiasAddGrad`.
+
+    Differentiable to every order (the gradient is linear in the incoming
+    gradient). A float16 gradient is summed in float32 (a loss-scaled
+    float16 sum of a whole feature map loses precision); TensorFlow's `Sum`
+    already accumulates bfloat16 in float32.
+
+    Args:
+        inputs: `[B, ..., C]` float tensor (`[B, C, ...]` if not
+            `channels_last`), rank 3 or more.
+        bias: `[C]` tensor of the same dtype.
+        channels_last: Whether the channels are the last axis (`NHWC`) or the
+            second (`NCHW`).
+
+    Returns:
+        `inputs + bias` broadcast over the channel axis, same shape and dtype.
+    """
+    data_format = "NHWC" if channels_last else "NCHW"
+
+    @tf.custom_gradient
+    def forward(features, offsets):
+        def backward(grad_outputs):
+            rank = grad_outputs.shape.rank
+            channel_axis = rank - 1 if channels_last else 1
+            axes = [axis for axis in range(rank) if axis != channel_axis]
+            summed = grad_outputs
+            if grad_outputs.dtype == tf.float16:
+                summed = tf.cast(grad_outputs, tf.float32)
+            return grad_outputs, tf.cast(tf.reduce_sum(summed, axis=axes), offsets.dtype)
+
+        return tf.nn.bias_add(features, offsets, data_format=data_format), backward
+
+    # Read a variable outside `forward`, so its gradient reaches the variable
+    # through the read (custom gradients of captured variables need more).
+    return forward(tf.convert_to_tensor(inputs), tf.convert_to_tensor(bias))
+
+
+@keras.saving.register_keras_serializable(package="mgaug_tf")
+class Conv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` with its bias added by `bias_add`.
+
+    The same arguments, weights, configuration and values as Keras's layer;
+    only the bias gradient's op differs (see the module docstring: a
+    second-order step through Keras's layer can fail at random on CPU).
+
+    Example:
+        >>> conv = Conv2D(64, 3, padding="same", name="conv0")
+        >>> conv(tf.zeros([2, 84, 84, 3])).shape  # [2, 84, 84, 64]
+    """
+
+    def call(self, inputs):
+        outputs = self.convolution_op(inputs, self.kernel)
+        if self.use_bias:
+            outputs = bias_add(outputs, self.bias,
+                               channels_last=self.data_format == "channels_last")
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
