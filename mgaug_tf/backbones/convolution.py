@@ -24,19 +24,28 @@ def bias_add(inputs, bias, channels_last=True):
     Differentiable to every order (the gradient is linear in the incoming
     gradient). A float16 gradient is summed in float32 (a loss-scaled
     float16 sum of a whole feature map loses precision); TensorFlow's `Sum`
-    already accumulates bfloat16 in float32.
+    already accumulates bfloat16 in float32, where the unfused `BiasAddGrad`
+    CPU kernel does not, so bfloat16 bias gradients can differ from it.
 
     Args:
         inputs: `[B, ..., C]` float tensor (`[B, C, ...]` if not
-            `channels_last`), rank 3 or more.
+            `channels_last`) of known rank, 2 or more.
         bias: `[C]` tensor of the same dtype.
         channels_last: Whether the channels are the last axis (`NHWC`) or the
             second (`NCHW`).
 
     Returns:
         `inputs + bias` broadcast over the channel axis, same shape and dtype.
+
+    Raises:
+        ValueError: `inputs` has an unknown rank.
+        tf.errors.InvalidArgumentError: `bias` does not have one entry per
+            channel (from `tf.nn.bias_add`).
     """
     data_format = "NHWC" if channels_last else "NCHW"
+    inputs = tf.convert_to_tensor(inputs)
+    if inputs.shape.rank is None:
+        raise ValueError("bias_add needs inputs of known rank, got an unknown rank.")
 
     @tf.custom_gradient
     def forward(features, offsets):
@@ -51,18 +60,19 @@ def bias_add(inputs, bias, channels_last=True):
 
         return tf.nn.bias_add(features, offsets, data_format=data_format), backward
 
-    # Read a variable outside `forward`, so its gradient reaches the variable
-    # through the read (custom gradients of captured variables need more).
-    return forward(tf.convert_to_tensor(inputs), tf.convert_to_tensor(bias))
+    # Read a variable outside `forward`: `tf.custom_gradient` would otherwise
+    # require its gradient function to take a `variables` argument.
+    return forward(inputs, tf.convert_to_tensor(bias))
 
 
 @keras.saving.register_keras_serializable(package="mgaug_tf")
 class Conv2D(keras.layers.Conv2D):
     """`keras.layers.Conv2D` with its bias added by `bias_add`.
 
-    The same arguments, weights, configuration and values as Keras's layer;
-    only the bias gradient's op differs (see the module docstring: a
-    second-order step through Keras's layer can fail at random on CPU).
+    The same arguments, weights, configuration and float32 / float64 values
+    as Keras's layer; only the bias gradient's op differs (see the module
+    docstring: a second-order step through Keras's layer can fail at random
+    on CPU, and `bias_add` for bfloat16). Raises what Keras's layer raises.
 
     Example:
         >>> conv = Conv2D(64, 3, padding="same", name="conv0")
