@@ -41,11 +41,19 @@ def make_episode_batch(seed, tasks=2, n_way=3, k_shot=2, k_query=2, size=16, cha
             query_labels)
 
 
+def traced_bodies(concrete):
+    """The nodes of a traced function's graph, then of each function it calls (loop bodies).
+
+    One list per body: a node's inputs name nodes of its own body only.
+    """
+    graph_def = concrete.graph.as_graph_def()
+    return [list(graph_def.node)] + [list(function.node_def)
+                                     for function in graph_def.library.function]
+
+
 def traced_nodes(concrete):
     """Every node of a traced function's graph and of the functions it calls (loop bodies)."""
-    graph_def = concrete.graph.as_graph_def()
-    return list(graph_def.node) + [node for function in graph_def.library.function
-                                   for node in function.node_def]
+    return [node for body in traced_bodies(concrete) for node in body]
 
 
 def shared_data_candidate():

@@ -44,15 +44,15 @@ def bias_add(inputs, bias, channels_last=True):
     """
     data_format = "NHWC" if channels_last else "NCHW"
     inputs = tf.convert_to_tensor(inputs)
-    if inputs.shape.rank is None:
+    rank = inputs.shape.rank
+    if rank is None:
         raise ValueError("bias_add needs inputs of known rank, got an unknown rank.")
+    channel_axis = rank - 1 if channels_last else 1
+    axes = [axis for axis in range(rank) if axis != channel_axis]
 
     @tf.custom_gradient
     def forward(features, offsets):
         def backward(grad_outputs):
-            rank = grad_outputs.shape.rank
-            channel_axis = rank - 1 if channels_last else 1
-            axes = [axis for axis in range(rank) if axis != channel_axis]
             summed = grad_outputs
             if grad_outputs.dtype == tf.float16:
                 summed = tf.cast(grad_outputs, tf.float32)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import mgaug_tf as mg
 from mgaug_tf.backbones import convolution
-from tests.conftest import make_episode_batch
+from tests.conftest import make_episode_batch, traced_bodies
 
 
 def _derivatives(add, inputs, bias, probe):
@@ -94,10 +94,8 @@ def test_second_order_maml_step_has_no_bias_gradient_that_onednn_could_fuse_wron
     learner.build((16, 16, 1))
     batch = make_episode_batch(3, tasks=2)
     concrete = tf.function(learner._meta_gradients_and_logs).get_concrete_function(batch)
-    graph = concrete.graph.as_graph_def()
-    bodies = [list(graph.node)] + [list(f.node_def) for f in graph.library.function]
     shared_gradients = 0
-    for nodes in bodies:
+    for nodes in traced_bodies(concrete):
         readers = collections.Counter(node.input[2] for node in nodes
                                       if node.op == "Conv2DBackpropFilter")
         shared_gradients += sum(count > 1 for count in readers.values())
