@@ -50,8 +50,8 @@ def fused_batch_norm(inputs, gamma, beta, epsilon):
     float32 accumulation, so no float32 copy of the activations is made.
     Its gradient is the fused `FusedBatchNormGradV3` (float32 arithmetic
     inside), and the gradient of that (MAML's second-order terms) is
-    `batch_norm_gradient`'s plain ops, recomputed from the saved activations
-    only when the outer backward pass reaches them
+    `batch_norm_second_derivative`, computed from the saved activations and
+    batch statistics only when the outer backward pass reaches it
     (`_fused_batch_norm_gradient`).
 
     Args:
@@ -73,33 +73,35 @@ def fused_batch_norm(inputs, gamma, beta, epsilon):
         outputs, mean, variance, reserve_1, reserve_2, reserve_3 = tf.raw_ops.FusedBatchNormV3(
             x=x, scale=scale, offset=offset, mean=empty, variance=empty, epsilon=epsilon,
             exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+        # The kernel returns the Bessel-corrected variance; this layer's
+        # moving statistics and the second derivative use the population one.
+        count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+        variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
 
         def gradient(grad_outputs, *unused_statistics_gradients):
             return _fused_batch_norm_gradient(grad_outputs, x, scale, (reserve_1, reserve_2,
-                                                                       reserve_3), epsilon)
+                                                                       reserve_3),
+                                              (mean, variance), epsilon)
 
         return (outputs, tf.stop_gradient(mean), tf.stop_gradient(variance)), gradient
 
-    outputs, mean, variance = normalize(inputs, gamma, beta)
-    # The kernel returns the Bessel-corrected variance; this layer's moving
-    # statistics use the population variance.
-    count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
-    variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
-    return outputs, mean, variance
+    return normalize(inputs, gamma, beta)
 
 
-def _fused_batch_norm_gradient(grad_outputs, inputs, gamma, reserved, epsilon):
+def _fused_batch_norm_gradient(grad_outputs, inputs, gamma, reserved, statistics, epsilon):
     """`FusedBatchNormGradV3`, whose own gradient waits for the outer backward pass.
 
     TensorFlow's registered second derivative of the fused gradient kernel
-    rebuilds the first derivative as plain ops from the activations alone,
-    so the executor runs that rebuild as soon as an inner step's forward
-    pass is done and holds its activation-sized results (the centred
-    activations and gradients) until the outer backward pass: two extra
-    activations per batch norm and inner step, alive through the query pass,
-    where second-order MAML's memory peaks. Here the rebuild depends on the
-    outer gradient, so it runs only when needed (docs/performance.md has
-    the memory profile).
+    rebuilds the first derivative as plain ops from the activations alone
+    and differentiates that, so the executor runs the rebuild as soon as an
+    inner step's forward pass is done and holds its activation-sized results
+    (the centred activations and gradients) until the outer backward pass:
+    two extra activations per batch norm and inner step, alive through the
+    query pass, where second-order MAML's memory peaks. Here the second
+    derivative is `batch_norm_second_derivative` in closed form, from the
+    forward pass's `statistics` (mean, population variance), and every
+    activation-sized op of it depends on the outer gradient, so it runs only
+    when needed (docs/performance.md has the memory profile).
     """
 
     @tf.custom_gradient
@@ -114,15 +116,81 @@ def _fused_batch_norm_gradient(grad_outputs, inputs, gamma, reserved, epsilon):
                           for grad, value in zip(grad_grads, (grad_x, grad_scale, grad_offset))]
             with tf.name_scope(SECOND_ORDER_SCOPE):
                 with tf.control_dependencies(grad_grads):
-                    late = [tf.identity(value) for value in (grad_y, x, scale)]
-                with tf.GradientTape() as tape:
-                    tape.watch(late)
-                    first_order = batch_norm_gradient(*late, epsilon)
-                return tape.gradient(first_order, late, output_gradients=grad_grads)
+                    late_x = tf.identity(x)
+                return batch_norm_second_derivative(grad_y, late_x, scale, *statistics, epsilon,
+                                                    *grad_grads)
 
         return (grad_x, grad_scale, grad_offset), second_order
 
     return gradient_kernel(grad_outputs, inputs, gamma)
+
+
+def batch_norm_second_derivative(grad_outputs, inputs, gamma, mean, variance, epsilon,
+                                 grad_grad_inputs, grad_grad_gamma, grad_grad_beta):
+    """The vector-Jacobian product of `batch_norm_gradient`, in closed form.
+
+    The derivative of `(grad_x, grad_gamma, grad_beta) =
+    batch_norm_gradient(dy, x, gamma)` with respect to `(dy, x, gamma)`,
+    applied to the outer gradients `(u, a, b)` of its three outputs: what
+    second-order MAML's outer pass needs from every inner step's batch
+    norm. With `s = 1 / sqrt(variance + epsilon)`, `x_hat = (x - mean) * s`,
+    `N` values per channel, `m(.)` the per-channel mean and
+    `k = sum(u * (dy - m(dy) - x_hat * m(dy * x_hat)))`:
+
+    * `d/d dy = gamma * s * (u - m(u) - x_hat * m(u * x_hat)) + a * x_hat + b`
+      (the gradient is linear in `dy` with a symmetric map);
+    * `d/d gamma = s * k`;
+    * `d/d x = s * (g - m(g) - x_hat * m(g * x_hat)) - gamma * s**2 * k *
+      x_hat / N`, with `g = a * dy - gamma * s * (m(dy * x_hat) * u +
+      m(u * x_hat) * dy)`: the derivative through `x_hat`, projected as
+      batch norm's own Jacobian projects, plus the one through `s`.
+
+    Five per-channel sums and about twenty activation-sized ops, where
+    automatic differentiation of `batch_norm_gradient`'s ops takes about
+    twice that; equal to it in float64 (tests/backbones/test_fused_batch_norm.py).
+    Computed in float32 for 16-bit inputs, else in `inputs`' dtype. `mean`
+    and `variance` are treated as given, so this is exact to the second
+    derivative, not beyond.
+
+    Args:
+        grad_outputs: `[B, H, W, C]` gradient of batch norm's outputs (`dy`).
+        inputs: `[B, H, W, C]` activations (`x`).
+        gamma: `[C]` scale.
+        mean, variance: `[C]` batch mean and population variance of `inputs`.
+        epsilon: Added to the variance.
+        grad_grad_inputs: `[B, H, W, C]` outer gradient of `grad_x` (`u`).
+        grad_grad_gamma, grad_grad_beta: `[C]` outer gradients of
+            `grad_gamma` and `grad_beta` (`a`, `b`).
+
+    Returns:
+        `(grad_grad_outputs, grad_inputs, grad_gamma)`: `grad_outputs`' and
+        `inputs`' dtypes, then `[C]` in the computation's dtype.
+    """
+    axes = [0, 1, 2]
+    dtype = tf.float32 if inputs.dtype in (tf.bfloat16, tf.float16) else inputs.dtype
+    x, dy, u = (tf.cast(value, dtype) for value in (inputs, grad_outputs, grad_grad_inputs))
+    gamma, mean, variance, a, b = (tf.cast(value, dtype) for value in (
+        gamma, mean, variance, grad_grad_gamma, grad_grad_beta))
+    count = tf.cast(tf.size(x) // tf.shape(x)[-1], dtype)
+    s = tf.math.rsqrt(variance + epsilon)
+    normalized = (x - mean) * s
+    mean_dy = tf.reduce_sum(dy, axes) / count
+    mean_dy_normalized = tf.reduce_sum(dy * normalized, axes) / count
+    sum_u = tf.reduce_sum(u, axes)
+    sum_u_normalized = tf.reduce_sum(u * normalized, axes)
+    k = tf.reduce_sum(u * dy, axes) - sum_u * mean_dy - sum_u_normalized * mean_dy_normalized
+    gamma_s = gamma * s
+    mean_u, mean_u_normalized = sum_u / count, sum_u_normalized / count
+    grad_dy = (gamma_s * u + normalized * (a - gamma_s * mean_u_normalized)
+               + (b - gamma_s * mean_u))
+    # m(g) and m(g * x_hat) follow from the sums above, without another pass.
+    mean_g = a * mean_dy - gamma_s * (mean_u * mean_dy_normalized + mean_u_normalized * mean_dy)
+    mean_g_normalized = (a - 2.0 * gamma_s * mean_u_normalized) * mean_dy_normalized
+    grad_x = (dy * (s * (a - gamma_s * mean_u_normalized))
+              - u * (gamma_s * s * mean_dy_normalized)
+              - normalized * (s * mean_g_normalized + gamma_s * s * k / count)
+              - s * mean_g)
+    return tf.cast(grad_dy, grad_outputs.dtype), tf.cast(grad_x, inputs.dtype), s * k
 
 
 def batch_norm_gradient(grad_outputs, inputs, gamma, epsilon):

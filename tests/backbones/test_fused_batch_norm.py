@@ -13,7 +13,8 @@ import tensorflow as tf
 
 import mgaug_tf as mg
 from mgaug_tf.backbones.batch_norm import (SECOND_ORDER_SCOPE, MetaBatchNormalization,
-                                           batch_norm_gradient, batch_normalize, use_fused)
+                                           batch_norm_gradient, batch_norm_second_derivative,
+                                           batch_normalize, use_fused)
 from tests.conftest import make_episode_batch
 
 
@@ -92,6 +93,31 @@ def test_batch_norm_gradient_equals_autodiff_of_the_plain_ops_in_float64():
     expected = tape.gradient(y, [x, gamma, beta], output_gradients=grad_y)
     for got, want in zip(batch_norm_gradient(grad_y, x, gamma, 1e-5), expected):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (4, 1, 1, 3)])
+def test_closed_form_second_derivative_equals_autodiff_of_the_gradient_in_float64(shape):
+    """The fused kernel's second derivative against a trusted twin.
+
+    The twin is automatic differentiation of `batch_norm_gradient`'s plain
+    ops (itself equal to autodiff of the forward pass, above). Activations
+    far from zero mean make a wrong centring show.
+    """
+    def normal(seed, size, scale=1.0, shift=0.0):
+        return tf.random.stateless_normal(size, seed=[seed, 1], dtype=tf.float64) * scale + shift
+
+    x, grad_y, u = normal(1, shape, 2.0, 3.5), normal(2, shape), normal(3, shape)
+    gamma, a, b = normal(4, shape[-1:]), normal(5, shape[-1:]), normal(6, shape[-1:])
+    with tf.GradientTape() as tape:
+        tape.watch([grad_y, x, gamma])
+        first_order = batch_norm_gradient(grad_y, x, gamma, 1e-3)
+    expected = tape.gradient(first_order, [grad_y, x, gamma], output_gradients=[u, a, b])
+    mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
+    got = batch_norm_second_derivative(grad_y, x, gamma, mean, variance, 1e-3, u, a, b)
+    for value, want in zip(got, expected):
+        assert value.dtype == tf.float64 and value.shape == want.shape
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-11)
+    assert np.max(np.abs(expected[1])) > 1e-2  # the x term is not trivially zero
 
 
 def test_fused_second_derivative_waits_for_the_outer_gradient():
