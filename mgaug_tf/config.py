@@ -240,7 +240,7 @@ class BackboneConfig(_Section):
     fused_batch_norm: str = _field(
         "auto", "fused_batch_norm", "conv4's batch norm: auto (TensorFlow's fused kernel in "
         "float32 and 16-bit, plain ops in float64), on (the same) or off (plain ops). The same "
-        "function either way; Meta-SGD always runs the plain ops.",
+        "function either way.",
         choices=("auto", "on", "off"))
     final_pool: Optional[str] = _field(
         None, "final_pool", "resnet10's last pooling (default: global): global (the average "

@@ -240,8 +240,8 @@ def call_with_weights(layer, weights, non_trainable_weights, inputs, training=Fa
             one gets them multiplied in if it has no convolution (a dense
             head), else raises.
         **call_options: Further keyword arguments of the layer's `call` (and
-            `sliced_call`), e.g. `fused_batch_norm=False` or
-            `flatten_head="reference"` for a `FewShotClassifier`: settings
+            `sliced_call`), e.g. `flatten_head="reference"` for a
+            `FewShotClassifier`: settings
             of one caller that must not be written into a shared layer.
 
     Returns:

@@ -192,9 +192,6 @@ class MetaLearner(keras.Model):
     """
 
     uses_inner_loop = False
-    # The `fused` setting this learner's calls give every `MetaBatchNormalization`
-    # of its network (None: each layer's own).
-    fused_batch_norm: Optional[bool] = None
     # Trace the task and sub-network loops unrolled in Python instead of as
     # `tf.while_loop`s: same values, one traced copy per task and sub-network.
     # For graph analysis only (TF's static FLOP count does not enter loop
@@ -371,12 +368,10 @@ class MetaLearner(keras.Model):
         """Keyword arguments of `layer`'s call that carry this learner's settings.
 
         The network is shared and never modified, so the flatten head that
-        MGAug resolved for this learner (`augmentation_settings`) and the
-        batch-norm kernel (`fused_batch_norm`) travel with each call.
+        MGAug resolved for this learner (`augmentation_settings`) travels
+        with each call.
         """
         options = {}
-        if self.fused_batch_norm is not None:
-            options["fused_batch_norm"] = self.fused_batch_norm
         settings = self.augmentation_settings
         if layer is self.network and settings is not None and settings.flatten_head is not None:
             options["flatten_head"] = settings.flatten_head

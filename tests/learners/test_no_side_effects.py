@@ -141,20 +141,3 @@ def test_one_mgaug_and_one_network_shared_by_protonet_and_maml_keep_their_settin
     small = mg.episodes.Task(*(tf.image.resize(field, (16, 16)) if len(field.shape) == 4
                                else field for field in task))
     assert maml.task_outcome(small).query_logits.shape == (3, 3)
-
-
-def test_meta_sgd_runs_plain_batch_norm_without_changing_the_network():
-    keras.utils.set_random_seed(0)
-    network = mg.FewShotClassifier(mg.Conv4(filters=4), 3)
-    norms = [norm for _, norm, _, _ in network.backbone.blocks]
-    learner = mg.MetaSGD(network, 3, inner_steps=1)
-    assert learner.fused_batch_norm is False
-    assert all(norm.fused == "auto" for norm in norms)
-    learner.compile(keras.optimizers.Adam(1e-3))
-    dataset = tf.data.Dataset.from_tensors(
-        make_episode_batch(0, tasks=2, n_way=3, k_shot=1, k_query=1, size=16)).repeat()
-    history = learner.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0).history
-    assert np.isfinite(history["loss"][-1])
-    assert all(norm.fused == "auto" for norm in norms)
-    # A MAML learner sharing the network still runs the fused kernel.
-    assert mg.MAML(network, 3).fused_batch_norm is None
