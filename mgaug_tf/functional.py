@@ -74,13 +74,16 @@ def unsupported_layers(network, second_order=True):
         second_order: Whether meta-gradients differentiate through the inner
             loop's gradients (MAML, ANIL, Meta-SGD; not FOMAML or ProtoNet).
             Keras's batch, layer and group normalization have right first
-            and wrong second derivatives: refused only when this is True.
+            and wrong second derivatives, and Keras's `Conv2D` with a bias
+            can make a second-order graph cyclic on oneDNN (not in float64,
+            which oneDNN does not rewrite): refused only when this is True.
 
     Returns:
         A list of `(layer_name, reason)`, empty when every layer is supported.
     """
     # Imported here: the backbones import this module.
     from mgaug_tf.backbones.batch_norm import MetaBatchNormalization
+    from mgaug_tf.backbones.convolution import Conv2D
     from mgaug_tf.backbones.layer_norm import MetaLayerNormalization
     problems = []
     if not isinstance(network, keras.layers.Layer):
@@ -109,6 +112,15 @@ def unsupported_layers(network, second_order=True):
                              "around stop_gradient(mean) on TensorFlow, so second-order "
                              "meta-gradients through it are wrong; use "
                              "mgaug_tf.MetaLayerNormalization, or a first-order learner"))
+        elif (second_order and isinstance(layer, keras.layers.Conv2D)
+              and not isinstance(layer, Conv2D) and layer.use_bias
+              and layer.compute_dtype != "float64"):
+            problems.append((name, "keras.layers.Conv2D's bias gradient (BiasAddGrad) can be "
+                             "fused by TensorFlow's oneDNN rewrite with the wrong one of a "
+                             "second-order step's two filter gradients, and the step fails "
+                             "with 'N nodes in a cycle' in some builds (docs/models.md); use "
+                             "mgaug_tf.backbones.Conv2D (same arguments and weights) or "
+                             "use_bias=False"))
         elif isinstance(layer, keras.layers.TFSMLayer):
             problems.append((name, "a TFSMLayer runs a SavedModel's graph on its own variables, "
                              "which stateless_call cannot replace with fast weights; rebuild "

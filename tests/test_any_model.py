@@ -145,6 +145,22 @@ def test_keras_batch_normalization_is_refused_naming_the_layer():
         mg.MAML(network, 2)
 
 
+def test_keras_conv2d_with_a_bias_is_refused_for_second_order_outside_float64():
+    """oneDNN can fuse its bias gradient into a cycle (tests/backbones/test_convolution.py)."""
+    def network(convolution, dtype="float32"):
+        return keras.Sequential([keras.Input((6, 6, 1)), convolution, L.Flatten(),
+                                 L.Dense(2, dtype=dtype)])
+
+    for learner_class in (mg.MAML, mg.MetaSGD):
+        with pytest.raises(ArgumentError, match=r"layer stock_conv \(Conv2D\) cannot: .*"
+                                                r"nodes in a cycle.*mgaug_tf.backbones.Conv2D"):
+            learner_class(network(L.Conv2D(3, 3, name="stock_conv")), 2)
+    assert mg.FOMAML(network(L.Conv2D(3, 3)), 2).first_order
+    mg.MAML(network(L.Conv2D(3, 3, use_bias=False)), 2)
+    mg.MAML(network(mg.backbones.Conv2D(3, 3)), 2)
+    mg.MAML(network(L.Conv2D(3, 3, dtype="float64"), "float64"), 2)  # oneDNN skips float64
+
+
 @pytest.mark.parametrize("layer", [L.LayerNormalization(name="stock_norm"),
                                    L.GroupNormalization(groups=1, name="stock_norm")])
 def test_keras_layer_and_group_normalization_are_refused_for_second_order(layer):
