@@ -5,6 +5,7 @@ from typing import Any, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from mgaug_tf.backbones.reduction import channel_sum
 from mgaug_tf.errors import ArgumentError
 
 # `fused` settings of `MetaBatchNormalization`.
@@ -118,7 +119,7 @@ def _fused_batch_norm_gradient(grad_outputs, inputs, gamma, reserved, statistics
                 with tf.control_dependencies(grad_grads):
                     late_x = tf.identity(x)
                 return batch_norm_second_derivative(grad_y, late_x, scale, *statistics, epsilon,
-                                                    *grad_grads)
+                                                    grad_scale, grad_offset, *grad_grads)
 
         return (grad_x, grad_scale, grad_offset), second_order
 
@@ -126,7 +127,8 @@ def _fused_batch_norm_gradient(grad_outputs, inputs, gamma, reserved, statistics
 
 
 def batch_norm_second_derivative(grad_outputs, inputs, gamma, mean, variance, epsilon,
-                                 grad_grad_inputs, grad_grad_gamma, grad_grad_beta):
+                                 grad_gamma, grad_beta, grad_grad_inputs, grad_grad_gamma,
+                                 grad_grad_beta):
     """The vector-Jacobian product of `batch_norm_gradient`, in closed form.
 
     The derivative of `(grad_x, grad_gamma, grad_beta) =
@@ -145,9 +147,12 @@ def batch_norm_second_derivative(grad_outputs, inputs, gamma, mean, variance, ep
       m(u * x_hat) * dy)`: the derivative through `x_hat`, projected as
       batch norm's own Jacobian projects, plus the one through `s`.
 
-    Five per-channel sums and about twenty activation-sized ops, where
-    automatic differentiation of `batch_norm_gradient`'s ops takes about
-    twice that; equal to it in float64 (tests/backbones/test_fused_batch_norm.py).
+    The sums of `dy` and `dy * x_hat` are the first derivative's
+    `grad_beta` and `grad_gamma`; three more per-channel sums
+    (`reduction.channel_sum`) and about fifteen activation-sized ops
+    remain, where automatic differentiation of `batch_norm_gradient`'s ops
+    takes about twice that; equal to it in float64
+    (tests/backbones/test_fused_batch_norm.py).
     Computed in float32 for 16-bit inputs, else in `inputs`' dtype. `mean`
     and `variance` are treated as given, so this is exact to the second
     derivative, not beyond.
@@ -158,6 +163,8 @@ def batch_norm_second_derivative(grad_outputs, inputs, gamma, mean, variance, ep
         gamma: `[C]` scale.
         mean, variance: `[C]` batch mean and population variance of `inputs`.
         epsilon: Added to the variance.
+        grad_gamma, grad_beta: `[C]` the first derivative's outputs for
+            `gamma` and `beta`: `sum(dy * x_hat)` and `sum(dy)`.
         grad_grad_inputs: `[B, H, W, C]` outer gradient of `grad_x` (`u`).
         grad_grad_gamma, grad_grad_beta: `[C]` outer gradients of
             `grad_gamma` and `grad_beta` (`a`, `b`).
@@ -166,19 +173,17 @@ def batch_norm_second_derivative(grad_outputs, inputs, gamma, mean, variance, ep
         `(grad_grad_outputs, grad_inputs, grad_gamma)`: `grad_outputs`' and
         `inputs`' dtypes, then `[C]` in the computation's dtype.
     """
-    axes = [0, 1, 2]
     dtype = tf.float32 if inputs.dtype in (tf.bfloat16, tf.float16) else inputs.dtype
     x, dy, u = (tf.cast(value, dtype) for value in (inputs, grad_outputs, grad_grad_inputs))
-    gamma, mean, variance, a, b = (tf.cast(value, dtype) for value in (
-        gamma, mean, variance, grad_grad_gamma, grad_grad_beta))
+    gamma, mean, variance, sum_dy_normalized, sum_dy, a, b = (tf.cast(value, dtype) for value in (
+        gamma, mean, variance, grad_gamma, grad_beta, grad_grad_gamma, grad_grad_beta))
     count = tf.cast(tf.size(x) // tf.shape(x)[-1], dtype)
     s = tf.math.rsqrt(variance + epsilon)
     normalized = (x - mean) * s
-    mean_dy = tf.reduce_sum(dy, axes) / count
-    mean_dy_normalized = tf.reduce_sum(dy * normalized, axes) / count
-    sum_u = tf.reduce_sum(u, axes)
-    sum_u_normalized = tf.reduce_sum(u * normalized, axes)
-    k = tf.reduce_sum(u * dy, axes) - sum_u * mean_dy - sum_u_normalized * mean_dy_normalized
+    mean_dy, mean_dy_normalized = sum_dy / count, sum_dy_normalized / count
+    sum_u = channel_sum(u)
+    sum_u_normalized = channel_sum(u * normalized)
+    k = channel_sum(u * dy) - sum_u * mean_dy - sum_u_normalized * mean_dy_normalized
     gamma_s = gamma * s
     mean_u, mean_u_normalized = sum_u / count, sum_u_normalized / count
     grad_dy = (gamma_s * u + normalized * (a - gamma_s * mean_u_normalized)

@@ -8,24 +8,28 @@ step's, and the outer pass's derivative of the inner step's input gradient.
 The rewrite does not always pick the inner step's: when it picks the outer
 pass's, the inner bias gradient depends on the outer pass, which depends on
 it, and the step fails with "InvalidArgumentError: N nodes in a cycle", in
-some processes and not in others. Here the bias gradient is a `Sum` over
-every axis but the channels', which the rewrite leaves alone: the same
-values, and no `BiasAddGrad` to fuse. The forward `BiasAdd` stays, and
+some processes and not in others. Here the bias gradient is a plain sum
+over every axis but the channels' (`reduction.channel_sum`), which the
+rewrite leaves alone: the same values, and no `BiasAddGrad` to fuse. The forward `BiasAdd` stays, and
 still fuses with its convolution.
 """
 
 import keras
 import tensorflow as tf
 
+from mgaug_tf.backbones import reduction
+
 
 def bias_add(inputs, bias, channels_last=True):
-    """`tf.nn.bias_add` whose gradient for `bias` is a `Sum`, not `BiasAddGrad`.
+    """`tf.nn.bias_add` whose gradient for `bias` is a plain sum, not `BiasAddGrad`.
 
-    Differentiable to every order (the gradient is linear in the incoming
-    gradient). A float16 gradient is summed in float32 (a loss-scaled
-    float16 sum of a whole feature map loses precision); TensorFlow's `Sum`
-    already accumulates bfloat16 in float32, where the unfused `BiasAddGrad`
-    CPU kernel does not, so bfloat16 bias gradients can differ from it.
+    The sum is `reduction.channel_sum` for channels-last inputs (as fast as
+    `BiasAddGrad` on CPU), else a `Sum`. Differentiable to every order (the
+    gradient is linear in the incoming gradient). A float16 gradient is
+    summed in float32 (a loss-scaled float16 sum of a whole feature map
+    loses precision); bfloat16 is accumulated in float32 by both kernels,
+    where the unfused `BiasAddGrad` CPU kernel does not, so bfloat16 bias
+    gradients can differ from it.
 
     Args:
         inputs: `[B, ..., C]` float tensor (`[B, C, ...]` if not
@@ -56,7 +60,11 @@ def bias_add(inputs, bias, channels_last=True):
             summed = grad_outputs
             if grad_outputs.dtype == tf.float16:
                 summed = tf.cast(grad_outputs, tf.float32)
-            return grad_outputs, tf.cast(tf.reduce_sum(summed, axis=axes), offsets.dtype)
+            if channels_last:
+                summed = reduction.channel_sum(summed)
+            else:
+                summed = tf.reduce_sum(summed, axis=axes)
+            return grad_outputs, tf.cast(summed, offsets.dtype)
 
         return tf.nn.bias_add(features, offsets, data_format=data_format), backward
 

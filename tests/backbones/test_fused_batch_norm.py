@@ -113,7 +113,8 @@ def test_closed_form_second_derivative_equals_autodiff_of_the_gradient_in_float6
         first_order = batch_norm_gradient(grad_y, x, gamma, 1e-3)
     expected = tape.gradient(first_order, [grad_y, x, gamma], output_gradients=[u, a, b])
     mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
-    got = batch_norm_second_derivative(grad_y, x, gamma, mean, variance, 1e-3, u, a, b)
+    got = batch_norm_second_derivative(grad_y, x, gamma, mean, variance, 1e-3,
+                                       *first_order[1:], u, a, b)
     for value, want in zip(got, expected):
         assert value.dtype == tf.float64 and value.shape == want.shape
         np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-11)
