@@ -129,14 +129,17 @@ def _fused_batch_norm_gradient(grad_outputs, inputs, gamma, reserved, statistics
 def batch_norm_second_derivative(grad_outputs, inputs, gamma, mean, variance, epsilon,
                                  grad_gamma, grad_beta, grad_grad_inputs, grad_grad_gamma,
                                  grad_grad_beta):
-    """The vector-Jacobian product of `batch_norm_gradient`, in closed form.
+    """The vector-Jacobian product of training-mode batch norm's gradient, in closed form.
 
-    The derivative of `(grad_x, grad_gamma, grad_beta) =
-    batch_norm_gradient(dy, x, gamma)` with respect to `(dy, x, gamma)`,
-    applied to the outer gradients `(u, a, b)` of its three outputs: what
-    second-order MAML's outer pass needs from every inner step's batch
-    norm. With `s = 1 / sqrt(variance + epsilon)`, `x_hat = (x - mean) * s`,
-    `N` values per channel, `m(.)` the per-channel mean and
+    For `y = gamma * x_hat + beta` with `x_hat = (x - mean) * s`,
+    `s = 1 / sqrt(variance + epsilon)`, the batch's mean and population
+    variance over the `[B, H, W]` axes (`N` values per channel) and `m(.)`
+    the per-channel mean, the gradient is `grad_beta = sum(dy)`,
+    `grad_gamma = sum(dy * x_hat)` and `grad_x = gamma * s * (dy - m(dy) -
+    x_hat * m(dy * x_hat))` (Ioffe & Szegedy 2015). This is its derivative
+    with respect to `(dy, x, gamma)`, applied to the outer gradients
+    `(u, a, b)` of its three outputs: what second-order MAML's outer pass
+    needs from every inner step's batch norm. With
     `k = sum(u * (dy - m(dy) - x_hat * m(dy * x_hat)))`:
 
     * `d/d dy = gamma * s * (u - m(u) - x_hat * m(u * x_hat)) + a * x_hat + b`
@@ -150,8 +153,8 @@ def batch_norm_second_derivative(grad_outputs, inputs, gamma, mean, variance, ep
     The sums of `dy` and `dy * x_hat` are the first derivative's
     `grad_beta` and `grad_gamma`; three more per-channel sums
     (`reduction.channel_sum`) and about fifteen activation-sized ops
-    remain, where automatic differentiation of `batch_norm_gradient`'s ops
-    takes about twice that; equal to it in float64
+    remain, where automatic differentiation of the gradient written in
+    plain ops takes about twice that; equal to that in float64
     (tests/backbones/test_fused_batch_norm.py).
     Computed in float32 for 16-bit inputs, else in `inputs`' dtype. `mean`
     and `variance` are treated as given, so this is exact to the second
@@ -196,42 +199,6 @@ def batch_norm_second_derivative(grad_outputs, inputs, gamma, mean, variance, ep
               - normalized * (s * mean_g_normalized + gamma_s * s * k / count)
               - s * mean_g)
     return tf.cast(grad_dy, grad_outputs.dtype), tf.cast(grad_x, inputs.dtype), s * k
-
-
-def batch_norm_gradient(grad_outputs, inputs, gamma, epsilon):
-    """The gradient of training-mode batch norm, as plain differentiable ops.
-
-    For `y = gamma * (x - mean) / sqrt(variance + epsilon) + beta` with the
-    batch's mean and population variance over the `[B, H, W]` axes:
-    `grad_beta = sum(dy)`, `grad_gamma = sum(dy * x_hat)` and
-    `grad_x = gamma / sqrt(variance + epsilon) * (dy - mean(dy) - x_hat *
-    mean(dy * x_hat))` (Ioffe & Szegedy 2015). Plain ops, differentiable to
-    every order; computed in float32 for 16-bit inputs, else in `inputs`'
-    dtype.
-
-    Args:
-        grad_outputs: `[B, H, W, C]` gradient of the outputs.
-        inputs: `[B, H, W, C]` activations (`x`).
-        gamma: `[C]` scale.
-        epsilon: Added to the variance.
-
-    Returns:
-        `(grad_inputs, grad_gamma, grad_beta)`: `inputs`' dtype, then `[C]` in
-        the computation's dtype (float32 for 16-bit inputs).
-    """
-    axes = [0, 1, 2]
-    dtype = tf.float32 if inputs.dtype in (tf.bfloat16, tf.float16) else inputs.dtype
-    x = tf.cast(inputs, dtype)
-    dy = tf.cast(grad_outputs, dtype)
-    gamma = tf.cast(gamma, dtype)
-    count = tf.cast(tf.size(x) // tf.shape(x)[-1], dtype)
-    centered = x - tf.reduce_mean(x, axis=axes)
-    inverse_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=axes) + epsilon)
-    normalized = centered * inverse_std
-    grad_beta = tf.reduce_sum(dy, axis=axes)
-    grad_gamma = tf.reduce_sum(dy * normalized, axis=axes)
-    grad_x = gamma * inverse_std * (dy - (grad_beta + normalized * grad_gamma) / count)
-    return tf.cast(grad_x, inputs.dtype), grad_gamma, grad_beta
 
 
 def batch_normalize(inputs, gamma, beta, moving_mean, moving_variance, epsilon, fused="auto",
