@@ -61,7 +61,7 @@ def _random_arguments(layer):
     return found
 
 
-def unsupported_layers(network, second_order=True):
+def unsupported_layers(network, second_order=True, twice_differentiated=None):
     """The layers of `network` that the fast-weight path cannot run, with the reason.
 
     `call_with_weights` runs a Keras 3 layer on explicit weights through
@@ -74,9 +74,13 @@ def unsupported_layers(network, second_order=True):
         second_order: Whether meta-gradients differentiate through the inner
             loop's gradients (MAML, ANIL, Meta-SGD; not FOMAML or ProtoNet).
             Keras's batch, layer and group normalization have right first
-            and wrong second derivatives, and Keras's `Conv2D` with a bias
-            can make a second-order graph cyclic on oneDNN (not in float64,
-            which oneDNN does not rewrite): refused only when this is True.
+            and wrong second derivatives: refused only when this is True.
+        twice_differentiated: Whether the outer pass differentiates the
+            inner loop's gradients through every layer (MAML, Meta-SGD; not
+            ANIL, whose inner loop adapts the last layer only); None: as
+            `second_order`. Keras's `Conv2D` with a bias can make such a
+            graph cyclic on oneDNN (not in float64, which oneDNN does not
+            rewrite): refused only when this is True.
 
     Returns:
         A list of `(layer_name, reason)`, empty when every layer is supported.
@@ -86,6 +90,8 @@ def unsupported_layers(network, second_order=True):
     from mgaug_tf.backbones.convolution import Conv2D
     from mgaug_tf.backbones.layer_norm import MetaLayerNormalization
     problems = []
+    if twice_differentiated is None:
+        twice_differentiated = second_order
     if not isinstance(network, keras.layers.Layer):
         return [(getattr(network, "name", type(network).__name__),
                  f"{type(network).__name__} is not a Keras 3 layer or model (keras.layers.Layer); "
@@ -112,7 +118,7 @@ def unsupported_layers(network, second_order=True):
                              "around stop_gradient(mean) on TensorFlow, so second-order "
                              "meta-gradients through it are wrong; use "
                              "mgaug_tf.MetaLayerNormalization, or a first-order learner"))
-        elif (second_order and isinstance(layer, keras.layers.Conv2D)
+        elif (twice_differentiated and isinstance(layer, keras.layers.Conv2D)
               and not isinstance(layer, Conv2D) and layer.use_bias
               and layer.compute_dtype != "float64"):
             problems.append((name, "keras.layers.Conv2D's bias gradient (BiasAddGrad) can be "
@@ -162,18 +168,20 @@ def unsupported_layers(network, second_order=True):
     return problems
 
 
-def check_fast_weight_layers(network, owner=None, second_order=True):
+def check_fast_weight_layers(network, owner=None, second_order=True, twice_differentiated=None):
     """Refuses a network that holds a layer the fast-weight path does not support.
 
     Called by the learners' constructors (and again by `build` for layers
-    that building creates), before any work.
+    that building creates), before any work. `second_order` and
+    `twice_differentiated` as `unsupported_layers` takes them.
 
     Raises:
         mgaug_tf.errors.ArgumentError: Naming `network`, the first
             unsupported layer (name and class) and why
             (`unsupported_layers`).
     """
-    problems = unsupported_layers(network, second_order=second_order)
+    problems = unsupported_layers(network, second_order=second_order,
+                                  twice_differentiated=twice_differentiated)
     if problems:
         name, reason = problems[0]
         others = [other for other, _ in problems[1:]]

@@ -145,7 +145,7 @@ def test_keras_batch_normalization_is_refused_naming_the_layer():
         mg.MAML(network, 2)
 
 
-def test_keras_conv2d_with_a_bias_is_refused_for_second_order_outside_float64():
+def test_keras_conv2d_with_a_bias_is_refused_when_differentiated_twice_outside_float64():
     """oneDNN can fuse its bias gradient into a cycle (tests/backbones/test_convolution.py)."""
     def network(convolution, dtype="float32"):
         return keras.Sequential([keras.Input((6, 6, 1)), convolution, L.Flatten(),
@@ -156,6 +156,9 @@ def test_keras_conv2d_with_a_bias_is_refused_for_second_order_outside_float64():
                                                 r"nodes in a cycle.*mgaug_tf.backbones.Conv2D"):
             learner_class(network(L.Conv2D(3, 3, name="stock_conv")), 2)
     assert mg.FOMAML(network(L.Conv2D(3, 3)), 2).first_order
+    # ANIL's inner loop adapts the last layer only: no gradient of the
+    # convolution is differentiated again.
+    mg.ANIL(network(L.Conv2D(3, 3)), 2)
     mg.MAML(network(L.Conv2D(3, 3, use_bias=False)), 2)
     mg.MAML(network(mg.backbones.Conv2D(3, 3)), 2)
     mg.MAML(network(L.Conv2D(3, 3, dtype="float64"), "float64"), 2)  # oneDNN skips float64

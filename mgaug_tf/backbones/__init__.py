@@ -8,5 +8,5 @@ from mgaug_tf.backbones.layer_norm import MetaLayerNormalization
 from mgaug_tf.backbones.mlp import MLP, FewShotRegressor
 from mgaug_tf.backbones.resnet12 import ResidualBlock, ResNet12
 
-__all__ = ["Conv2D", "Conv4", "FewShotClassifier", "FewShotRegressor", "MLP", "MetaBatchNormalization",
-           "MetaLayerNormalization", "ResNet12", "ResidualBlock"]
+__all__ = ["Conv2D", "Conv4", "FewShotClassifier", "FewShotRegressor", "MLP",
+           "MetaBatchNormalization", "MetaLayerNormalization", "ResNet12", "ResidualBlock"]

@@ -97,7 +97,7 @@ class Conv4(keras.Model):
         """Features `[B, D]` of `[B, H, W, C]` images.
 
         `fused_batch_norm` (if not None) overrides every batch norm's `fused`
-        for this call, so that a learner can choose the kernel without
+        for this call, so that a caller can choose the kernel without
         changing a shared network.
         """
         x = inputs

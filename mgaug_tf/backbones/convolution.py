@@ -10,8 +10,8 @@ pass's, the inner bias gradient depends on the outer pass, which depends on
 it, and the step fails with "InvalidArgumentError: N nodes in a cycle", in
 some processes and not in others. Here the bias gradient is a plain sum
 over every axis but the channels' (`reduction.channel_sum`), which the
-rewrite leaves alone: the same values, and no `BiasAddGrad` to fuse. The forward `BiasAdd` stays, and
-still fuses with its convolution.
+rewrite leaves alone: the same values, and no `BiasAddGrad` to fuse. The
+forward `BiasAdd` stays, and still fuses with its convolution.
 """
 
 import keras
@@ -23,13 +23,13 @@ from mgaug_tf.backbones import reduction
 def bias_add(inputs, bias, channels_last=True):
     """`tf.nn.bias_add` whose gradient for `bias` is a plain sum, not `BiasAddGrad`.
 
-    The sum is `reduction.channel_sum` for channels-last inputs (as fast as
-    `BiasAddGrad` on CPU), else a `Sum`. Differentiable to every order (the
-    gradient is linear in the incoming gradient). A float16 gradient is
-    summed in float32 (a loss-scaled float16 sum of a whole feature map
-    loses precision); bfloat16 is accumulated in float32 by both kernels,
-    where the unfused `BiasAddGrad` CPU kernel does not, so bfloat16 bias
-    gradients can differ from it.
+    The sum is `reduction.channel_sum` (a `MatMul`) for channels-last
+    inputs, as fast as `BiasAddGrad` on CPU, else a `Sum`. Differentiable
+    to every order (the gradient is linear in the incoming gradient). A
+    float16 gradient is summed in float32 (a loss-scaled float16 sum of a
+    whole feature map loses precision). `MatMul` and `Sum` accumulate
+    bfloat16 in float32 and the unfused `BiasAddGrad` CPU kernel does not,
+    so bfloat16 bias gradients can differ from `BiasAddGrad`'s.
 
     Args:
         inputs: `[B, ..., C]` float tensor (`[B, C, ...]` if not

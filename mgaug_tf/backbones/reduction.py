@@ -20,8 +20,15 @@ def channel_sum(inputs):
 
     Returns:
         `[C]` tensor of `inputs`' dtype.
+
+    Raises:
+        ValueError: `inputs` has an unknown or zero rank, or an unknown
+            channel count.
     """
     inputs = tf.convert_to_tensor(inputs)
+    if inputs.shape.rank in (None, 0) or inputs.shape[-1] is None:
+        raise ValueError("channel_sum needs inputs of known rank (1 or more) and a known "
+                         f"channel count, got shape {inputs.shape}.")
     channels = inputs.shape[-1]
 
     @tf.custom_gradient

@@ -85,6 +85,8 @@ class ANIL(GradientLearner):
         >>> learner = ANIL(FewShotClassifier(Conv4(), n_way=5), n_way=5)
     """
 
+    inner_loop_through_network = False
+
     def __init__(self, network: keras.Model, n_way: Optional[int] = None,
                  **kwargs: Any) -> None:
         split = hasattr(network, "backbone") and hasattr(network, "head")

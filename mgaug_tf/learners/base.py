@@ -192,6 +192,10 @@ class MetaLearner(keras.Model):
     """
 
     uses_inner_loop = False
+    # Whether the inner loop's gradients pass back through the whole network
+    # (False for ANIL, which adapts the last layer only): with second-order
+    # meta-gradients, the outer pass then differentiates every layer twice.
+    inner_loop_through_network = True
     # Trace the task and sub-network loops unrolled in Python instead of as
     # `tf.while_loop`s: same values, one traced copy per task and sub-network.
     # For graph analysis only (TF's static FLOP count does not enter loop
@@ -231,9 +235,10 @@ class MetaLearner(keras.Model):
 
     def _check_network(self, network):
         """Refuses a network the learner cannot run on fast weights (`ArgumentError`)."""
+        second_order = self.uses_inner_loop and not getattr(self, "first_order", False)
         functional.check_fast_weight_layers(
-            network, owner=type(self).__name__,
-            second_order=self.uses_inner_loop and not getattr(self, "first_order", False))
+            network, owner=type(self).__name__, second_order=second_order,
+            twice_differentiated=second_order and self.inner_loop_through_network)
 
     # ----------------------------------------------------------------- build
     def build(self, input_shape: Any = None, *, example_shape: Any = None) -> None:

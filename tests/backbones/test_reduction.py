@@ -32,3 +32,13 @@ def test_channel_sum_equals_reduce_sum_to_second_order_in_float64(shape):
         assert value.dtype == tf.float64 and value.shape == expected.shape
         np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-12)
     assert np.max(np.abs(want[2])) > 0.1  # the second-order term is not zero
+
+
+@pytest.mark.parametrize("shape", [[], [4, None]])
+def test_channel_sum_refuses_inputs_without_a_known_channel_axis(shape):
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def summed(values):
+        return reduction.channel_sum(values)
+
+    with pytest.raises(ValueError, match="known channel count, got shape"):
+        summed.get_concrete_function()
