@@ -261,8 +261,8 @@ def call_with_weights(layer, weights, non_trainable_weights, inputs, training=Fa
             head), else raises.
         **call_options: Further keyword arguments of the layer's `call` (and
             `sliced_call`), e.g. `flatten_head="reference"` for a
-            `FewShotClassifier`: settings
-            of one caller that must not be written into a shared layer.
+            `FewShotClassifier`: settings of one caller that must not be
+            written into a shared layer.
 
     Returns:
         `(outputs, new_non_trainable_weights)`.
