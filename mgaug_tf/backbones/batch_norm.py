@@ -193,14 +193,16 @@ def batch_norm_second_derivative(grad_outputs, inputs, gamma, mean, variance, ep
     k = channel_sum(u * dy) - sum_u * mean_dy - sum_u_normalized * mean_dy_normalized
     gamma_s = gamma * s
     mean_u, mean_u_normalized = sum_u / count, sum_u_normalized / count
-    grad_dy = (gamma_s * u + normalized * (a - gamma_s * mean_u_normalized)
-               + (b - gamma_s * mean_u))
+    # g = dy * dy_scale - u * u_scale; each per-channel scale is computed
+    # once, as Grappler shares no repeated expression under configure_tensorflow.
+    dy_scale = a - gamma_s * mean_u_normalized
+    u_scale = gamma_s * mean_dy_normalized
+    grad_dy = gamma_s * u + normalized * dy_scale + (b - gamma_s * mean_u)
     # m(g) and m(g * x_hat) follow from the sums above, without another pass.
-    mean_g = a * mean_dy - gamma_s * (mean_u * mean_dy_normalized + mean_u_normalized * mean_dy)
-    mean_g_normalized = (a - 2.0 * gamma_s * mean_u_normalized) * mean_dy_normalized
-    grad_x = (dy * (s * (a - gamma_s * mean_u_normalized))
-              - u * (gamma_s * s * mean_dy_normalized)
-              - normalized * (s * mean_g_normalized + gamma_s * s * k / count)
+    mean_g = dy_scale * mean_dy - u_scale * mean_u
+    mean_g_normalized = dy_scale * mean_dy_normalized - u_scale * mean_u_normalized
+    grad_x = (dy * (s * dy_scale) - u * (s * u_scale)
+              - normalized * (s * (mean_g_normalized + gamma_s * k / count))
               - s * mean_g)
     return tf.cast(grad_dy, grad_outputs.dtype), tf.cast(grad_x, inputs.dtype), s * k
 
