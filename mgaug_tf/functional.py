@@ -124,7 +124,8 @@ def unsupported_layers(network, second_order=True, twice_differentiated=None):
             problems.append((name, "keras.layers.Conv2D's bias gradient (BiasAddGrad) can be "
                              "fused by TensorFlow's oneDNN rewrite with the wrong one of a "
                              "second-order step's two filter gradients, and the step fails "
-                             "with 'N nodes in a cycle' in some builds (docs/models.md); use "
+                             "with 'N nodes in a cycle' (in some builds for MAML, most for "
+                             "Meta-SGD: docs/models.md); use "
                              "mgaug_tf.backbones.Conv2D (same arguments and weights) or "
                              "use_bias=False"))
         elif isinstance(layer, keras.layers.TFSMLayer):

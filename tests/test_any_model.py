@@ -13,6 +13,7 @@ from mgaug_tf.errors import ArgumentError
 from mgaug_tf.gradient_check import FiniteDifferences
 from mgaug_tf.learners.base import cross_entropy
 from tests.augment import invariants
+from tests.conftest import make_episode_batch
 from tests.learners.any_models import KINDS, L, classification_batch, network_of
 
 TOLERANCE = 1e-6
@@ -336,3 +337,16 @@ def test_example_shape_is_read_from_build_arguments():
     with pytest.raises(ArgumentError, match=r"`input_shape` must give the shape of one example "
                                             r"with known sizes"):
         mg.MAML(network_of("lstm")[0], 2).build((4, None))
+
+
+def test_meta_sgd_learning_rates_take_the_dtype_of_each_weight():
+    """Layers computing in float64 under the default float32 policy get float64 rates."""
+    network = keras.Sequential([keras.Input((16, 16, 1), dtype="float64"),
+                                L.Flatten(dtype="float64"), L.Dense(3, dtype="float64")])
+    learner = mg.MetaSGD(network, 3, inner_lr=0.1, inner_steps=1)
+    learner.compile(keras.optimizers.Adam(1e-3))
+    batch = make_episode_batch(0, dtype="float64")
+    history = learner.fit(tf.data.Dataset.from_tensors(batch), epochs=1, steps_per_epoch=1,
+                          verbose=0).history
+    assert [rate.dtype for rate in learner.inner_learning_rate_variables] == ["float64"] * 2
+    assert np.isfinite(history["loss"][-1])

@@ -14,7 +14,7 @@ def channel_sum(inputs):
     differentiable to every order.
 
     Args:
-        inputs: `[..., C]` float tensor of known rank, 1 or more, and known
+        inputs: `[..., C]` numeric tensor of known rank, 1 or more, and known
             channel count. bfloat16 is accumulated in float32 by the
             matrix kernels; callers sum float16 in float32 themselves.
 

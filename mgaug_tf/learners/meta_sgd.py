@@ -27,7 +27,9 @@ class MetaSGD(GradientLearner):
 
     def _build_learner_weights(self):
         self.inner_learning_rate_variables = [
-            self.add_weight(shape=tuple(variable.shape),
+            # The weight's own dtype: a network whose layers compute in float64
+            # under a float32 policy would otherwise get float32 rates.
+            self.add_weight(shape=tuple(variable.shape), dtype=variable.dtype,
                             initializer=keras.initializers.Constant(self.inner_lr),
                             name="inner_lr_" + variable.path.replace("/", "_"))
             for variable in self.network.trainable_variables]
