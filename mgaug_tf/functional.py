@@ -78,9 +78,9 @@ def unsupported_layers(network, second_order=True, twice_differentiated=None):
         twice_differentiated: Whether the outer pass differentiates the
             inner loop's gradients through every layer (MAML, Meta-SGD; not
             ANIL, whose inner loop adapts the last layer only); None: as
-            `second_order`. Keras's `Conv2D` with a bias can make such a
-            graph cyclic on oneDNN (not in float64, which oneDNN does not
-            rewrite): refused only when this is True.
+            `second_order`. Keras's `Conv2D` and `SeparableConv2D` with a
+            bias can make such a graph cyclic on oneDNN (not in float64,
+            which oneDNN does not rewrite): refused only when this is True.
 
     Returns:
         A list of `(layer_name, reason)`, empty when every layer is supported.
@@ -118,16 +118,18 @@ def unsupported_layers(network, second_order=True, twice_differentiated=None):
                              "around stop_gradient(mean) on TensorFlow, so second-order "
                              "meta-gradients through it are wrong; use "
                              "mgaug_tf.MetaLayerNormalization, or a first-order learner"))
-        elif (twice_differentiated and isinstance(layer, keras.layers.Conv2D)
-              and not isinstance(layer, Conv2D) and layer.use_bias
-              and layer.compute_dtype != "float64"):
-            problems.append((name, "keras.layers.Conv2D's bias gradient (BiasAddGrad) can be "
-                             "fused by TensorFlow's oneDNN rewrite with the wrong one of a "
-                             "second-order step's two filter gradients, and the step fails "
-                             "with 'N nodes in a cycle' (in some builds for MAML, most for "
-                             "Meta-SGD: docs/models.md); use "
-                             "mgaug_tf.backbones.Conv2D (same arguments and weights) or "
-                             "use_bias=False"))
+        elif (twice_differentiated and getattr(layer, "use_bias", False)
+              and layer.compute_dtype != "float64"
+              and isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D))
+              and not isinstance(layer, Conv2D)):
+            remedy = ("mgaug_tf.backbones.Conv2D (same arguments and weights) or use_bias=False"
+                      if isinstance(layer, keras.layers.Conv2D) else
+                      "use_bias=False (a batch norm's offset after it can play the bias's part)")
+            problems.append((name, f"keras.layers.{type(layer).__name__}'s bias gradient "
+                             "(BiasAddGrad) can be fused by TensorFlow's oneDNN rewrite with "
+                             "the wrong one of a second-order step's two filter gradients, and "
+                             "the step fails with 'N nodes in a cycle' (in some builds for "
+                             f"MAML, most for Meta-SGD: docs/models.md); use {remedy}"))
         elif isinstance(layer, keras.layers.TFSMLayer):
             problems.append((name, "a TFSMLayer runs a SavedModel's graph on its own variables, "
                              "which stateless_call cannot replace with fast weights; rebuild "
