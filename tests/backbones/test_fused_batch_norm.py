@@ -52,12 +52,19 @@ def test_fused_choice_rules():
         MetaBatchNormalization(fused="yes")
 
 
-def build_maml(fused, dtype="float32"):
-    keras.utils.set_random_seed(0)
-    backbone = mg.Conv4(filters=8, fused_batch_norm=fused, dtype=dtype)
-    learner = mg.MAML(mg.FewShotClassifier(backbone, 3), 3, inner_lr=0.05, inner_steps=3)
-    learner.build((16, 16, 1))
-    return learner
+def plain_and_fused(learner_class=mg.MAML, inner_steps=3):
+    """Two second-order learners on Conv4-8, plain and fused batch norm, same weights."""
+    learners = []
+    for fused in (False, True):
+        keras.utils.set_random_seed(0)
+        backbone = mg.Conv4(filters=8, fused_batch_norm=fused)
+        learner = learner_class(mg.FewShotClassifier(backbone, 3), 3, inner_lr=0.05,
+                                inner_steps=inner_steps)
+        learner.build((16, 16, 1))
+        learners.append(learner)
+    for source, target in zip(learners[0].variables, learners[1].variables):
+        target.assign(source)
+    return learners
 
 
 def batch_norm_gradient(grad_outputs, inputs, gamma, epsilon):
@@ -84,9 +91,7 @@ def batch_norm_gradient(grad_outputs, inputs, gamma, epsilon):
 
 def test_second_order_maml_meta_gradient_through_fused_batch_norm_matches_plain():
     batch = make_episode_batch(0, tasks=2, size=16)
-    plain, fused = build_maml(False), build_maml(True)
-    for source, target in zip(plain.variables, fused.variables):
-        target.assign(source)
+    plain, fused = plain_and_fused()
     loss_0, grads_0 = plain.compute_meta_gradients(batch)
     loss_1, grads_1 = fused.compute_meta_gradients(batch)
     np.testing.assert_allclose(float(loss_1), float(loss_0), rtol=1e-5)
@@ -246,15 +251,7 @@ def test_meta_sgd_meta_gradient_through_fused_batch_norm_matches_plain():
     checks the second-order terms that reach them through batch norm.
     """
     batch = make_episode_batch(1, tasks=2, size=16)
-    learners = []
-    for fused in (False, True):
-        keras.utils.set_random_seed(0)
-        network = mg.FewShotClassifier(mg.Conv4(filters=8, fused_batch_norm=fused), 3)
-        learner = mg.MetaSGD(network, 3, inner_lr=0.05, inner_steps=2)
-        learner.build((16, 16, 1))
-        learners.append(learner)
-    for source, target in zip(learners[0].variables, learners[1].variables):
-        target.assign(source)
+    learners = plain_and_fused(mg.MetaSGD, inner_steps=2)
     results = [tf.function(learner.compute_meta_gradients)(batch) for learner in learners]
     (loss_0, grads_0), (loss_1, grads_1) = results
     np.testing.assert_allclose(float(loss_1), float(loss_0), rtol=1e-5)
