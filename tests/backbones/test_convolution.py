@@ -1,4 +1,5 @@
-"""`convolution.Conv2D` and `bias_add`: Keras's values, no fusable `BiasAddGrad` in second-order steps."""
+"""`convolution.Conv2D` and `bias_add`: Keras's values, and no fusable
+`BiasAddGrad` in second-order steps."""
 
 import collections
 
@@ -88,7 +89,8 @@ def test_second_order_step_has_no_bias_gradient_that_onednn_could_fuse_wrongly(l
     reading the same tensor; with two candidates (the inner step's and the
     outer pass's) it can pick the outer one and make a cycle. Keras's
     `Conv2D` gives three such bias gradients per loop body in this step;
-    with them, Meta-SGD's step through the fused batch norm failed every time.
+    with them, Meta-SGD's step through the fused batch norm failed in both
+    builds tried.
     """
     keras.utils.set_random_seed(0)
     learner = learner_class(mg.FewShotClassifier(mg.Conv4(filters=3), 3), 3, inner_steps=1,
