@@ -56,6 +56,19 @@ def traced_nodes(concrete):
     return [node for body in traced_bodies(concrete) for node in body]
 
 
+def downstream_ops(start):
+    """`start` and every graph op that depends on it, by data or control edges."""
+    downstream, frontier = {start}, [start]
+    while frontier:
+        op = frontier.pop()
+        for consumer in [c for output in op.outputs for c in output.consumers()] + list(
+                op._control_outputs):  # pylint: disable=protected-access
+            if consumer not in downstream:
+                downstream.add(consumer)
+                frontier.append(consumer)
+    return downstream
+
+
 def shared_data_candidate():
     """`$MGAUG_SHARED_DATA`, else `../shared/data` beside the repository."""
     return Path(os.environ.get("MGAUG_SHARED_DATA")

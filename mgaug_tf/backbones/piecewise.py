@@ -9,7 +9,8 @@ loop's gradients). TensorFlow's registered second derivatives (of
 the executor builds them during the inner step and holds them, one or two
 activations per layer and step, until the outer backward pass adds them in:
 through the query pass, where second-order MAML's memory peaks. Here the
-first and second derivatives are TensorFlow's own kernels, and the zero
+first and second derivatives are TensorFlow's own kernels or their values
+from faster ops (max-pool's second derivative: `max_pool`), and the zero
 terms are left out (`None`): the same values without those tensors, which
 lowers the memory peak of a second-order step (docs/performance.md has
 the profile).
@@ -18,6 +19,9 @@ the profile).
 import keras
 import tensorflow as tf
 from tensorflow.python.ops import gen_nn_ops  # the gradient kernels' raw ops
+
+# Name scope of max-pool's second derivative from `MaxPoolGrad` (`_pooled_at_maxima`).
+MAX_POOL_SECOND_ORDER_SCOPE = "max_pool_second_order"
 
 
 def relu(inputs):
@@ -73,9 +77,12 @@ def max_pool(inputs, pool_size=2, strides=None, padding="VALID"):
     """`tf.nn.max_pool2d` (NHWC) whose second derivative has no zero terms.
 
     The gradient routes each pooled gradient to the window's first maximum
-    (`MaxPoolGrad`), and its gradient is `MaxPoolGradGrad`, TensorFlow's
-    kernels both; the zero derivatives with respect to the input and the
-    pooled output are left out.
+    (`MaxPoolGrad`), and its gradient is `MaxPoolGradGrad`'s values: for
+    windows that tile the input (`strides` = `pool_size`, `"VALID"`) and
+    whose area is a power of two (2x2, the backbones' pool), from
+    `MaxPoolGrad` and an average pool (`_pooled_at_maxima`), else
+    TensorFlow's kernel. The zero derivatives with respect to the input and
+    the pooled output are left out.
 
     Args:
         inputs: `[B, H, W, C]` float tensor.
@@ -89,6 +96,9 @@ def max_pool(inputs, pool_size=2, strides=None, padding="VALID"):
     size = _pair(pool_size)
     step = size if strides is None else _pair(strides)
     ksize, stride = [1, *size, 1], [1, *step, 1]
+    # Windows that tile the input, of a power-of-two area (exact averages).
+    area = size[0] * size[1]
+    tiled = size == step and padding == "VALID" and area & (area - 1) == 0
 
     @tf.custom_gradient
     def forward(features):
@@ -98,6 +108,8 @@ def max_pool(inputs, pool_size=2, strides=None, padding="VALID"):
             @tf.custom_gradient
             def gradient(grad):
                 def second_order(grad_grad):
+                    if tiled:
+                        return _pooled_at_maxima(features, outputs, grad_grad, ksize, padding)
                     return gen_nn_ops.max_pool_grad_grad(features, outputs, grad_grad, ksize,
                                                          stride, padding)
 
@@ -109,6 +121,40 @@ def max_pool(inputs, pool_size=2, strides=None, padding="VALID"):
         return outputs, backward
 
     return forward(inputs)
+
+
+def _pooled_at_maxima(features, outputs, grad_grad, ksize, padding):
+    """`MaxPoolGradGrad` for windows that tile the input (stride = window, `"VALID"`).
+
+    Picks `grad_grad` at each window's first maximum, as TensorFlow's kernel
+    does, from the one-hot map of those maxima (`MaxPoolGrad` of ones: the
+    first derivative's kernel, so the same maximum) and a window sum (an
+    average pool times the window's area: exact for a power-of-two area,
+    with one nonzero per window). On CPU, TensorFlow's `MaxPoolGradGrad` is several times slower
+    than these three passes on support-set-sized maps, where second-order
+    MAML needs it (docs/performance.md).
+
+    Args:
+        features, outputs: The max-pool's `[B, H, W, C]` input and pooled output.
+        grad_grad: `[B, H, W, C]` outer gradient of the max-pool's gradient.
+        ksize: `[1, height, width, 1]` window, also the stride; its area a
+            power of two.
+        padding: `"VALID"`.
+
+    Returns:
+        `[B, H', W', C]`, `outputs`' shape and `grad_grad`'s dtype.
+    """
+    with tf.name_scope(MAX_POOL_SECOND_ORDER_SCOPE):
+        # The map waits for `grad_grad`: built from the activations alone, the
+        # executor would compute it in the inner step and hold it until then.
+        with tf.control_dependencies([grad_grad]):
+            ones = tf.ones_like(outputs)
+        maxima = gen_nn_ops.max_pool_grad(features, outputs, ones, ksize, ksize, padding)
+        window = ksize[1] * ksize[2]
+        # multiply_no_nan: an infinite `grad_grad` off the maxima (float16
+        # loss scaling) must give 0, as the kernel skips it, not 0 * inf.
+        picked = tf.math.multiply_no_nan(grad_grad, maxima)
+        return tf.nn.avg_pool2d(picked, ksize, ksize, padding) * tf.cast(window, grad_grad.dtype)
 
 
 def _pair(value):

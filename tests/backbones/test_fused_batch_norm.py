@@ -15,7 +15,7 @@ import mgaug_tf as mg
 from mgaug_tf.backbones.batch_norm import (SECOND_ORDER_SCOPE, MetaBatchNormalization,
                                            batch_norm_second_derivative, batch_normalize,
                                            use_fused)
-from tests.conftest import make_episode_batch
+from tests.conftest import downstream_ops, make_episode_batch
 
 
 def test_fused_layer_matches_plain_outputs_gradients_and_moving_statistics():
@@ -173,14 +173,7 @@ def test_fused_second_derivative_waits_for_the_outer_gradient():
     graph = hessian_vector_product.get_concrete_function().graph
     seed = next(op for op in graph.get_operations() if op.type == "Placeholder"
                 and op.name.startswith("seed"))
-    downstream, frontier = {seed}, [seed]
-    while frontier:
-        op = frontier.pop()
-        for consumer in [c for output in op.outputs for c in output.consumers()] + list(
-                op._control_outputs):  # pylint: disable=protected-access
-            if consumer not in downstream:
-                downstream.add(consumer)
-                frontier.append(consumer)
+    downstream = downstream_ops(seed)
     # The activation-sized ops (scalar shape arithmetic may run early).
     rebuild = [op for op in graph.get_operations() if SECOND_ORDER_SCOPE in op.name
                and any(output.shape.rank == 4 for output in op.outputs)]

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.ops import gen_nn_ops  # TensorFlow's kernel, the twin
 
 from mgaug_tf.backbones import piecewise
+from tests.conftest import downstream_ops
 
 OPS = {
     "relu": (piecewise.relu, tf.nn.relu),
@@ -57,6 +59,81 @@ def test_second_derivative_adds_no_zero_tensors(name):
 
     assert used_zero_tensors(theirs), "TensorFlow's gradient adds no zeros now: drop piecewise?"
     assert not used_zero_tensors(ours)
+
+
+# (input shape, pool size, strides, padding): tiled windows of a power-of-two
+# area (the second derivative from MaxPoolGrad, odd sides cropped), and
+# others (TensorFlow's MaxPoolGradGrad).
+POOLINGS = {
+    "tiled_odd_sides": ([2, 7, 9, 3], 2, None, "VALID"),
+    "tiled_4x2": ([2, 9, 6, 3], (4, 2), None, "VALID"),
+    "tiled_2x3": ([2, 6, 9, 3], (2, 3), None, "VALID"),
+    "overlapping": ([2, 7, 7, 3], 3, 2, "VALID"),
+    "same_padding": ([2, 7, 7, 3], 2, None, "SAME"),
+}
+
+
+@pytest.mark.parametrize("dtype", [tf.float64, tf.float32])
+@pytest.mark.parametrize("name", sorted(POOLINGS))
+def test_max_pool_second_derivative_equals_tensorflows(name, dtype):
+    """Bit for bit, ties included, in a traced graph (oneDNN's kernels in float32)."""
+    shape, size, strides, padding = POOLINGS[name]
+    ours = lambda x: piecewise.max_pool(x, size, strides, padding)  # noqa: E731
+    theirs = lambda x: tf.nn.max_pool2d(x, size, strides or size, padding)  # noqa: E731
+    x = tf.random.stateless_normal(shape, seed=[1, 2], dtype=dtype)
+    # Ties: a flat image and values on a coarse grid.
+    x = tf.concat([tf.round(x[:1] * 2.0), tf.ones_like(x[1:])], axis=0)
+    weights = tf.random.stateless_normal(ours(x).shape, seed=[3, 4], dtype=dtype)
+    direction = tf.random.stateless_normal(shape, seed=[5, 6], dtype=dtype)
+    traced = tf.function(_hessian_vector_product)
+    for got, want in zip(traced(ours, x, weights, direction),
+                         traced(theirs, x, weights, direction)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [tf.float16, tf.float32])
+def test_max_pool_second_derivative_skips_infinities_off_the_maxima(dtype):
+    """A loss-scaled float16 outer gradient can overflow where the pool took nothing."""
+    x = tf.constant([[1.0, 2.0, 0.0, 5.0], [0.0, -1.0, 3.0, 4.0]], dtype)[None, :, :, None]
+    pooled = tf.nn.max_pool2d(x, 2, 2, "VALID")
+    grad_grad = tf.constant([[float("inf"), 7.0, 2.0, -3.0], [float("-inf"), 1.0, 8.0, 9.0]],
+                            dtype)[None, :, :, None]
+    ksize = [1, 2, 2, 1]
+    got = piecewise._pooled_at_maxima(  # pylint: disable=protected-access
+        x, pooled, grad_grad, ksize, "VALID")
+    want = gen_nn_ops.max_pool_grad_grad(x, pooled, grad_grad, ksize, ksize, "VALID")
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.ravel(got), [7.0, -3.0])
+
+
+def test_max_pool_second_derivative_waits_for_the_outer_gradient():
+    """The one-hot map of the maxima is built only once the outer backward pass reaches it.
+
+    It reads only the activations, so without a dependency on the outer
+    gradient the executor would build it during the inner step and hold it
+    (an activation per layer and inner step) through the query pass.
+    """
+    spec = tf.TensorSpec([2, 8, 8, 3], tf.float32)
+
+    @tf.function(input_signature=[spec, spec])
+    def hessian_vector_product(x, seed):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                loss = tf.reduce_sum(tf.square(piecewise.max_pool(x, 2)))
+            inner_gradient = inner.gradient(loss, x)
+        return outer.gradient(inner_gradient, x, output_gradients=seed)
+
+    graph = hessian_vector_product.get_concrete_function().graph
+    seed = next(op for op in graph.get_operations() if op.type == "Placeholder"
+                and op.name.startswith("seed"))
+    second_order = [op for op in graph.get_operations()
+                    if piecewise.MAX_POOL_SECOND_ORDER_SCOPE in op.name
+                    and any(output.shape.rank == 4 for output in op.outputs)]
+    assert {op.type for op in second_order} >= {"MaxPoolGrad", "AvgPool"}
+    early = [op.name for op in second_order if op not in downstream_ops(seed)]
+    assert not early, f"second-derivative ops that can run before the outer gradient: {early}"
 
 
 def test_layers_shapes_and_config():
