@@ -96,7 +96,8 @@ def max_pool(inputs, pool_size=2, strides=None, padding="VALID"):
     size = _pair(pool_size)
     step = size if strides is None else _pair(strides)
     ksize, stride = [1, *size, 1], [1, *step, 1]
-    # Windows that tile the input, of a power-of-two area (exact averages).
+    # `_pooled_at_maxima` sums windows as averages, which only a
+    # power-of-two area keeps exact.
     area = size[0] * size[1]
     tiled = size == step and padding == "VALID" and area & (area - 1) == 0
 
@@ -109,7 +110,7 @@ def max_pool(inputs, pool_size=2, strides=None, padding="VALID"):
             def gradient(grad):
                 def second_order(grad_grad):
                     if tiled:
-                        return _pooled_at_maxima(features, outputs, grad_grad, ksize, padding)
+                        return _pooled_at_maxima(features, outputs, grad_grad, ksize)
                     return gen_nn_ops.max_pool_grad_grad(features, outputs, grad_grad, ksize,
                                                          stride, padding)
 
@@ -123,23 +124,28 @@ def max_pool(inputs, pool_size=2, strides=None, padding="VALID"):
     return forward(inputs)
 
 
-def _pooled_at_maxima(features, outputs, grad_grad, ksize, padding):
-    """`MaxPoolGradGrad` for windows that tile the input (stride = window, `"VALID"`).
+def _pooled_at_maxima(features, outputs, grad_grad, ksize):
+    """`MaxPoolGradGrad` for `"VALID"` windows that tile the input (stride = window).
 
-    Picks `grad_grad` at each window's first maximum, as TensorFlow's kernel
-    does, from the one-hot map of those maxima (`MaxPoolGrad` of ones: the
-    first derivative's kernel, so the same maximum) and a window sum (an
-    average pool times the window's area: exact for a power-of-two area,
-    with one nonzero per window). On CPU, TensorFlow's `MaxPoolGradGrad` is several times slower
-    than these three passes on support-set-sized maps, where second-order
-    MAML needs it (docs/performance.md).
+    Picks `grad_grad` at each window's first maximum from the one-hot map
+    of those maxima (`MaxPoolGrad` of ones: the first derivative's own
+    kernel, so the same maximum) and sums each window as an average pool
+    times the window's area. The values equal TensorFlow's kernel's for a
+    power-of-two area, ties and infinities off the maxima included, with
+    three exceptions: signed zeros; float32 and bfloat16 values whose
+    average is subnormal (under 2^-124 for 2x2 windows: TensorFlow's CPU
+    threads flush subnormals to zero, where the kernel copies them); and
+    windows of NaN or -inf only (corrupt activations). On CPU these passes
+    run faster than the kernel on support-set-sized maps, where
+    second-order MAML needs it (docs/performance.md, "Where the time
+    goes"). Not run on a GPU, where `MaxPoolGrad` may pick another of tied
+    maxima than `MaxPoolGradGrad` does; the map follows `MaxPoolGrad`.
 
     Args:
         features, outputs: The max-pool's `[B, H, W, C]` input and pooled output.
         grad_grad: `[B, H, W, C]` outer gradient of the max-pool's gradient.
         ksize: `[1, height, width, 1]` window, also the stride; its area a
             power of two.
-        padding: `"VALID"`.
 
     Returns:
         `[B, H', W', C]`, `outputs`' shape and `grad_grad`'s dtype.
@@ -149,12 +155,15 @@ def _pooled_at_maxima(features, outputs, grad_grad, ksize, padding):
         # executor would compute it in the inner step and hold it until then.
         with tf.control_dependencies([grad_grad]):
             ones = tf.ones_like(outputs)
-        maxima = gen_nn_ops.max_pool_grad(features, outputs, ones, ksize, ksize, padding)
-        window = ksize[1] * ksize[2]
+        maxima = gen_nn_ops.max_pool_grad(features, outputs, ones, ksize, ksize, "VALID")
+        # float16 averages in float32: a quarter of a small float16 gradient
+        # would fall below its normal range and lose bits.
+        dtype = tf.float32 if grad_grad.dtype == tf.float16 else grad_grad.dtype
         # multiply_no_nan: an infinite `grad_grad` off the maxima (float16
         # loss scaling) must give 0, as the kernel skips it, not 0 * inf.
-        picked = tf.math.multiply_no_nan(grad_grad, maxima)
-        return tf.nn.avg_pool2d(picked, ksize, ksize, padding) * tf.cast(window, grad_grad.dtype)
+        picked = tf.math.multiply_no_nan(tf.cast(grad_grad, dtype), tf.cast(maxima, dtype))
+        summed = tf.nn.avg_pool2d(picked, ksize, ksize, "VALID") * (ksize[1] * ksize[2])
+        return tf.cast(summed, grad_grad.dtype)
 
 
 def _pair(value):

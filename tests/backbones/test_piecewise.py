@@ -69,6 +69,7 @@ POOLINGS = {
     "tiled_4x2": ([2, 9, 6, 3], (4, 2), None, "VALID"),
     "tiled_2x3": ([2, 6, 9, 3], (2, 3), None, "VALID"),
     "overlapping": ([2, 7, 7, 3], 3, 2, "VALID"),
+    "overlapping_2x2": ([2, 7, 7, 3], 2, 1, "VALID"),
     "same_padding": ([2, 7, 7, 3], 2, None, "SAME"),
 }
 
@@ -91,19 +92,43 @@ def test_max_pool_second_derivative_equals_tensorflows(name, dtype):
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("dtype", [tf.float16, tf.float32])
-def test_max_pool_second_derivative_skips_infinities_off_the_maxima(dtype):
-    """A loss-scaled float16 outer gradient can overflow where the pool took nothing."""
-    x = tf.constant([[1.0, 2.0, 0.0, 5.0], [0.0, -1.0, 3.0, 4.0]], dtype)[None, :, :, None]
-    pooled = tf.nn.max_pool2d(x, 2, 2, "VALID")
-    grad_grad = tf.constant([[float("inf"), 7.0, 2.0, -3.0], [float("-inf"), 1.0, 8.0, 9.0]],
-                            dtype)[None, :, :, None]
+# The smallest magnitude compared per dtype: the kernel copies values, while
+# a quarter of a float32 or bfloat16 value under 2^-124 is subnormal, which
+# TensorFlow's CPU threads flush to zero (float16 is averaged in float32).
+SMALLEST = {tf.float16: 2.0 ** -24, tf.bfloat16: 2.0 ** -120, tf.float32: 2.0 ** -120,
+            tf.float64: 2.0 ** -1000}
+
+
+@pytest.mark.parametrize("dtype", sorted(SMALLEST, key=lambda dtype: dtype.name))
+def test_tiled_second_derivative_equals_max_pool_grad_grad_over_the_dtypes_range(dtype):
+    """Ties, odd sides, tiny and huge outer gradients, infinities off the maxima, in a graph.
+
+    A loss-scaled float16 outer gradient can overflow where the pool took
+    nothing, and be far below float16's normal range elsewhere.
+    """
     ksize = [1, 2, 2, 1]
-    got = piecewise._pooled_at_maxima(  # pylint: disable=protected-access
-        x, pooled, grad_grad, ksize, "VALID")
-    want = gen_nn_ops.max_pool_grad_grad(x, pooled, grad_grad, ksize, ksize, "VALID")
-    np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(np.ravel(got), [7.0, -3.0])
+    features = tf.round(tf.random.stateless_normal([3, 9, 7, 4], seed=[7, 8]) * 2.0)
+    features = tf.cast(tf.nn.relu(features), dtype)  # many tied zeros, as after Conv4's ReLU
+    pooled = tf.nn.max_pool2d(features, 2, 2, "VALID")
+    largest = float(dtype.max) ** 0.5
+    exponents = tf.random.stateless_uniform(features.shape, seed=[9, 10], minval=np.log2(
+        SMALLEST[dtype]), maxval=np.log2(largest), dtype=tf.float64)
+    signs = tf.sign(tf.random.stateless_normal(features.shape, seed=[11, 12], dtype=tf.float64))
+    grad_grad = tf.cast(signs * 2.0 ** exponents, dtype)
+    off_maxima = gen_nn_ops.max_pool_grad(features, pooled, tf.ones_like(pooled), ksize, ksize,
+                                          "VALID") == 0
+    overflow = tf.random.stateless_uniform(features.shape, seed=[13, 14]) < 0.1
+    grad_grad = tf.where(off_maxima & overflow, tf.cast(float("inf"), dtype), grad_grad)
+
+    @tf.function
+    def both(features, pooled, grad_grad):
+        return (piecewise._pooled_at_maxima(  # pylint: disable=protected-access
+            features, pooled, grad_grad, ksize),
+            gen_nn_ops.max_pool_grad_grad(features, pooled, grad_grad, ksize, ksize, "VALID"))
+
+    got, want = both(features, pooled, grad_grad)
+    assert np.isfinite(np.asarray(tf.cast(want, tf.float64))).all()
+    np.testing.assert_array_equal(tf.cast(got, tf.float64), tf.cast(want, tf.float64))
 
 
 def test_max_pool_second_derivative_waits_for_the_outer_gradient():
