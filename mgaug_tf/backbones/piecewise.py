@@ -79,7 +79,7 @@ def max_pool(inputs, pool_size=2, strides=None, padding="VALID"):
     The gradient routes each pooled gradient to the window's first maximum
     (`MaxPoolGrad`), and its gradient is `MaxPoolGradGrad`'s values: for
     windows that tile the input (`strides` = `pool_size`, `"VALID"`) and
-    whose area is a power of two (2x2, the backbones' pool), from
+    whose area is a power of two (2x2: Conv4's and ResNet-12's pools), from
     `MaxPoolGrad` and an average pool (`_pooled_at_maxima`), else
     TensorFlow's kernel. The zero derivatives with respect to the input and
     the pooled output are left out.
