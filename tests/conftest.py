@@ -56,7 +56,7 @@ def traced_nodes(concrete):
     return [node for body in traced_bodies(concrete) for node in body]
 
 
-def downstream_ops(start):
+def _downstream_ops(start):
     """`start` and every graph op that depends on it, by data or control edges."""
     downstream, frontier = {start}, [start]
     while frontier:
@@ -67,6 +67,38 @@ def downstream_ops(start):
                 downstream.add(consumer)
                 frontier.append(consumer)
     return downstream
+
+
+def second_order_ops(loss_fn, shape, scope):
+    """Where a second derivative's activation-sized ops sit in a traced graph.
+
+    Traces the outer gradient of `loss_fn`'s gradient at float32 inputs of
+    `shape` (rank 4), seeded by a `seed` argument as MAML's outer pass
+    seeds it, and returns `(ops, early)`: the rank-4 ops under the name
+    scope `scope`, and the names of those that do not depend on the seed,
+    which the executor could run during the inner step and hold.
+    """
+    import tensorflow as tf  # here: the helpers above need no TensorFlow
+
+    spec = tf.TensorSpec(shape, tf.float32)
+
+    @tf.function(input_signature=[spec, spec])
+    def hessian_vector_product(x, seed):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                loss = loss_fn(x)
+            inner_gradient = inner.gradient(loss, x)
+        return outer.gradient(inner_gradient, x, output_gradients=seed)
+
+    graph = hessian_vector_product.get_concrete_function().graph
+    seed = next(op for op in graph.get_operations() if op.type == "Placeholder"
+                and op.name.startswith("seed"))
+    downstream = _downstream_ops(seed)
+    ops = [op for op in graph.get_operations() if scope in op.name
+           and any(output.shape.rank == 4 for output in op.outputs)]
+    return ops, [op.name for op in ops if op not in downstream]
 
 
 def shared_data_candidate():

@@ -15,7 +15,7 @@ import mgaug_tf as mg
 from mgaug_tf.backbones.batch_norm import (SECOND_ORDER_SCOPE, MetaBatchNormalization,
                                            batch_norm_second_derivative, batch_normalize,
                                            use_fused)
-from tests.conftest import downstream_ops, make_episode_batch
+from tests.conftest import make_episode_batch, second_order_ops
 
 
 def test_fused_layer_matches_plain_outputs_gradients_and_moving_statistics():
@@ -157,28 +157,13 @@ def test_fused_second_derivative_waits_for_the_outer_gradient():
     second-order MAML's peak at 84 px, docs/performance.md). Every op of the
     rebuild must depend on the outer gradient (here the `seed` argument).
     """
-    spec = tf.TensorSpec([2, 3, 3, 4], tf.float32)
-
-    @tf.function(input_signature=[spec, spec])
-    def hessian_vector_product(x, seed):
+    def loss(x):
         gamma, beta = tf.constant([0.5, 1.0, 2.0, -1.0]), tf.zeros([4])
-        with tf.GradientTape() as outer:
-            outer.watch(x)
-            with tf.GradientTape() as inner:
-                inner.watch(x)
-                loss = tf.reduce_sum(tf.sin(_project_batch_norm(True)(x, gamma, beta)))
-            inner_gradient = inner.gradient(loss, x)
-        return outer.gradient(inner_gradient, x, output_gradients=seed)
+        return tf.reduce_sum(tf.sin(_project_batch_norm(True)(x, gamma, beta)))
 
-    graph = hessian_vector_product.get_concrete_function().graph
-    seed = next(op for op in graph.get_operations() if op.type == "Placeholder"
-                and op.name.startswith("seed"))
-    downstream = downstream_ops(seed)
     # The activation-sized ops (scalar shape arithmetic may run early).
-    rebuild = [op for op in graph.get_operations() if SECOND_ORDER_SCOPE in op.name
-               and any(output.shape.rank == 4 for output in op.outputs)]
+    rebuild, early = second_order_ops(loss, [2, 3, 3, 4], SECOND_ORDER_SCOPE)
     assert len(rebuild) > 5, "the second derivative did not go through the deferred rebuild"
-    early = [op.name for op in rebuild if op not in downstream]
     assert not early, f"ops of the rebuild that can run before the outer gradient: {early[:5]}"
 
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 from tensorflow.python.ops import gen_nn_ops  # TensorFlow's kernel, the twin
 
 from mgaug_tf.backbones import piecewise
-from tests.conftest import downstream_ops
+from tests.conftest import second_order_ops
 
 OPS = {
     "relu": (piecewise.relu, tf.nn.relu),
@@ -138,26 +138,10 @@ def test_max_pool_second_derivative_waits_for_the_outer_gradient():
     gradient the executor would build it during the inner step and hold it
     (an activation per layer and inner step) through the query pass.
     """
-    spec = tf.TensorSpec([2, 8, 8, 3], tf.float32)
-
-    @tf.function(input_signature=[spec, spec])
-    def hessian_vector_product(x, seed):
-        with tf.GradientTape() as outer:
-            outer.watch(x)
-            with tf.GradientTape() as inner:
-                inner.watch(x)
-                loss = tf.reduce_sum(tf.square(piecewise.max_pool(x, 2)))
-            inner_gradient = inner.gradient(loss, x)
-        return outer.gradient(inner_gradient, x, output_gradients=seed)
-
-    graph = hessian_vector_product.get_concrete_function().graph
-    seed = next(op for op in graph.get_operations() if op.type == "Placeholder"
-                and op.name.startswith("seed"))
-    second_order = [op for op in graph.get_operations()
-                    if piecewise.MAX_POOL_SECOND_ORDER_SCOPE in op.name
-                    and any(output.shape.rank == 4 for output in op.outputs)]
+    second_order, early = second_order_ops(
+        lambda x: tf.reduce_sum(tf.square(piecewise.max_pool(x, 2))), [2, 8, 8, 3],
+        piecewise.MAX_POOL_SECOND_ORDER_SCOPE)
     assert {op.type for op in second_order} >= {"MaxPoolGrad", "AvgPool"}
-    early = [op.name for op in second_order if op not in downstream_ops(seed)]
     assert not early, f"second-derivative ops that can run before the outer gradient: {early}"
 
 
