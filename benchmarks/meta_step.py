@@ -2,7 +2,8 @@
 
 One JSON line per configuration, each measured in its own process so that the
 peak RSS (`resource.getrusage`; `tracemalloc` does not see TF's allocations)
-belongs to that configuration alone. Episodes are random tensors held in
+belongs to that configuration alone; TensorFlow's allocator's own peak over
+the steps (`tf.config.experimental.get_memory_info`) is given beside it. Episodes are random tensors held in
 memory; the data pipeline's episode rate for the same episode shape is
 measured separately (`"kind": "data"` lines). A `"kind": "machine"` line gives
 the core count and this CPU's measured convolution peak (one large conv2d), to
@@ -374,6 +375,25 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def step_device():
+    """The device the step's tensors live on: the first GPU if any, else the CPU."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
+
+
+def allocator_peak_mib(device):
+    """TensorFlow's allocator's peak bytes in use on `device` since its last reset, in MiB.
+
+    The tensors' own peak, kernels' temporary buffers included: unlike the
+    process's RSS it does not count memory the allocator keeps in its pool,
+    so it varies little from process to process.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    return tf.config.experimental.get_memory_info(device)["peak"] / 2.0 ** 20
+
+
 def image_shape(experiment, options):
     size = experiment.data.image_size
     return (size, size, options.channels)
@@ -558,6 +578,8 @@ def measure_step(experiment, options):
     model, episodes = experiment.model, experiment.episodes
     b, n = episodes.meta_batch_size, model.learner.n_way
     step = tf.function(learner.train_step)
+    device = step_device()
+    tf.config.experimental.reset_memory_stats(device)
     start = time.perf_counter()
     step.get_concrete_function(batch)
     trace_s = time.perf_counter() - start
@@ -579,6 +601,7 @@ def measure_step(experiment, options):
     # The peak of training itself: the FLOP count below may trace sub-network
     # passes at each fixed resolution, which the training process never does.
     training_peak_rss = peak_rss_mib()
+    training_allocator_peak = allocator_peak_mib(device)
     count_start = time.perf_counter()
     gflops = static_gflops = graph_gflops(step.get_concrete_function(batch).graph)
     per_resolution = {}
@@ -627,7 +650,8 @@ def measure_step(experiment, options):
         # FLOPs of the timed steps over their time (drawn sizes make steps unequal).
         "achieved_gflops": round(sum(step_gflop) / sum(times), 1),
         "peak_rss_mib": round(training_peak_rss, 1), "import_rss_mib": round(import_rss, 1),
-        "peak_rss_above_import_mib": round(training_peak_rss - import_rss, 1), "retraces": len(
+        "peak_rss_above_import_mib": round(training_peak_rss - import_rss, 1),
+        "allocator_peak_mib": round(training_allocator_peak, 1), "retraces": len(
             step._list_all_concrete_functions_for_serialization()) - 1,  # pylint: disable=protected-access
         "cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
     }
@@ -768,6 +792,12 @@ def _spread(values, digits=3):
             f"({round(values[0], digits)}-{round(values[-1], digits)})")
 
 
+def _allocator_spread(group):
+    """The rows' allocator peaks as "median (min-max)" MiB; empty for records without one."""
+    peaks = sorted(g["allocator_peak_mib"] for g in group if "allocator_peak_mib" in g)
+    return f"{statistics.median(peaks):.0f} ({peaks[0]:.0f}-{peaks[-1]:.0f})" if peaks else ""
+
+
 def _baseline_key(r):
     return (r["learner"], r.get("dtype"), r["image_size"], r["tasks_per_step"],
             r.get("recompute"), r.get("usable_cores"))
@@ -787,9 +817,10 @@ def markdown(records, command):
     lines += ["", "| learner | dtype | px | tasks/step | MGAug | K | recompute | cores | "
               "rounds | median step s (min-max over rounds) | all steps min-max | trace s | "
               "GFLOP/step | GFLOP/s | % conv peak | peak RSS MiB above import (import) | "
-              "step x baseline | GFLOP x baseline | s per GFLOP x baseline | "
-              "data episodes/s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "allocator peak MiB (min-max) | step x baseline | GFLOP x baseline | "
+              "s per GFLOP x baseline | data episodes/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+              "---|"]
     data = {(r["image_size"], r["k_shot"]): r["episodes_per_s"]
             for r in records if r["kind"] == "data"}
     groups = _by_row(records)
@@ -827,7 +858,8 @@ def markdown(records, command):
             f"{r['trace_s']} | {gflop_text} | {rate:.1f} | "
             f"{100 * rate / machine['conv_peak_gflops']:.0f} | "
             f"{statistics.median(g['peak_rss_above_import_mib'] for g in group):.0f} "
-            f"({r['import_rss_mib']:.0f}) | {ratio} | {flop_ratio} | {cost_ratio} | "
+            f"({r['import_rss_mib']:.0f}) | {_allocator_spread(group)} | "
+            f"{ratio} | {flop_ratio} | {cost_ratio} | "
             f"{data.get((r['image_size'], r['k_shot']), '')} |")
     return "\n".join(lines) + "\n"
 

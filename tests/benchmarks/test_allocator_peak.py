@@ -1,0 +1,30 @@
+"""meta_step.py's allocator peak: the step's own tensors, measured afresh for every configuration."""
+
+import mgaug_tf
+from benchmarks import meta_step
+
+
+def _measure(image_size):
+    experiment, options = meta_step.parse([
+        "--learner=maml", "--mgaug=none", f"--image_size={image_size}", "--channels=1",
+        "--filters=64", "--meta_batch_size=1", "--inner_steps=1", "--steps=1", "--warmup=1"])
+    mgaug_tf.configure_tensorflow()
+    return meta_step.measure_step(experiment, options)
+
+
+def test_allocator_peak_holds_the_query_activations_and_is_reset_per_configuration():
+    large, small = _measure(32), _measure(16)
+    # Second-order MAML's peak holds at least three first-layer activations of
+    # the 75 queries (the convolution's and batch norm's outputs and the
+    # max-pool's gradient, tests/benchmarks/test_profile_step.py).
+    activation_mib = 75 * 32 * 32 * 64 * 4 / 2 ** 20
+    assert large["allocator_peak_mib"] >= 3 * activation_mib
+    # Measured after the larger configuration in the same process: a peak
+    # that was not reset would read at least the larger one's.
+    assert small["allocator_peak_mib"] < large["allocator_peak_mib"] / 2
+    machine = {"kind": "machine", "cpu_count": 2, "usable_cores": large["usable_cores"],
+               "tensorflow": "2", "conv_peak_gflops": 100.0, "conv_probe": "conv2d"}
+    table = meta_step.markdown([machine, large], "command")
+    assert "allocator peak MiB (min-max)" in table
+    peak = f"{large['allocator_peak_mib']:.0f}"
+    assert f"| {peak} ({peak}-{peak}) |" in table
