@@ -15,11 +15,6 @@ from mgaug_tf.checks import check_integer
 class Conv4(keras.Model):
     """Four blocks of [3x3 conv with bias, batch norm, ReLU, 2x2 max-pool].
 
-    Each block's ReLU runs after its max-pool, on a quarter of the values:
-    the same function and derivatives, except that a batch with NaN gives
-    NaN features where the textbook order gives the lowest float (either
-    way the loss is not finite; `piecewise.relu_of_pooled`).
-
     Works for any input size of at least `min_input_size` and any channel
     count: 84x84 RGB gives 5x5x64 = 1600 features, 28x28 grayscale gives
     1x1x64 = 64.
@@ -105,12 +100,10 @@ class Conv4(keras.Model):
         for this call, so that a caller can choose the kernel without
         changing a shared network.
         """
-        x, nan_flags = inputs, []
-        for conv, norm, _, pool in self.blocks:
-            x, flag = piecewise.relu_of_pooled(
-                pool(norm(conv(x), training=training, fused=fused_batch_norm)))
-            nan_flags.append(flag)
-        return piecewise.poison_if(self.pool(x), nan_flags)
+        x = inputs
+        for conv, norm, relu, pool in self.blocks:
+            x = pool(relu(norm(conv(x), training=training, fused=fused_batch_norm)))
+        return self.pool(x)
 
     def sliced_call(self, weights: Sequence[tf.Tensor], non_trainable: Sequence[tf.Tensor], inputs: tf.Tensor,
                     masks: Sequence[tf.Tensor], training: bool = False,
@@ -145,7 +138,7 @@ class Conv4(keras.Model):
         x = tf.cast(inputs, dtype)
         kept_in = None  # every input channel of the first convolution is present
         removed_in = values_in = None
-        new_statistics, nan_flags = [], []
+        new_statistics = []
         for index, (conv, norm, relu, pool) in enumerate(self.blocks):
             kernel, bias, gamma, beta = weights[4 * index:4 * index + 4]
             kernel_mask = masks[4 * index]
@@ -169,8 +162,7 @@ class Conv4(keras.Model):
                 y, sliced.take(gamma, kept), sliced.take(beta, kept),
                 sliced.take(moving_mean, kept), sliced.take(moving_variance, kept), norm.epsilon,
                 norm.fused if fused_batch_norm is None else fused_batch_norm, training)
-            x, flag = piecewise.relu_of_pooled(pool(y))
-            nan_flags.append(flag)
+            x = pool(relu(y))
             # A removed channel's convolution output is its bias, a constant map:
             # batch statistics give beta, moving statistics the affine map of it.
             removed_bias = sliced.take(bias, removed)
@@ -198,7 +190,7 @@ class Conv4(keras.Model):
             values_in = relu(tf.cast(removed_out, dtype))
             kept_in, removed_in = kept, removed
         x = sliced.assemble_channels(x, values_in, kept_in, removed_in, self.filters)
-        return piecewise.poison_if(self.pool(x), nan_flags), new_statistics
+        return self.pool(x), new_statistics
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

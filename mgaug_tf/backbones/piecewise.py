@@ -124,42 +124,6 @@ def max_pool(inputs, pool_size=2, strides=None, padding="VALID"):
     return forward(inputs)
 
 
-def relu_of_pooled(pooled):
-    """ReLU after a max-pool, as the same function as ReLU before it, and a NaN flag.
-
-    ReLU is monotone, so `relu(max_pool(x))` is `max_pool(relu(x))` with
-    the same first and second derivatives (a window whose maximum is not
-    positive passes no gradient either way), on a quarter of the values for
-    2x2 windows. One difference is NaN: oneDNN's max-pool skips NaN and
-    gives a window of NaN only the lowest float, which ReLU before the pool
-    passes on (the next layers and the head overflow, and the loss is not
-    finite) but ReLU after it turns into 0, so a NaN batch would give a
-    finite loss. The flag says whether `pooled` has a value that is not
-    above the lowest float (such a window, -inf or NaN); `poison_if` turns
-    the network's output into NaN with it.
-
-    Args:
-        pooled: A max-pool's `[B, H, W, C]` float output.
-
-    Returns:
-        `(relu(pooled), flag)`: the activation, and a scalar bool tensor that
-        carries no gradient.
-    """
-    lowest = tf.constant(float(pooled.dtype.min), pooled.dtype)
-    flag = tf.logical_not(tf.reduce_min(tf.stop_gradient(pooled)) > lowest)
-    return relu(pooled), flag
-
-
-def poison_if(outputs, flags):
-    """`outputs`, or NaN of the same shape if any of the scalar bool `flags` is true.
-
-    Adds 0 or NaN, so values (signed zeros aside) and gradients are unchanged
-    when no flag is set.
-    """
-    nan = tf.constant(float("nan"), outputs.dtype)
-    return outputs + tf.where(tf.reduce_any(tf.stack(flags)), nan, tf.zeros([], outputs.dtype))
-
-
 def _pooled_at_maxima(features, outputs, grad_grad, ksize):
     """`MaxPoolGradGrad` for `"VALID"` windows that tile the input (stride = window).
 

@@ -1,12 +1,10 @@
 """ReLU, leaky ReLU and max-pool: TensorFlow's values to second order, without zero tensors."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.python.ops import gen_nn_ops  # TensorFlow's kernel, the twin
 
-import mgaug_tf as mg
 from mgaug_tf.backbones import piecewise
 from tests.conftest import second_order_ops
 
@@ -145,89 +143,6 @@ def test_max_pool_second_derivative_waits_for_the_outer_gradient():
         piecewise.MAX_POOL_SECOND_ORDER_SCOPE)
     assert {op.type for op in second_order} >= {"MaxPoolGrad", "AvgPool"}
     assert not early, f"second-derivative ops that can run before the outer gradient: {early}"
-
-
-def _textbook_conv4(backbone, images):
-    """Conv4 in its papers' order, ReLU then max-pool, with TensorFlow's own ops."""
-    x = images
-    for conv, norm, _, _ in backbone.blocks:
-        x = tf.nn.max_pool2d(tf.nn.relu(norm(conv(x), training=True)), 2, 2, "VALID")
-    return backbone.pool(x)
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_conv4_pooling_before_relu_equals_the_textbook_order_to_second_order(dtype):
-    """Conv4's ReLU after the max-pool: values and two derivatives, bit for bit.
-
-    Second order as MAML's outer pass takes it, with respect to the weights
-    and the images; training-mode batch norm leaves windows whose values are
-    all negative, and a flat image ties every window.
-    """
-    keras.utils.set_random_seed(0)
-    backbone = mg.Conv4(filters=4, dtype=dtype)
-    images = tf.random.stateless_normal([3, 20, 18, 3], seed=[1, 2], dtype=dtype)
-    images = tf.concat([images[:2], tf.ones_like(images[2:])], axis=0)
-    backbone(images)
-    variables = [images] + backbone.trainable_variables
-    weights = tf.random.stateless_normal(backbone(images).shape, seed=[3, 4], dtype=dtype)
-    directions = [tf.random.stateless_normal(v.shape, seed=[5, i], dtype=dtype)
-                  for i, v in enumerate(variables)]
-
-    @tf.function
-    def hessian_vector_product(function):
-        with tf.GradientTape() as outer:
-            outer.watch(images)
-            with tf.GradientTape() as inner:
-                inner.watch(images)
-                objective = tf.reduce_sum(tf.square(function(images)) * weights)
-            gradients = inner.gradient(objective, variables)
-            along = tf.add_n([tf.reduce_sum(g * d) for g, d in zip(gradients, directions)])
-        return [function(images)] + gradients + outer.gradient(along, variables)
-
-    got = hessian_vector_product(lambda x: backbone(x, training=True))
-    want = hessian_vector_product(lambda x: _textbook_conv4(backbone, x))
-    assert len(got) == 2 * len(variables) + 1
-    for ours, theirs in zip(got, want):
-        np.testing.assert_array_equal(ours, theirs)
-
-
-def test_conv4_gives_a_nan_batch_a_loss_that_is_not_finite_as_the_textbook_order_does():
-    """oneDNN's max-pool gives a window of NaN the lowest float; ReLU after it would give 0.
-
-    The textbook order passes the lowest float on to the head, where it
-    overflows; Conv4's features are NaN.
-    """
-    keras.utils.set_random_seed(0)
-    backbone = mg.Conv4(filters=4)
-    images = tf.random.stateless_normal([3, 20, 18, 3], seed=[1, 2])
-    images = tf.tensor_scatter_nd_update(images, [[1, 5, 5, 0]], [float("nan")])
-    traced = tf.function(lambda x: (backbone(x, training=True), _textbook_conv4(backbone, x)))
-    ours, textbook = traced(images)
-    assert np.isnan(ours).all()
-    head = tf.random.stateless_normal([textbook.shape[-1], 5], seed=[3, 4])
-    for features in (ours, textbook):
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            [0, 1, 2], features @ head))
-        assert not np.isfinite(loss)
-    finite_ours, finite_textbook = traced(tf.where(tf.math.is_nan(images), 0.0, images))
-    np.testing.assert_array_equal(finite_ours, finite_textbook)
-    assert np.isfinite(finite_ours).all()
-
-
-@pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16, tf.float32, tf.float64])
-def test_relu_of_pooled_flags_values_not_above_the_lowest_float(dtype):
-    lowest = float(dtype.min)
-    for values, flagged in [([-1.0, 0.5, 3.0], False), ([lowest, 2.0], True),
-                            ([float("-inf"), 1.0], True), ([float("nan"), 1.0], True)]:
-        pooled = tf.reshape(tf.constant(values, dtype), [1, 1, -1, 1])
-        outputs, flag = piecewise.relu_of_pooled(pooled)
-        assert bool(flag) == flagged, values
-        np.testing.assert_array_equal(tf.cast(outputs, tf.float64)[tf.math.is_finite(
-            tf.cast(pooled, tf.float64))], np.maximum(np.array(values), 0)[np.isfinite(values)])
-    features = tf.ones([2, 3], dtype)
-    assert np.isnan(tf.cast(piecewise.poison_if(features, [tf.constant(False),
-                                                           tf.constant(True)]), tf.float32)).all()
-    np.testing.assert_array_equal(piecewise.poison_if(features, [tf.constant(False)]), features)
 
 
 def test_layers_shapes_and_config():
