@@ -3,7 +3,8 @@
 One JSON line per configuration, each measured in its own process so that the
 peak RSS (`resource.getrusage`; `tracemalloc` does not see TF's allocations)
 belongs to that configuration alone; TensorFlow's allocator's own peak over
-the steps (`tf.config.experimental.get_memory_info`) is given beside it. Episodes are random tensors held in
+the steps (`tf.config.experimental.get_memory_info`) is given beside it
+where the allocator keeps statistics. Episodes are random tensors held in
 memory; the data pipeline's episode rate for the same episode shape is
 measured separately (`"kind": "data"` lines). A `"kind": "machine"` line gives
 the core count and this CPU's measured convolution peak (one large conv2d), to
@@ -382,6 +383,21 @@ def step_device():
     return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
 
 
+def reset_allocator_peak(device):
+    """Resets `allocator_peak_mib`'s peak; False where `device`'s allocator keeps no statistics.
+
+    TensorFlow keeps them for GPUs and TPUs, and for the CPU only with
+    oneDNN's allocator (`TF_ENABLE_ONEDNN_OPTS`, on by default on x86).
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    try:
+        tf.config.experimental.reset_memory_stats(device)
+    except ValueError:
+        return False
+    return True
+
+
 def allocator_peak_mib(device):
     """TensorFlow's allocator's peak bytes in use on `device` since its last reset, in MiB.
 
@@ -579,7 +595,7 @@ def measure_step(experiment, options):
     b, n = episodes.meta_batch_size, model.learner.n_way
     step = tf.function(learner.train_step)
     device = step_device()
-    tf.config.experimental.reset_memory_stats(device)
+    tracked = reset_allocator_peak(device)
     start = time.perf_counter()
     step.get_concrete_function(batch)
     trace_s = time.perf_counter() - start
@@ -601,7 +617,7 @@ def measure_step(experiment, options):
     # The peak of training itself: the FLOP count below may trace sub-network
     # passes at each fixed resolution, which the training process never does.
     training_peak_rss = peak_rss_mib()
-    training_allocator_peak = allocator_peak_mib(device)
+    allocator = {"allocator_peak_mib": round(allocator_peak_mib(device), 1)} if tracked else {}
     count_start = time.perf_counter()
     gflops = static_gflops = graph_gflops(step.get_concrete_function(batch).graph)
     per_resolution = {}
@@ -650,8 +666,8 @@ def measure_step(experiment, options):
         # FLOPs of the timed steps over their time (drawn sizes make steps unequal).
         "achieved_gflops": round(sum(step_gflop) / sum(times), 1),
         "peak_rss_mib": round(training_peak_rss, 1), "import_rss_mib": round(import_rss, 1),
-        "peak_rss_above_import_mib": round(training_peak_rss - import_rss, 1),
-        "allocator_peak_mib": round(training_allocator_peak, 1), "retraces": len(
+        "peak_rss_above_import_mib": round(training_peak_rss - import_rss, 1), **allocator,
+        "retraces": len(
             step._list_all_concrete_functions_for_serialization()) - 1,  # pylint: disable=protected-access
         "cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
     }

@@ -1,4 +1,6 @@
-"""meta_step.py's allocator peak: the step's own tensors, measured afresh for every configuration."""
+"""meta_step.py's allocator peak: the step's own tensors, measured afresh per configuration."""
+
+import tensorflow as tf
 
 import mgaug_tf
 from benchmarks import meta_step
@@ -16,7 +18,7 @@ def test_allocator_peak_holds_the_query_activations_and_is_reset_per_configurati
     large, small = _measure(32), _measure(16)
     # Second-order MAML's peak holds at least three first-layer activations of
     # the 75 queries (the convolution's and batch norm's outputs and the
-    # max-pool's gradient, tests/benchmarks/test_profile_step.py).
+    # max-pool's gradient, as profile_step.py --memory lists them).
     activation_mib = 75 * 32 * 32 * 64 * 4 / 2 ** 20
     assert large["allocator_peak_mib"] >= 3 * activation_mib
     # Measured after the larger configuration in the same process: a peak
@@ -28,3 +30,16 @@ def test_allocator_peak_holds_the_query_activations_and_is_reset_per_configurati
     assert "allocator peak MiB (min-max)" in table
     peak = f"{large['allocator_peak_mib']:.0f}"
     assert f"| {peak} ({peak}-{peak}) |" in table
+
+
+def test_a_device_without_allocator_statistics_leaves_the_field_out(monkeypatch):
+    """TensorFlow keeps CPU statistics only with oneDNN's allocator; elsewhere the reset raises."""
+    def untracked(device):
+        raise ValueError(f"Memory statistics not tracked for {device}")
+
+    monkeypatch.setattr(tf.config.experimental, "reset_memory_stats", untracked)
+    record = _measure(16)
+    assert "allocator_peak_mib" not in record and record["median_step_s"] > 0
+    machine = {"kind": "machine", "cpu_count": 2, "usable_cores": record["usable_cores"],
+               "tensorflow": "2", "conv_peak_gflops": 100.0, "conv_probe": "conv2d"}
+    assert "allocator peak MiB (min-max)" in meta_step.markdown([machine, record], "command")
