@@ -376,13 +376,6 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def step_device():
-    """The device the step's tensors live on: the first GPU if any, else the CPU."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
-
-
 def reset_allocator_peak(device):
     """Resets `allocator_peak_mib`'s peak; False where `device`'s allocator keeps no statistics.
 
@@ -594,7 +587,8 @@ def measure_step(experiment, options):
     model, episodes = experiment.model, experiment.episodes
     b, n = episodes.meta_batch_size, model.learner.n_way
     step = tf.function(learner.train_step)
-    device = step_device()
+    # The step's tensors live where its weights were placed.
+    device = learner.trainable_variables[0].value.device
     tracked = reset_allocator_peak(device)
     start = time.perf_counter()
     step.get_concrete_function(batch)
