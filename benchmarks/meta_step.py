@@ -394,9 +394,11 @@ def reset_allocator_peak(device):
 def allocator_peak_mib(device):
     """TensorFlow's allocator's peak bytes in use on `device` since its last reset, in MiB.
 
-    The tensors' own peak, kernels' temporary buffers included: unlike the
-    process's RSS it does not count memory the allocator keeps in its pool,
-    so it varies little from process to process.
+    The chunks it handed out for the tensors (kernels' temporary buffers
+    included) at its peak, which its best-fit rounding can make larger than
+    the tensors (`profile_step.memory_peak`). Unlike the process's RSS it
+    does not count free memory the allocator keeps in its pool, so it varies
+    little from process to process.
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 

@@ -9,9 +9,10 @@ work included), the op time per step and the wall time per step.
 
 With `--memory`, traces one step with the allocator's events instead and
 prints where its memory peaks: the largest tensors alive at the peak of the
-recorded allocations (producing op, shape, MiB) and the allocator's own peak
-(`peak_bytes_in_use`, which also counts kernels' temporary buffers the
-event list does not name).
+recorded allocations (producing op, shape, MiB, and the MiB of the chunk the
+allocator gave each), the allocator's own peak (`peak_bytes_in_use`), and at
+that peak the live tensors' requested bytes against the chunks holding them
+(the allocator's rounding, `memory_peak`).
 
 Usage:
     python benchmarks/profile_step.py --learner=maml --mgaug=none --steps=3 --cores=1 --top=25
@@ -79,11 +80,18 @@ def _stat_values(plane, event):
 
 
 def memory_peak(logdir, top):
-    """The allocator's peak and the largest tensors alive at the recorded peak.
+    """The allocator's peak, the largest tensors alive at the recorded peak, and the allocator's rounding.
 
     Replays the trace's `MemoryAllocation` / `MemoryDeallocation` events in
     time order (matched by address) and keeps the live set where the sum of
-    requested bytes is largest.
+    requested bytes is largest. At the event where the allocator's bytes in
+    use are highest it also sums the live set's requested bytes and the
+    chunk bytes the allocator handed out for them: TensorFlow's best-fit
+    allocator gives a request a whole free chunk when the chunk is under
+    twice the request and under 128 MiB larger (its internal fragmentation
+    bound), so the chunk bytes can exceed the tensors' by up to that much per
+    tensor. What the allocator holds beyond the chunks was allocated before
+    the trace or outside the recorded events.
     """
     events, allocator_peak = [], 0
     for plane in cpu_planes(logdir):
@@ -96,6 +104,7 @@ def memory_peak(logdir, top):
                     events.append((line.timestamp_ns * 1000 + event.offset_ps, kind, values))
     events.sort(key=lambda item: item[0])
     live, live_bytes, peak_bytes, peak_live = {}, 0, 0, {}
+    in_use_peak, at_in_use_peak = -1, {}
     for _, kind, values in events:
         address = values.get("addr")
         if kind == "MemoryAllocation":
@@ -105,13 +114,26 @@ def memory_peak(logdir, top):
             live_bytes -= live.pop(address).get("requested_bytes", 0)
         if live_bytes > peak_bytes:
             peak_bytes, peak_live = live_bytes, dict(live)
+        # "bytes_allocated" is the allocator's bytes in use after the event.
+        if kind == "MemoryAllocation" and values.get("bytes_allocated", 0) > in_use_peak:
+            in_use_peak = values.get("bytes_allocated", 0)
+            at_in_use_peak = {
+                "op": values.get("tf_op", "?"), "shape": values.get("shape", "?"),
+                "requested": sum(v.get("requested_bytes", 0) for v in live.values()),
+                "chunks": sum(v.get("allocation_bytes", 0) for v in live.values())}
     largest = sorted(peak_live.values(), key=lambda v: -v.get("requested_bytes", 0))[:top]
     mib = 2.0 ** 20
     return {"allocator_peak_mib": round(allocator_peak / mib, 1),
             "recorded_live_peak_mib": round(peak_bytes / mib, 1),
             "largest_live_at_peak": [
                 {"op": v.get("tf_op", "?"), "shape": v.get("shape", "?"),
-                 "mib": round(v.get("requested_bytes", 0) / mib, 1)} for v in largest]}
+                 "mib": round(v.get("requested_bytes", 0) / mib, 1),
+                 "chunk_mib": round(v.get("allocation_bytes", 0) / mib, 1)} for v in largest],
+            "at_allocator_peak": {
+                "allocation": f"{at_in_use_peak.get('op', '?')} {at_in_use_peak.get('shape', '?')}",
+                "in_use_mib": round(max(in_use_peak, 0) / mib, 1),
+                "live_requested_mib": round(at_in_use_peak.get("requested", 0) / mib, 1),
+                "live_chunks_mib": round(at_in_use_peak.get("chunks", 0) / mib, 1)}}
 
 
 def main():

@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+from benchmarks import profile_step
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -23,3 +25,57 @@ def test_memory_profile_names_the_query_activations_alive_at_the_peak():
     # activations (5-way x 15 queries, 28 px, 64 channels, float32) lead.
     assert largest[0]["shape"] == "[75,28,28,64]"
     assert largest[0]["mib"] == round(75 * 28 * 28 * 64 * 4 / 2 ** 20, 1)
+    assert all(t["chunk_mib"] >= t["mib"] for t in largest)
+    at_peak = record["at_allocator_peak"]
+    assert (at_peak["live_requested_mib"] <= at_peak["live_chunks_mib"]
+            <= at_peak["in_use_mib"] <= record["allocator_peak_mib"])
+
+
+def _write_trace(folder, allocations):
+    """An XPlane trace of allocator events: `(kind, addr, op, requested, chunk, in_use)`."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=import-outside-toplevel
+
+    space = xplane_pb2.XSpace()
+    plane = space.planes.add(name="/host:CPU")
+    kinds = {"MemoryAllocation": 1, "MemoryDeallocation": 2}
+    for name, key in kinds.items():
+        plane.event_metadata[key].id, plane.event_metadata[key].name = key, name
+    stat_ids = {}
+    for index, name in enumerate(["addr", "tf_op", "shape", "requested_bytes",
+                                  "allocation_bytes", "bytes_allocated", "peak_bytes_in_use"]):
+        stat_ids[name] = index + 10
+        plane.stat_metadata[index + 10].id, plane.stat_metadata[index + 10].name = index + 10, name
+    line = plane.lines.add(name="allocator", timestamp_ns=0)
+    peak = 0
+    for offset, (kind, addr, op, requested, chunk, in_use) in enumerate(allocations):
+        peak = max(peak, in_use)
+        event = line.events.add(metadata_id=kinds[kind], offset_ps=offset * 1000)
+        for name, value in [("addr", addr), ("requested_bytes", requested),
+                            ("allocation_bytes", chunk), ("bytes_allocated", in_use),
+                            ("peak_bytes_in_use", peak)]:
+            event.stats.add(metadata_id=stat_ids[name], uint64_value=value)
+        for name, value in [("tf_op", op), ("shape", "[75,84,84,64]")]:
+            event.stats.add(metadata_id=stat_ids[name], str_value=value)
+    path = pathlib.Path(folder) / "host.xplane.pb"
+    path.write_bytes(space.SerializeToString())
+
+
+def test_memory_peak_separates_the_allocators_chunks_from_the_requested_bytes(tmp_path):
+    mib = 2 ** 20
+    # Two 100 MiB tensors in 192 MiB chunks (chunks under twice the request
+    # are handed out whole), then one freed and a 50 MiB tensor in an exact chunk.
+    _write_trace(tmp_path, [
+        ("MemoryAllocation", 1, "conv", 100 * mib, 192 * mib, 200 * mib),
+        ("MemoryAllocation", 2, "norm", 100 * mib, 192 * mib, 392 * mib),
+        ("MemoryDeallocation", 1, "", 100 * mib, 192 * mib, 200 * mib),
+        ("MemoryAllocation", 3, "pool_grad", 50 * mib, 50 * mib, 250 * mib),
+    ])
+    record = profile_step.memory_peak(str(tmp_path), top=2)
+    assert record["allocator_peak_mib"] == 392.0
+    assert record["recorded_live_peak_mib"] == 200.0
+    assert [(t["op"], t["mib"], t["chunk_mib"]) for t in record["largest_live_at_peak"]] == [
+        ("conv", 100.0, 192.0), ("norm", 100.0, 192.0)]
+    # The allocator peaks at the second allocation: 8 MiB held before the trace.
+    assert record["at_allocator_peak"] == {
+        "allocation": "norm [75,84,84,64]", "in_use_mib": 392.0,
+        "live_requested_mib": 200.0, "live_chunks_mib": 384.0}
