@@ -397,12 +397,14 @@ def allocator_peak_mib(device):
     The chunks it handed out for the tensors (kernels' temporary buffers
     included) at its peak, which its best-fit rounding can make larger than
     the tensors (`profile_step.memory_peak`). Unlike the process's RSS it
-    does not count free memory the allocator keeps in its pool, so it varies
-    little from process to process.
+    does not count free memory the allocator keeps in its pool. None where
+    the allocator took the reset but counted nothing (oneDNN's system
+    allocator, `TF_ONEDNN_USE_SYSTEM_ALLOCATOR`): a step always allocates.
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    return tf.config.experimental.get_memory_info(device)["peak"] / 2.0 ** 20
+    peak = tf.config.experimental.get_memory_info(device)["peak"]
+    return peak / 2.0 ** 20 if peak > 0 else None
 
 
 def image_shape(experiment, options):
@@ -613,7 +615,8 @@ def measure_step(experiment, options):
     # The peak of training itself: the FLOP count below may trace sub-network
     # passes at each fixed resolution, which the training process never does.
     training_peak_rss = peak_rss_mib()
-    allocator = {"allocator_peak_mib": round(allocator_peak_mib(device), 1)} if tracked else {}
+    peak = allocator_peak_mib(device) if tracked else None
+    allocator = {} if peak is None else {"allocator_peak_mib": round(peak, 1)}
     count_start = time.perf_counter()
     gflops = static_gflops = graph_gflops(step.get_concrete_function(batch).graph)
     per_resolution = {}

@@ -89,9 +89,9 @@ def memory_peak(logdir, top):
     chunk bytes the allocator handed out for them: TensorFlow's best-fit
     allocator gives a request a whole free chunk when the chunk is under
     twice the request and under 128 MiB larger (its internal fragmentation
-    bound), so the chunk bytes can exceed the tensors' by up to that much per
-    tensor. What the allocator holds beyond the chunks was allocated before
-    the trace or outside the recorded events.
+    bound), so a tensor's chunk can exceed it by less than the smaller of
+    its size and 128 MiB. What the allocator holds beyond the chunks was
+    allocated before the trace or outside the recorded events.
     """
     events, allocator_peak = [], 0
     for plane in cpu_planes(logdir):

@@ -31,8 +31,11 @@ def test_memory_profile_names_the_query_activations_alive_at_the_peak():
             <= at_peak["in_use_mib"] <= record["allocator_peak_mib"])
 
 
-def _write_trace(folder, allocations):
-    """An XPlane trace of allocator events: `(kind, addr, op, requested, chunk, in_use)`."""
+def _write_trace(folder, allocations, peak_before=0):
+    """An XPlane trace of allocator events: `(kind, addr, op, requested, chunk, in_use)`.
+
+    `peak_before` is the allocator's peak from before the trace (its warm-up).
+    """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=import-outside-toplevel
 
     space = xplane_pb2.XSpace()
@@ -46,7 +49,7 @@ def _write_trace(folder, allocations):
         stat_ids[name] = index + 10
         plane.stat_metadata[index + 10].id, plane.stat_metadata[index + 10].name = index + 10, name
     line = plane.lines.add(name="allocator", timestamp_ns=0)
-    peak = 0
+    peak = peak_before
     for offset, (kind, addr, op, requested, chunk, in_use) in enumerate(allocations):
         peak = max(peak, in_use)
         event = line.events.add(metadata_id=kinds[kind], offset_ps=offset * 1000)
@@ -62,20 +65,22 @@ def _write_trace(folder, allocations):
 
 def test_memory_peak_separates_the_allocators_chunks_from_the_requested_bytes(tmp_path):
     mib = 2 ** 20
-    # Two 100 MiB tensors in 192 MiB chunks (chunks under twice the request
-    # are handed out whole), then one freed and a 50 MiB tensor in an exact chunk.
+    # 8 MiB held before the trace. The requested bytes peak with conv and norm
+    # alive; the allocator's bytes in use peak later, when a 90 MiB tensor is
+    # handed a 160 MiB chunk whole (see `memory_peak`).
     _write_trace(tmp_path, [
-        ("MemoryAllocation", 1, "conv", 100 * mib, 192 * mib, 200 * mib),
-        ("MemoryAllocation", 2, "norm", 100 * mib, 192 * mib, 392 * mib),
-        ("MemoryDeallocation", 1, "", 100 * mib, 192 * mib, 200 * mib),
-        ("MemoryAllocation", 3, "pool_grad", 50 * mib, 50 * mib, 250 * mib),
-    ])
+        ("MemoryAllocation", 1, "conv", 100 * mib, 100 * mib, 108 * mib),
+        ("MemoryAllocation", 2, "norm", 100 * mib, 100 * mib, 208 * mib),
+        ("MemoryDeallocation", 1, "", 100 * mib, 100 * mib, 108 * mib),
+        ("MemoryAllocation", 3, "pool_grad", 90 * mib, 160 * mib, 268 * mib),
+        ("MemoryDeallocation", 3, "", 90 * mib, 160 * mib, 108 * mib),
+    ], peak_before=300 * mib)
     record = profile_step.memory_peak(str(tmp_path), top=2)
-    assert record["allocator_peak_mib"] == 392.0
+    # The allocator's own peak statistic includes the warm-up's.
+    assert record["allocator_peak_mib"] == 300.0
     assert record["recorded_live_peak_mib"] == 200.0
     assert [(t["op"], t["mib"], t["chunk_mib"]) for t in record["largest_live_at_peak"]] == [
-        ("conv", 100.0, 192.0), ("norm", 100.0, 192.0)]
-    # The allocator peaks at the second allocation: 8 MiB held before the trace.
+        ("conv", 100.0, 100.0), ("norm", 100.0, 100.0)]
     assert record["at_allocator_peak"] == {
-        "allocation": "norm [75,84,84,64]", "in_use_mib": 392.0,
-        "live_requested_mib": 200.0, "live_chunks_mib": 384.0}
+        "allocation": "pool_grad [75,84,84,64]", "in_use_mib": 268.0,
+        "live_requested_mib": 190.0, "live_chunks_mib": 260.0}
