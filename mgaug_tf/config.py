@@ -277,6 +277,10 @@ class LearnerConfig(_Section):
         False, "recompute", "MAML, FOMAML, Meta-SGD, ANIL: recompute inner steps in the "
         "backward pass instead of storing them (second-order MAML with ResNet-12 in less "
         "memory, for about one more support pass per inner step).")
+    log_before_adaptation: bool = _field(
+        False, "log_before_adaptation", "MAML, FOMAML, Meta-SGD, ANIL: also log the query "
+        "accuracy (regression: loss) before the inner loop each training step, for one more "
+        "forward pass of each task's query set.")
     parallel_tasks: int = _field(
         1, "parallel_tasks", "Tasks of a meta-batch computed at once (same values; each task in "
         "flight holds its own graph in memory). Above 1 it speeds up small images, whose ops "

@@ -148,13 +148,16 @@ def build_learner(model_config: config_lib.ModelConfig,
                                     inner_lr=learner_config.inner_lr,
                                     inner_steps=learner_config.inner_steps,
                                     eval_inner_steps=learner_config.eval_inner_steps,
-                                    recompute=learner_config.recompute, **common)
+                                    recompute=learner_config.recompute,
+                                    log_before_adaptation=learner_config.log_before_adaptation,
+                                    **common)
         else:
-            if learner_config.recompute:
-                raise config_lib.ConfigFieldError(
-                    ("model.learner.recompute",),
-                    f"recompute applies to the gradient-based learners ({learner_config.name} "
-                    "has no inner loop).")
+            for name in ("recompute", "log_before_adaptation"):
+                if getattr(learner_config, name):
+                    raise config_lib.ConfigFieldError(
+                        (f"model.learner.{name}",),
+                        f"{name} applies to the gradient-based learners "
+                        f"({learner_config.name} has no inner loop).")
             learner = learner_class(backbone, n_way, **common)
         if image_shape is not None:
             learner.build(tuple(image_shape))

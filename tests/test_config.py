@@ -55,6 +55,8 @@ def test_config_field_errors_name_the_fields_and_keep_the_constructors_words():
      "model.backbone.fused_batch_norm"),
     ({"model.learner.name": "protonet", "model.learner.recompute": True},
      "model.learner.recompute"),
+    ({"model.learner.name": "protonet", "model.learner.log_before_adaptation": True},
+     "model.learner.log_before_adaptation"),
     ({"model.learner.inner_lr": 0.0}, "model.learner.inner_lr"),
 ])
 def test_unknown_names_and_refused_values_name_their_field(overrides, path):

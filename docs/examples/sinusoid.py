@@ -28,7 +28,7 @@ def main(meta_steps=600, test_tasks=40):
 
     network = FewShotRegressor(MLP(hidden_units=(40, 40)), output_size=1)
     learner = mg.MAML(network, n_way=None, objective="regression", inner_lr=0.01,
-                      inner_steps=1, eval_inner_steps=10)
+                      inner_steps=1, eval_inner_steps=10, log_before_adaptation=True)
     learner.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = learner.fit(batches, steps_per_epoch=meta_steps, epochs=1, verbose=0)
     print(f"after {meta_steps} meta-steps: query MSE {history.history['loss'][-1]:.3f} after "

@@ -139,7 +139,7 @@ class MetaLearner(keras.Model):
     """Base class of every learner (gradient-based and metric-based).
 
     Subclasses implement `_query_logits(weights, task, masks, training)` and
-    may override `_logits_before_adaptation`.
+    may override `_logits_before_adaptation` with `_has_accuracy_before`.
 
     Args:
         network: The Keras model whose weights are meta-learned (and masked by
@@ -162,7 +162,8 @@ class MetaLearner(keras.Model):
             logits, `cross_entropy`; logs `loss` and `accuracy`) or
             `"regression"` (float targets `[S, D]`, outputs `[S, D]`,
             `mean_squared_error` over all entries; logs `loss`, and
-            gradient learners `loss_before`; needs `n_way=None`).
+            gradient learners with `log_before_adaptation` `loss_before`;
+            needs `n_way=None`).
         parallel_tasks: How many of a meta-batch's tasks the meta-step may
             compute at once, an integer >= 1 (default 1: one after the
             other). The meta-gradient is still summed in task order, so the
@@ -474,7 +475,8 @@ class MetaLearner(keras.Model):
                 logs["accuracy"] = accuracy(task.query_labels, outcome.query_logits)
             new_non_trainable = outcome.new_non_trainable
         before = self._logits_before_adaptation(
-            functional.read_values(self.network.trainable_variables), task)
+            functional.read_values(self.network.trainable_variables),
+            task) if self._has_accuracy_before() else None
         if before is not None:
             if self.objective == "classification":
                 logs["accuracy_before"] = accuracy(task.query_labels, before)
@@ -653,8 +655,11 @@ class MetaLearner(keras.Model):
         return names
 
     def _has_accuracy_before(self):
-        """Whether the learner logs the unadapted network's query accuracy (or loss)."""
-        return True
+        """Whether the learner logs the unadapted network's query accuracy (or loss).
+
+        Learners that do override it with `_logits_before_adaptation`.
+        """
+        return False
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:

@@ -44,6 +44,10 @@ class GradientLearner(MetaLearner):
             second-order MAML with ResNet-12. Exact: the support loss gets
             every tensor it reads (images, masks, ANIL's features) as an
             argument of the recomputed step.
+        log_before_adaptation: Also log, each training step, the query
+            accuracy (regression: loss) of the network before the inner loop
+            (`accuracy_before`, `loss_before`): one more forward pass of each
+            task's query set, which the reference code does not run.
         **kwargs: See `MetaLearner` (`bn_mode`, `task_reduction`,
             `augmentation`, `objective`, ...).
 
@@ -62,10 +66,12 @@ class GradientLearner(MetaLearner):
     eval_inner_steps: int
     first_order: bool
     recompute: bool
+    log_before_adaptation: bool
 
     def __init__(self, network: keras.Model, n_way: Optional[int] = None, inner_lr: float = 0.01,
                  inner_steps: int = 5, eval_inner_steps: Optional[int] = None,
-                 first_order: bool = False, recompute: bool = False, **kwargs: Any) -> None:
+                 first_order: bool = False, recompute: bool = False,
+                 log_before_adaptation: bool = False, **kwargs: Any) -> None:
         owner = type(self).__name__
         check_inner_loop(inner_lr, inner_steps, eval_inner_steps, owner)
         self.inner_lr = float(inner_lr)
@@ -73,6 +79,7 @@ class GradientLearner(MetaLearner):
         self.eval_inner_steps = int(inner_steps if eval_inner_steps is None else eval_inner_steps)
         self.first_order = bool(first_order)
         self.recompute = bool(recompute)
+        self.log_before_adaptation = bool(log_before_adaptation)
         super().__init__(network, n_way, **kwargs)
         if self.objective == "classification":
             check_network_width(network, getattr(network, "n_way", None), self.n_way, owner)
@@ -120,9 +127,12 @@ class GradientLearner(MetaLearner):
         logits, _ = self._network_call(weights, task.query_images, None, True)
         return logits
 
+    def _has_accuracy_before(self):
+        return self.log_before_adaptation
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(inner_lr=self.inner_lr, inner_steps=self.inner_steps,
                       eval_inner_steps=self.eval_inner_steps, first_order=self.first_order,
-                      recompute=self.recompute)
+                      recompute=self.recompute, log_before_adaptation=self.log_before_adaptation)
         return config

@@ -65,9 +65,6 @@ class ProtoNet(MetaLearner):
                 owner="ProtoNet")
         super().__init__(network, n_way, **kwargs)
 
-    def _has_accuracy_before(self):
-        return False
-
     def _query_logits(self, weights, task, masks=None, training=True):
         support_embeddings, _ = self._network_call(weights, task.support_images, masks, training)
         query_embeddings, new_statistics = self._network_call(

@@ -5,7 +5,8 @@ overlays them. Tags written:
 
 * train: `loss` / `accuracy` (full network's query loss and accuracy after
   adaptation; regression: the loss is the MSE, and there is no accuracy),
-  `accuracy_before_adaptation` (regression: `loss_before_adaptation`), `subnet/loss`,
+  `accuracy_before_adaptation` (regression: `loss_before_adaptation`; with
+  `--log_before_adaptation`), `subnet/loss`,
   `subnet/accuracy` (MGAug sub-networks), `meta_gradient_norm/full`,
   `meta_gradient_norm/augmented`, `sparsity/<strategy>/subnet_<k>`,
   `learning_rate/outer`, `learning_rate/inner` (Meta-SGD: `.../mean`,

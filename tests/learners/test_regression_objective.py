@@ -62,7 +62,8 @@ def test_maml_regression_query_loss_equals_numpy_closed_form():
 @pytest.mark.parametrize("kind", [mg.MAML, mg.FOMAML, mg.ANIL, mg.MetaSGD])
 def test_regression_learners_log_losses_and_no_accuracy(kind):
     network = linear_network(dtype="float32")
-    learner = kind(network, None, objective="regression", inner_steps=1)
+    learner = kind(network, None, objective="regression", inner_steps=1,
+                   log_before_adaptation=True)
     learner.compile(keras.optimizers.SGD(0.01))
     batch = regression_batch(dtype="float32")
     history = learner.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=2,
@@ -78,7 +79,8 @@ def test_regression_learners_log_losses_and_no_accuracy(kind):
 
 def test_loss_before_is_the_unadapted_query_mse():
     network = linear_network(dtype="float64")
-    learner = mg.MAML(network, None, objective="regression", inner_steps=1)
+    learner = mg.MAML(network, None, objective="regression", inner_steps=1,
+                      log_before_adaptation=True)
     batch = regression_batch()
     _, logs, _ = learner._meta_gradients_and_logs(batch)
     kernel, bias = (np.asarray(v) for v in network.trainable_variables)
@@ -86,6 +88,21 @@ def test_loss_before_is_the_unadapted_query_mse():
     expected = np.mean([np.mean((query_x[t] @ kernel + bias - query_y[t]) ** 2)
                         for t in range(2)])
     assert float(logs["loss_before"]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_unadapted_query_pass_runs_only_when_logged(monkeypatch):
+    learner = mg.MAML(linear_network(dtype="float64"), None, objective="regression",
+                      inner_steps=1)
+    def unexpected(weights, task):
+        raise AssertionError("the query pass before adaptation ran without being logged")
+
+    monkeypatch.setattr(learner, "_logits_before_adaptation", unexpected)
+    gradients, logs, _ = learner._meta_gradients_and_logs(regression_batch())
+    assert "loss_before" not in logs and all(g is not None for g in gradients)
+    assert mg.MAML.from_config(learner.get_config()).log_before_adaptation is False
+    logged = mg.MAML(linear_network(), None, objective="regression", inner_steps=1,
+                     log_before_adaptation=True)
+    assert mg.MAML.from_config(logged.get_config()).log_before_adaptation is True
 
 
 def test_mgaug_regression_logs_no_subnet_accuracy():
@@ -98,7 +115,7 @@ def test_mgaug_regression_logs_no_subnet_accuracy():
     history = learner.fit(tf.data.Dataset.from_tensors(regression_batch(dtype="float32"))
                           .repeat(), steps_per_epoch=1, verbose=0)
     assert sorted(history.history) == ["augmented_grad_norm", "full_grad_norm", "loss",
-                                       "loss_before", "sparsity_0", "sparsity_1", "subnet_loss"]
+                                       "sparsity_0", "sparsity_1", "subnet_loss"]
 
 
 def test_objective_and_n_way_are_checked_in_the_constructor():

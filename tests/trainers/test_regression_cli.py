@@ -19,7 +19,8 @@ SINUSOID = ["--dataset=sinusoid", "--backbone=mlp", "--hidden_units=16,16", "--k
 def test_sinusoid_run_reports_mse_and_keeps_the_lowest_validation_mse(run_main):
     code, err, model_dir = run_main(
         *SINUSOID, "--train_steps=6", "--eval_every=2", "--val_episodes=8",
-        "--eval_episodes=12", "--eval_k_query=20", "--checkpoint_every=3", "--summary_every=2")
+        "--eval_episodes=12", "--eval_k_query=20", "--checkpoint_every=3", "--summary_every=2",
+        "--log_before_adaptation")
     assert code == 0, err
     validation = dict(report.read_scalars(str(model_dir / "val"))["loss"])
     assert sorted(validation) == [2, 4, 6]
