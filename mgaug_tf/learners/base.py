@@ -474,9 +474,10 @@ class MetaLearner(keras.Model):
             if self.objective == "classification":
                 logs["accuracy"] = accuracy(task.query_labels, outcome.query_logits)
             new_non_trainable = outcome.new_non_trainable
-        before = self._logits_before_adaptation(
-            functional.read_values(self.network.trainable_variables),
-            task) if self._has_accuracy_before() else None
+        before = None
+        if self._has_accuracy_before():
+            before = self._logits_before_adaptation(
+                functional.read_values(self.network.trainable_variables), task)
         if before is not None:
             if self.objective == "classification":
                 logs["accuracy_before"] = accuracy(task.query_labels, before)
@@ -657,7 +658,7 @@ class MetaLearner(keras.Model):
     def _has_accuracy_before(self):
         """Whether the learner logs the unadapted network's query accuracy (or loss).
 
-        Learners that do override it with `_logits_before_adaptation`.
+        True only for a learner that overrides `_logits_before_adaptation`.
         """
         return False
 
